@@ -1,0 +1,1 @@
+"""DuckDB-backed analysis functions behind the notebooks."""

@@ -1,0 +1,1 @@
+"""The capture file: schema, classification, redaction, writer, import/export."""

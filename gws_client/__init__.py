@@ -1,0 +1,1 @@
+"""Bayeux codec, asyncio CometD client drivers, GWS REST client and scripted desktops."""

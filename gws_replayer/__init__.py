@@ -1,0 +1,1 @@
+"""Replay engine: against a GWS, as a mock GWS, and under load."""

@@ -1,0 +1,5 @@
+import sys
+
+from gwsreplay.cli import main
+
+sys.exit(main())

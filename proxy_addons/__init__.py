@@ -1,0 +1,1 @@
+"""mitmproxy addons (load with mitmdump -s proxy_addons/capture.py)."""
