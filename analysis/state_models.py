@@ -1,0 +1,338 @@
+"""Reference state models of GWS resources, written as data.
+
+Each model lists the states a resource can be in and the transitions the GWS
+reference documents (or that follow directly from it), with the operation or
+event that drives each. ``coverage.py`` compares what a capture shows with
+these models: which transitions were exercised, which were never reached, and
+which observed transitions the model does not allow (anomalies).
+
+Sources (``../shared/gws-reference/``):
+  * ``L<n>``  a line in gws-8.6-api-reference.txt (the 8.6 API reference)
+  * ``P§n``   a section of protocol.md (digest of the same reference)
+  * ``M§n``   a section of media.md (digest of the non-voice APIs)
+Transitions marked ``inferred=True`` are not shown by a sample: they follow from
+a state description, from the capabilities a sample lists, or by analogy with a
+sibling API (the note says which).
+
+Only *state changes* are modelled. Operations that leave the state alone
+(AttachUserData on an Established call, SendMessage in a chat, ...) are covered
+by the operation coverage, not here; consecutive notifications with the same
+state collapse into one observation.
+
+How a model is read from a capture is also data: the CometD ``messageType`` that
+carries the resource, the JSON path of the resource object inside ``data``
+(``[*]`` when the message holds a list, as DeviceStateChangeMessage does), and a
+SQL expression over that object (bound as ``obj``) giving the state label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Pseudo-state before a resource's first notification. A transition from NEW
+#: says how a resource comes into existence (Dial creates a Dialing call).
+NEW = "(new)"
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: str
+    target: str
+    #: operationNames and/or events ("event: ...") that drive the change.
+    triggers: tuple[str, ...]
+    ref: str
+    inferred: bool = False
+
+
+@dataclass(frozen=True)
+class StateModel:
+    name: str
+    title: str
+    message_types: tuple[str, ...]
+    #: JSON path of the resource object inside the notification's ``data``.
+    object_path: str
+    #: SQL over the JSON value ``obj`` (one resource object) -> state label.
+    state_sql: str
+    #: SQL over ``obj`` -> resource id (calls and interactions: ``$.id``).
+    id_sql: str = "json_extract_string(obj, '$.id')"
+    states: tuple[str, ...] = ()
+    transitions: tuple[Transition, ...] = ()
+    #: True when a resource's first notification shows its birth (a call appears
+    #: as Dialing or Ringing). False for devices: the first DeviceStateChange of
+    #: a capture says where the agent already was, not how it got there.
+    observes_creation: bool = True
+    #: Spellings that mean the same state (normalised before comparison).
+    aliases: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def edges(self) -> set[tuple[str, str]]:
+        return {(t.source, t.target) for t in self.transitions}
+
+    def allows(self, source: str, target: str) -> bool:
+        return (source, target) in self.edges
+
+    def transition(self, source: str, target: str) -> Transition | None:
+        return next((t for t in self.transitions if (t.source, t.target) == (source, target)), None)
+
+
+def _t(source, target, triggers, ref, inferred=False) -> Transition:
+    if isinstance(triggers, str):
+        triggers = (triggers,)
+    return Transition(source, target, tuple(triggers), ref, inferred)
+
+
+# --------------------------------------------------------------------------- voice
+
+# Call states: "Dialing, Held, Established, and so on" (L4303); the states seen in
+# the Voice API samples are Dialing, Ringing, Established, Held, Released (P§3.6).
+CALL = StateModel(
+    name="call",
+    title="Voice call (CallStateChangeMessage.call.state)",
+    message_types=("CallStateChangeMessage",),
+    object_path="$.call",
+    state_sql="json_extract_string(obj, '$.state')",
+    states=("Dialing", "Ringing", "Established", "Held", "Released"),
+    transitions=(
+        # Dial "initiates a new outbound call" (L5313); first notification Dialing (L5367).
+        # InitiateTransfer/InitiateConference create the consult call "in the dialing
+        # state" (L6576; samples L7338, L6682).
+        _t(NEW, "Dialing", ("Dial", "InitiateTransfer", "InitiateConference"), "L5313, L5367, L6682, L7338"),
+        # Inbound call delivered: "Since this call is ringing ..." (L1139-1172).
+        _t(NEW, "Ringing", "event: inbound call delivered", "L1139"),
+        # Consult call answered by the destination (InitiateTransfer sample L7461).
+        _t("Dialing", "Established", "event: destination answered", "L7461"),
+        # Hang up before the far end answers: Dialing capabilities "might be [\"HangUp\", \"Hold\"]" (L4310).
+        _t("Dialing", "Released", ("Hangup", "event: destination busy or no answer"), "L4310, L5867", inferred=True),
+        _t("Ringing", "Established", "Answer", "L5493, L5546"),
+        # Reject redirects a queued call back to its queue (L5592, Released L5641).
+        _t("Ringing", "Released", ("Reject", "event: caller abandoned"), "L5592, L5641"),
+        # Hold (L5677, Held L5721); InitiateTransfer/InitiateConference hold the
+        # current call (L6576; samples L7283, L6628); SwapCalls (L8275, L8377).
+        _t("Established", "Held", ("Hold", "InitiateTransfer", "InitiateConference", "SwapCalls"),
+           "L5677, L5721, L6628, L7283, L8377"),
+        # Retrieve (L5774, Established L5818); SwapCalls (L8324); CompleteConference
+        # brings the held call back (L6726, Established L6819).
+        _t("Held", "Established", ("Retrieve", "SwapCalls", "CompleteConference"), "L5774, L5818, L6819, L8324"),
+        # Hangup (L5867, Released L5911); SingleStepTransfer (L7061, L7114);
+        # CompleteTransfer (L7765, L7813); CompleteConference releases the consult
+        # call (L6773); ClearCall ends the conference (L6975, L7018); far-end hang-up.
+        _t("Established", "Released",
+           ("Hangup", "SingleStepTransfer", "CompleteTransfer", "CompleteConference", "ClearCall",
+            "event: far end hung up"),
+           "L5911, L6773, L7018, L7114, L7813"),
+        # CompleteTransfer also releases the held original call (second Released, L7858);
+        # Held capabilities include Hangup (L5752).
+        _t("Held", "Released", ("CompleteTransfer", "Hangup", "event: far end hung up"), "L7858, L5752"),
+    ),
+)
+
+
+def _agent_label_sql(obj: str = "obj") -> str:
+    """userState.state, plus '+workMode' for the NotReady work modes.
+
+    ManualIn/AutoIn are the modes of Ready (L4656-4680) and say nothing about the
+    agent state, so they are dropped; Logout (L39218) and LoggedOut (L4939 sample)
+    are one state.
+    """
+    st = f"json_extract_string({obj}, '$.userState.state')"
+    wm = f"json_extract_string({obj}, '$.userState.workMode')"
+    return (
+        f"CASE WHEN {st} = 'Logout' THEN 'LoggedOut' "
+        f"WHEN coalesce({wm}, '') IN ('', 'ManualIn', 'AutoIn', 'Unknown') THEN {st} "
+        f"ELSE {st} || '+' || {wm} END"
+    )
+
+
+_LOGGED_IN = ("Ready", "NotReady", "NotReady+AuxWork", "NotReady+AfterCallWork")
+# The operation that produces each logged-in state (agent-states table, L39210-39218).
+_STATE_OP = {"Ready": "Ready", "NotReady": "NotReady", "NotReady+AuxWork": "AuxWork",
+             "NotReady+AfterCallWork": "AfterCallWork"}
+_STATE_REF = {"Ready": "L4656", "NotReady": "L4727", "NotReady+AuxWork": "L4797",
+              "NotReady+AfterCallWork": "L4868"}
+
+
+def _agent_transitions() -> tuple[Transition, ...]:
+    out: list[Transition] = []
+    # "You can send any agent state operation at any time" (L39220): every
+    # logged-in state reaches every other through that state's operation.
+    for src in _LOGGED_IN:
+        for dst in _LOGGED_IN:
+            if src != dst:
+                out.append(_t(src, dst, f"{_STATE_OP[dst]}", f"{_STATE_REF[dst]}, L39220"))
+        # Offline -> userState LoggedOut (L4939, sample L4991); EndContactCenterSession
+        # "logs out the agent" (L4622).
+        out.append(_t(src, "LoggedOut", ("Offline", "EndContactCenterSession"), "L4939, L4991, L4622"))
+    # StartContactCenterSession "logs in the user on that device" (L4385, L4402); the
+    # state after login is T-Server's: NotReady+AuxWork in Sample 6 (L4572, L4600),
+    # NotReady by default (inferred), Ready with workmode AutoIn (L4400-4410, inferred).
+    out.append(_t("LoggedOut", "NotReady", ("StartContactCenterSession", "NotReady"), "L4385, L4402", inferred=True))
+    out.append(_t("LoggedOut", "NotReady+AuxWork", ("StartContactCenterSession", "AuxWork"), "L4572, L4600"))
+    out.append(_t("LoggedOut", "Ready", ("StartContactCenterSession", "Ready"), "L4385, L4656", inferred=True))
+    return tuple(out)
+
+
+AGENT_STATE = StateModel(
+    name="agent_state",
+    title="Agent state (device userState.state + workMode)",
+    message_types=("DeviceStateChangeMessage",),
+    object_path="$.devices[*]",
+    state_sql=_agent_label_sql(),
+    states=_LOGGED_IN + ("LoggedOut",),
+    transitions=_agent_transitions(),
+    observes_creation=False,
+    notes="Custom agent states (e.g. Training, P§7) show up as NotReady+<workMode> and are "
+          "reported as states the model does not know.",
+)
+
+# doNotDisturb is "On" or "Off" (L4377); DoNotDisturbOn/Off on the device (L5010,
+# L5084) or on all channels via POST /api/v2/me (L36879, M§14).
+DND = StateModel(
+    name="dnd",
+    title="Do not disturb (device doNotDisturb)",
+    message_types=("DeviceStateChangeMessage",),
+    object_path="$.devices[*]",
+    state_sql="json_extract_string(obj, '$.doNotDisturb')",
+    states=("Off", "On"),
+    transitions=(
+        _t("Off", "On", "DoNotDisturbOn", "L5010, L5067"),
+        _t("On", "Off", "DoNotDisturbOff", "L5084, L5141"),
+    ),
+    observes_creation=False,
+)
+
+# Forwarding has no state field: ForwardCallsOn adds forwardTo and swaps the
+# ForwardCallsOn capability for ForwardCallsOff (L5158, sample L5220-5224). The
+# ForwardCallsOff sample (L5236, L5296-5300) repeats the On sample, so the capability wins
+# over forwardTo when they disagree.
+FORWARDING = StateModel(
+    name="forwarding",
+    title="Call forwarding (device forwardTo / ForwardCalls* capability)",
+    message_types=("DeviceStateChangeMessage",),
+    object_path="$.devices[*]",
+    state_sql=(
+        "CASE WHEN contains(coalesce(json_extract(obj, '$.capabilities')::VARCHAR, ''), '\"ForwardCallsOff\"') "
+        "THEN 'On' "
+        "WHEN contains(coalesce(json_extract(obj, '$.capabilities')::VARCHAR, ''), '\"ForwardCallsOn\"') "
+        "THEN 'Off' "
+        "WHEN coalesce(json_extract_string(obj, '$.forwardTo'), '') <> '' THEN 'On' ELSE 'Off' END"
+    ),
+    states=("Off", "On"),
+    transitions=(
+        _t("Off", "On", "ForwardCallsOn", "L5158, L5220"),
+        _t("On", "Off", "ForwardCallsOff", "L5236"),
+    ),
+    observes_creation=False,
+)
+
+# --------------------------------------------------------------------------- media
+
+# IM states: "Initiating" (EventDialing), "Talking" (EventEstablished),
+# "Alerting" (EventRinging), "Completed" (EventReleased) (L10739; M§1).
+IM_SESSION = StateModel(
+    name="im_session",
+    title="IM session (IMSessionStateChangeMessage.imSession.state)",
+    message_types=("IMSessionStateChangeMessage",),
+    object_path="$.imSession",
+    state_sql="trim(json_extract_string(obj, '$.state'))",  # L10644 has " Talking"
+    states=("Initiating", "Alerting", "Talking", "Completed"),
+    transitions=(
+        # The InitiateIMSession sample goes straight to Talking (L10748, L10802).
+        _t(NEW, "Talking", "InitiateIMSession", "L10748, L10802"),
+        _t(NEW, "Initiating", "InitiateIMSession", "L10739", inferred=True),
+        _t(NEW, "Alerting", "event: inbound IM (EventRinging)", "L10739", inferred=True),
+        _t("Initiating", "Talking", "event: EventEstablished", "L10739", inferred=True),
+        _t("Alerting", "Talking", "event: EventEstablished", "L10739", inferred=True),
+        _t("Talking", "Completed", ("Complete", "event: EventReleased"), "L11107, L11154"),
+        _t("Initiating", "Completed", "event: EventReleased", "L10739", inferred=True),
+        _t("Alerting", "Completed", "event: EventReleased", "L10739", inferred=True),
+    ),
+)
+
+# Chat states are not enumerated by the reference (M§2, M§15.1); these are the
+# ones its samples show. InWorkbin comes from the Workbins API (M§12).
+CHAT = StateModel(
+    name="chat",
+    title="Chat (ChatStateChangeMessage.chat.state)",
+    message_types=("ChatStateChangeMessage",),
+    object_path="$.chat",
+    state_sql="json_extract_string(obj, '$.state')",
+    states=("Invited", "Chatting", "LeftChat", "Completed", "Revoked", "InWorkbin"),
+    transitions=(
+        # Agent-side Invited appears only in the supervisor Intrude sample (L15155, L15243).
+        _t(NEW, "Invited", ("event: chat offered", "Intrude"), "L15243", inferred=True),
+        _t("Invited", "Chatting", "Accept", "L11560, L11620"),
+        # Reject: "presented to another agent", Completed (L11765, L11822).
+        _t("Invited", "Completed", "Reject", "L11765, L11822"),
+        # Leave outside a conference -> LeftChat (L11904, L11957) ...
+        _t("Chatting", "LeftChat", "Leave", "L11904, L11957"),
+        # ... inside a conference/consultation -> Completed (L11977); Complete (L11985, L12046);
+        # Transfer: no notification sample (L13563), sender side by analogy with workitems.
+        _t("Chatting", "Completed", ("Complete", "Leave", "Transfer"), "L11977, L11985, L12046"),
+        # LeftChat capabilities still offer Complete (L11957-11965).
+        _t("LeftChat", "Completed", "Complete", "L11957", inferred=True),
+        # Supervisor's copy when the chat is completed or queued (L14962).
+        _t("Chatting", "Revoked", "event: chat completed or placed in a queue", "L14953, L14962"),
+        _t("Chatting", "InWorkbin", "AddChat", "L33346", inferred=True),
+        _t("InWorkbin", "Chatting", "PullChat", "L33441", inferred=True),
+    ),
+)
+
+# Email states: Invited (Inbound), Processing (Inbound), Composing (Outbound),
+# Completed (L16824); samples add Sent and Canceled (M§5).
+EMAIL = StateModel(
+    name="email",
+    title="Email (EmailStateChangeMessage.email.state)",
+    message_types=("EmailStateChangeMessage",),
+    object_path="$.email",
+    state_sql="json_extract_string(obj, '$.state')",
+    states=("Invited", "Processing", "Composing", "Sent", "Canceled", "Completed", "InWorkbin"),
+    transitions=(
+        _t(NEW, "Invited", "event: inbound email offered", "L16824", inferred=True),
+        # Create (L17099, Composing L17147); Reply/ReplyAll create the outbound reply
+        # in Composing (L17323, L17428).
+        _t(NEW, "Composing", ("Create", "Reply", "ReplyAll"), "L17099, L17147, L17323, L17428"),
+        _t("Invited", "Processing", "Accept", "L16838, L16965"),
+        _t("Invited", "Completed", "Reject", "L16983, L17079"),
+        _t("Composing", "Sent", "Send", "L17536, L17652"),
+        _t("Composing", "Canceled", "Cancel", "L17264, L17314"),
+        # Complete (L17824, L17949); Transfer's sample (L18728) shows the receiving
+        # side, the sender's Completed is by analogy with workitems (L36409).
+        _t("Processing", "Completed", ("Complete", "Transfer"), "L17824, L17949"),
+        _t("Processing", "InWorkbin", "AddEmail", "L33332", inferred=True),
+        _t("InWorkbin", "Processing", "PullEmail", "L33441", inferred=True),
+    ),
+)
+
+# Workitem states are not enumerated; the samples show Invited, Processing,
+# Completed, and the Workbins API adds InWorkbin (M§13).
+WORKITEM = StateModel(
+    name="workitem",
+    title="Workitem (WorkitemStateChangeMessage.workitem.state)",
+    message_types=("WorkitemStateChangeMessage",),
+    object_path="$.workitem",
+    state_sql="json_extract_string(obj, '$.state')",
+    states=("Invited", "Processing", "Completed", "InWorkbin"),
+    transitions=(
+        # An invitation, e.g. after a transfer (L36497, L36535).
+        _t(NEW, "Invited", "event: workitem offered", "L36535"),
+        _t(NEW, "Processing", "Create", "L35754, L35799"),
+        _t("Invited", "Processing", "Accept", "L35818, L35857"),
+        _t("Invited", "Completed", "Reject", "L35911, L35950"),
+        # Complete (L36034, L36085); Transfer completes the sender's copy (L36409).
+        _t("Processing", "Completed", ("Complete", "Transfer"), "L36034, L36085, L36409"),
+        _t("Processing", "InWorkbin", "AddWorkitem", "L33357"),
+        _t("InWorkbin", "Processing", "PullWorkitem", "L33441"),
+    ),
+)
+
+MODELS: dict[str, StateModel] = {
+    m.name: m for m in (CALL, AGENT_STATE, DND, FORWARDING, IM_SESSION, CHAT, EMAIL, WORKITEM)
+}
+
+
+def get_model(name: str) -> StateModel:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown state model {name!r}; known: {', '.join(MODELS)}") from None
