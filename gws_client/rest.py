@@ -13,6 +13,7 @@ Paths: anything starting with ``/api/`` is used as given (``/api/v2/me``,
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
@@ -61,7 +62,8 @@ class GWSClient:
         self.base_url = base_url.rstrip("/")
         self.user_name = user_name
         self.password = password
-        self._auth = aiohttp.BasicAuth(user_name, password)
+        credentials = base64.b64encode(f"{user_name}:{password}".encode()).decode()
+        self._authorization = f"Basic {credentials}"  # built by hand: aiohttp 3.14 deprecates BasicAuth
         self._owns_http = http is None
         self.http = http or aiohttp.ClientSession(
             cookie_jar=aiohttp.CookieJar(unsafe=True),  # 127.0.0.1 is an IP host
@@ -82,7 +84,7 @@ class GWSClient:
                       params: dict[str, Any] | None = None, csrf: bool = True) -> Response:
         """Send one request; ``csrf=False`` leaves the token out (for tests of the 403)."""
         method = method.upper()
-        headers = {}
+        headers = {"Authorization": self._authorization}
         if method in UNSAFE_METHODS and csrf:
             await self._ensure_csrf()
             if self.csrf_header and self.csrf_token:
@@ -92,7 +94,7 @@ class GWSClient:
             data = json.dumps(json_body).encode()
             headers["Content-Type"] = "application/json"
         async with self.http.request(method, self.url(path), params=_query(params), data=data,
-                                     headers=headers, auth=self._auth) as resp:
+                                     headers=headers) as resp:
             text = await resp.text()
             response = Response(resp.status, _json_or_none(text), resp.headers, text)
         if method == "GET":

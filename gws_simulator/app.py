@@ -16,6 +16,7 @@ Choices that the GWS reference leaves open are recorded in docs/simulator.md.
 from __future__ import annotations
 
 import asyncio
+import base64
 import binascii
 import json
 import logging
@@ -25,7 +26,7 @@ import uuid
 from collections import Counter
 from typing import Any, Callable
 
-from aiohttp import BasicAuth, hdrs, web
+from aiohttp import hdrs, web
 
 from gws_simulator.cometd_server import CometdServer, HttpSession
 from gws_simulator.roster import Roster
@@ -226,7 +227,8 @@ class Front:
         if session is None or session.id not in self.sessions:
             return  # no session, or EndContactCenterSession just invalidated it
         if request.get(_NEW_SESSION):
-            response.set_cookie("JSESSIONID", session.id, path="/", httponly=True)
+            # A raw header: aiohttp serialises response.cookies before this hook runs.
+            response.headers.add(hdrs.SET_COOKIE, f"JSESSIONID={session.id}; Path=/; HttpOnly")
         if self.csrf and request.method in ("GET", "HEAD"):
             response.headers["X-CSRF-HEADER"] = CSRF_HEADER
             response.headers["X-CSRF-TOKEN"] = session.csrf_token
@@ -387,11 +389,16 @@ def _api_subpath(path: str) -> str:
 
 
 def _decode_basic(header: str) -> tuple[str, str] | None:
-    try:
-        auth = BasicAuth.decode(header, encoding="utf-8")
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    """``Basic base64(user:password)`` -> (user, password); None when malformed."""
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
         return None
-    return auth.login, auth.password
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, binascii.Error):  # UnicodeDecodeError is a ValueError
+        return None
+    user_name, colon, password = decoded.partition(":")
+    return (user_name, password) if colon else None
 
 
 async def _read_json_body(request: web.Request, *, required: bool | None = None) -> Any:
