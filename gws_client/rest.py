@@ -192,20 +192,16 @@ class GWSClient:
 
     # ------------------------------------------------------------------ CometD
 
-    def cometd(self, transport: str = "long-polling") -> "CometdClient":
-        """A CometD client on this HTTP session (cookie jar + CSRF header).
+    def cometd(self, transport: str = "long-polling", **options: Any) -> "CometdClient":
+        """A CometD client on this HTTP session: same cookie jar, CSRF header.
 
-        Call after a GET (e.g. `me()`) so the CSRF token is known, as the
-        reference's sample does.
+        Call it after a GET (e.g. `me()`) so the CSRF token is known, as the
+        reference's sample does. ``options`` go to `CometdClient` as they are.
         """
         from gws_client.cometd import CometdClient
 
-        return CometdClient(
-            self.base_url + "/api/v2/notifications",
-            transport=transport,
-            http=self.http,
-            headers=self.csrf_headers(),
-        )
+        return CometdClient(self.http, self.base_url + "/api/v2/notifications",
+                            transport=transport, headers=self.csrf_headers(), **options)
 
     async def close(self) -> None:
         if self._owns_http:
