@@ -49,10 +49,17 @@ FRONT = web.AppKey("gws_front", "Front")
 CONTACT_CENTER = web.AppKey("contact_center", ContactCenter)
 COMETD = web.AppKey("cometd", CometdServer)
 
-# Per-request keys (request is a MutableMapping).
-_SESSION = "gws_session"          # HttpSession that the request ran under, if any
-_NEW_SESSION = "gws_new_session"  # True when this request created it: send Set-Cookie
-_USER = "gws_user"                # user name for the stats ("" = unauthenticated)
+# Per-request state (web.RequestKey exists from aiohttp 3.14; plain strings before).
+_RequestKey = getattr(web, "RequestKey", None)
+
+
+def _request_key(name: str, kind: type) -> Any:
+    return _RequestKey(name, kind) if _RequestKey is not None else name
+
+
+_SESSION = _request_key("gws_session", HttpSession)  # the HttpSession the request ran under
+_NEW_SESSION = _request_key("gws_new_session", bool)  # this request created it: send Set-Cookie
+_USER = _request_key("gws_user", str)                 # user name for the stats ("" = nobody)
 
 
 def make_app(
