@@ -1,0 +1,419 @@
+"""The capture writer: a thread that batches records into DuckDB as Arrow tables.
+
+``CaptureWriter.submit(record)`` never blocks: records go to a bounded queue. The
+writer thread wakes every ``flush_interval`` seconds (default 0.2), converts what
+arrived into rows (:class:`gws_capture.records.RowBuilder`), builds one
+``pyarrow.Table`` per table and appends each with ``INSERT INTO t SELECT * FROM
+batch``, all in one transaction. ``executemany`` is never used.
+
+Queue full: the proxy must not block, so ``submit`` refuses the record, counts it
+and logs an error (at most once a second); the writer then records the number of
+refused records in ``capture_errors`` (kind ``dropped``) at its next flush, so a
+capture that lost anything says so in the file itself. The queue is bounded both in
+records (``max_queue``) and in body bytes (``max_queue_bytes``).
+
+Bad records (anything the conversion chokes on) are written to ``capture_errors``
+with the exception, and the writer carries on. ``close()`` drains the queue and
+flushes everything.
+
+Live snapshots: another process cannot open the file while this one writes
+(DuckDB admits one writer process), so the writer polls for a request file
+``<db>.snapshot-request`` (JSON ``{"out": PATH, "nonce": N}``) at each flush, copies
+the database to ``PATH`` between two batches and answers in ``<db>.snapshot-done``.
+``gwsreplay snapshot`` speaks this protocol; see docs/schema.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+import pyarrow as pa
+
+from . import schema
+from .records import (DEFAULT_MAX_BODY, ErrorRecord, HttpRecord, RowBuilder, WsEndRecord,
+                      WsFrameRecord)
+from .redact import Redactor
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+_FLUSH = object()
+
+
+@dataclass
+class WriterStats:
+    submitted: int = 0
+    dropped: int = 0
+    written: dict[str, int] = field(default_factory=lambda: {t: 0 for t in schema.TABLES})
+    bad_records: int = 0
+    flushes: int = 0
+    last_flush_ms: float = 0.0
+    lag_ms: float = 0.0            # age of the oldest record of the last batch when it was committed
+    max_lag_ms: float = 0.0
+    queued: int = 0
+    users: set[str] = field(default_factory=set)
+    last_error: str | None = None
+    snapshots: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "submitted": self.submitted, "dropped": self.dropped, "written": dict(self.written),
+            "bad_records": self.bad_records, "flushes": self.flushes, "lag_ms": round(self.lag_ms, 1),
+            "max_lag_ms": round(self.max_lag_ms, 1), "queued": self.queued, "agents": len(self.users),
+            "last_error": self.last_error, "snapshots": self.snapshots,
+        }
+
+
+def snapshot_paths(db_path: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(db_path)
+    return p.with_name(p.name + ".snapshot-request"), p.with_name(p.name + ".snapshot-done")
+
+
+def _sanitize(values: list) -> list:
+    return [v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v for v in values]
+
+
+def rows_to_table(columns: list[tuple[str, str]], rows: list[tuple]) -> pa.Table:
+    arrow = schema.arrow_schema(columns)
+    cols = list(zip(*rows)) if rows else [()] * len(columns)
+    arrays = []
+    for (name, typ), values, fld in zip(columns, cols, arrow):
+        if typ == "TIMESTAMP":
+            arrays.append(pa.array(values, pa.int64()).cast(fld.type))
+            continue
+        try:
+            arrays.append(pa.array(values, fld.type))
+        except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
+            vals = _sanitize(list(values))
+            if fld.type == pa.int32() or fld.type == pa.int64():
+                lim = 2**31 - 1 if fld.type == pa.int32() else 2**63 - 1
+                vals = [v if (v is None or (isinstance(v, int) and -lim <= v <= lim)) else None for v in vals]
+            arrays.append(pa.array(vals, fld.type))
+    return pa.Table.from_arrays(arrays, schema=arrow)
+
+
+class CaptureWriter:
+    """Owns the DuckDB connection and the writer thread."""
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike,
+        *,
+        redactor: Redactor | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        flush_interval: float = 0.2,
+        max_queue: int = 200_000,
+        max_queue_bytes: int = 512 * 1024 * 1024,
+        meta: dict[str, str] | None = None,
+        on_flush: Callable[[WriterStats], None] | None = None,
+    ) -> None:
+        self.db_path = str(db_path)
+        self.redactor = redactor or Redactor()
+        self.max_body = max_body
+        self.flush_interval = flush_interval
+        self.max_queue_bytes = max_queue_bytes
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._bytes = 0
+        self._bytes_lock = threading.Lock()
+        self.stats = WriterStats()
+        self._dropped_unreported = 0
+        self._last_drop_log = 0.0
+        self._on_flush = on_flush
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._req_path, self._done_path = snapshot_paths(self.db_path)
+        Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(self.db_path)
+        base_meta = {
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "redaction": json.dumps(self.redactor.config()),
+            "capture_max_body": str(max_body),
+        }
+        existing = schema.schema_version(self.con)
+        if existing is not None:
+            base_meta.pop("created_at")
+            base_meta["reopened_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        base_meta.update(meta or {})
+        schema.create_schema(self.con, base_meta)
+        next_ids = {}
+        for t in ("exchanges", "bayeux_messages", "websocket_frames"):
+            next_ids[t] = int(self.con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {t}").fetchone()[0])
+        self.builder = RowBuilder(self.redactor, max_body=max_body, next_ids=next_ids)
+
+    # ------------------------------------------------------------------ producer side
+    def start(self) -> "CaptureWriter":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="gws-capture-writer", daemon=True)
+            self._thread.start()
+        return self
+
+    def submit(self, record: Any) -> bool:
+        """Hand a record to the writer. Never blocks; False (and counted) if the queue is full."""
+        if self._closed:
+            self._drop(record)
+            return False
+        size = _record_bytes(record)
+        if size and self._bytes + size > self.max_queue_bytes:
+            self._drop(record)
+            return False
+        record.submitted = time.monotonic()
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self._drop(record)
+            return False
+        if size:
+            with self._bytes_lock:
+                self._bytes += size
+        self.stats.submitted += 1
+        return True
+
+    def _drop(self, record: Any) -> None:
+        self.stats.dropped += 1
+        self._dropped_unreported += 1
+        now = time.monotonic()
+        if now - self._last_drop_log > 1.0:
+            self._last_drop_log = now
+            log.error("gws capture: writer queue full, %d record(s) refused so far (%s); "
+                      "the capture will record the loss in capture_errors",
+                      self.stats.dropped, type(record).__name__)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Ask the writer thread to flush now and wait until it has (for tests and snapshots)."""
+        ev = threading.Event()
+        self._queue.put((_FLUSH, ev))
+        ev.wait(timeout)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Drain the queue, flush everything, checkpoint and close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+        else:
+            self._drain_and_write()
+        try:
+            self.con.execute("CHECKPOINT")
+        except duckdb.Error:
+            pass
+        self.con.close()
+
+    # ------------------------------------------------------------------ writer thread
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            deadline = time.monotonic() + self.flush_interval
+            items: list[Any] = []
+            waiters: list[threading.Event] = []
+            while True:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get(timeout=max(remaining, 0.0)) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                if isinstance(item, tuple) and item and item[0] is _FLUSH:
+                    waiters.append(item[1])
+                    break
+                items.append(item)
+                if len(items) >= 50_000:
+                    break
+            if stop:
+                items.extend(self._drain_nowait())
+            try:
+                self._write(items)
+                self._check_snapshot_request()
+            except Exception as exc:  # noqa: BLE001 - the writer must survive
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("gws capture: writer failed")
+            for ev in waiters:
+                ev.set()
+        # anything that raced in after STOP
+        try:
+            self._write(self._drain_nowait())
+        except Exception:  # noqa: BLE001
+            log.exception("gws capture: final flush failed")
+
+    def _drain_nowait(self) -> list[Any]:
+        items = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if item is _STOP:
+                continue
+            if isinstance(item, tuple) and item and item[0] is _FLUSH:
+                item[1].set()
+                continue
+            items.append(item)
+
+    def _drain_and_write(self) -> None:
+        self._write(self._drain_nowait())
+
+    def write_records(self, records: list[Any]) -> None:
+        """Synchronous path for importers: convert and write ``records`` now (no thread)."""
+        now = time.monotonic()
+        for r in records:
+            r.submitted = now
+        self._write(records)
+
+    def _write(self, items: list[Any]) -> None:
+        if not items and not self._dropped_unreported:
+            return
+        t0 = time.monotonic()
+        out: dict[str, list] = {t: [] for t in schema.TABLES}
+        oldest = t0
+        freed = 0
+        b = self.builder
+        for rec in items:
+            oldest = min(oldest, rec.submitted or t0)
+            freed += _record_bytes(rec)
+            try:
+                if isinstance(rec, HttpRecord):
+                    b.http(rec, out)
+                elif isinstance(rec, WsFrameRecord):
+                    b.ws_frame(rec, out)
+                elif isinstance(rec, WsEndRecord):
+                    b.ws_end(rec, out)
+                elif isinstance(rec, ErrorRecord):
+                    b.error(rec, out)
+                else:
+                    raise TypeError(f"unknown record type {type(rec).__name__}")
+            except Exception as exc:  # noqa: BLE001 - record it, keep going
+                self.stats.bad_records += 1
+                out["capture_errors"].append((
+                    int(time.time() * 1e6), "bad_record", getattr(rec, "flow_id", None), 1,
+                    f"{type(exc).__name__}: {exc}"[:2000]))
+        if freed:
+            with self._bytes_lock:
+                self._bytes = max(0, self._bytes - freed)
+        if self._dropped_unreported:
+            n, self._dropped_unreported = self._dropped_unreported, 0
+            out["capture_errors"].append((int(time.time() * 1e6), "dropped", None, n,
+                                          f"writer queue full: {n} record(s) refused"))
+        self._insert(out)
+        for row in out["exchanges"]:
+            if row[-3]:
+                self.stats.users.add(row[-3])
+        now = time.monotonic()
+        self.stats.flushes += 1
+        self.stats.last_flush_ms = (now - t0) * 1000
+        self.stats.lag_ms = (now - oldest) * 1000
+        self.stats.max_lag_ms = max(self.stats.max_lag_ms, self.stats.lag_ms)
+        self.stats.queued = self._queue.qsize()
+        if self._on_flush is not None:
+            try:
+                self._on_flush(self.stats)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _insert(self, out: dict[str, list]) -> None:
+        tables = {name: rows_to_table(schema.TABLES[name], rows) for name, rows in out.items() if rows}
+        if not tables:
+            return
+        con = self.con
+        try:
+            con.execute("BEGIN TRANSACTION")
+            for name, tbl in tables.items():
+                con.register("_batch", tbl)
+                try:
+                    con.execute(f"INSERT INTO {name} SELECT * FROM _batch")
+                finally:
+                    con.unregister("_batch")
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            log.warning("gws capture: batch insert failed (%s); retrying with JSON validation", exc)
+            self._insert_safe(tables, str(exc))
+            return
+        for name, tbl in tables.items():
+            self.stats.written[name] += tbl.num_rows
+
+    def _insert_safe(self, tables: dict[str, pa.Table], why: str) -> None:
+        """Second chance: invalid JSON values become NULL (and the failure is recorded)."""
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for name, tbl in tables.items():
+                cols = []
+                for c, typ in schema.TABLES[name]:
+                    cols.append(f"CASE WHEN json_valid({c}) THEN {c} END" if typ == "JSON" else c)
+                con.register("_batch", tbl)
+                try:
+                    con.execute(f"INSERT INTO {name} SELECT {', '.join(cols)} FROM _batch")
+                finally:
+                    con.unregister("_batch")
+                self.stats.written[name] += tbl.num_rows
+            con.register("_err", rows_to_table(schema.CAPTURE_ERRORS, [
+                (int(time.time() * 1e6), "invalid_json", None, 1, why[:2000])]))
+            con.execute("INSERT INTO capture_errors SELECT * FROM _err")
+            con.unregister("_err")
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+    # ------------------------------------------------------------------ snapshots
+    def _check_snapshot_request(self) -> None:
+        if not self._req_path.exists():
+            return
+        try:
+            req = json.loads(self._req_path.read_text())
+            self._req_path.unlink()
+        except (OSError, ValueError):
+            return
+        result: dict[str, Any] = {"nonce": req.get("nonce"), "out": req.get("out")}
+        try:
+            snapshot_connection(self.con, req["out"])
+            self.stats.snapshots += 1
+        except Exception as exc:  # noqa: BLE001
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        tmp = self._done_path.with_name(self._done_path.name + ".tmp")
+        tmp.write_text(json.dumps(result))
+        os.replace(tmp, self._done_path)
+
+
+def snapshot_connection(con: duckdb.DuckDBPyConnection, out: str | os.PathLike) -> None:
+    """Copy the database behind ``con`` into a new file ``out`` (atomically replaced)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    for p in (tmp, Path(str(tmp) + ".wal")):
+        if p.exists():
+            p.unlink()
+    db = con.execute("SELECT current_database()").fetchone()[0]
+    con.execute(f"ATTACH '{_sql_str(str(tmp))}' AS _snap")
+    try:
+        con.execute(f'COPY FROM DATABASE "{db}" TO _snap')
+    finally:
+        con.execute("DETACH _snap")
+    os.replace(tmp, out)
+
+
+def _sql_str(s: str) -> str:
+    return s.replace("'", "''")
+
+
+def _record_bytes(rec: Any) -> int:
+    if isinstance(rec, HttpRecord):
+        return len(rec.request_body or b"") + len(rec.response_body or b"")
+    if isinstance(rec, WsFrameRecord):
+        return len(rec.content or b"")
+    return 0
