@@ -1,0 +1,449 @@
+"""CometdServer driven by our own CometdClient (both transports) and by raw Bayeux POSTs.
+
+The app here is the smallest possible wiring: every request under
+/api/v2/notifications goes to the server, with a fixed HttpSession for the
+cookie JSESSIONID=s1 (agent1) or s2 (agent2), and None otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from gws_client.bayeux import State
+from gws_client.cometd import CometdClient, CometdError
+from gws_simulator.cometd_server import CometdServer, HttpSession
+
+pytestmark = pytest.mark.timeout(30)
+
+PATH = "/api/v2/notifications"
+SESSIONS = {
+    "s1": HttpSession(id="s1", user_name="agent1", csrf_token="t1"),
+    "s2": HttpSession(id="s2", user_name="agent2", csrf_token="t2"),
+}
+TRANSPORTS = ["long-polling", "websocket"]
+CALL = {"messageType": "CallStateChangeMessage", "call": {"id": "c1", "state": "Ringing"}}
+
+
+@dataclass
+class Harness:
+    cometd: CometdServer
+    url: str
+    https: list[aiohttp.ClientSession]
+    paths: list[str]  # every request path the app saw
+
+    def http(self, jsessionid: str | None = "s1") -> aiohttp.ClientSession:
+        """An HTTP client carrying the cookie, as GWSClient's jar would."""
+        http = aiohttp.ClientSession(cookies={"JSESSIONID": jsessionid} if jsessionid else None)
+        self.https.append(http)
+        return http
+
+    def client(self, transport: str = "long-polling", jsessionid: str | None = "s1", **kw) -> CometdClient:
+        return CometdClient(self.http(jsessionid), self.url, transport=transport,
+                            headers={"X-CSRF-TOKEN": "t1"}, backoff_increment=0.05, **kw)
+
+
+@pytest.fixture
+async def start_server():
+    """`await start_server(timeout_ms=..., max_interval_ms=...)` -> Harness; all stopped at teardown."""
+    started: list[tuple[Harness, web.AppRunner]] = []
+
+    async def start(*, timeout_ms: int = 1000, max_interval_ms: int = 1000) -> Harness:
+        cometd = CometdServer(timeout_ms=timeout_ms, max_interval_ms=max_interval_ms, seed=1)
+        paths: list[str] = []
+
+        async def notifications(request: web.Request) -> web.StreamResponse:
+            paths.append(request.path)
+            return await cometd.handle_http(request, SESSIONS.get(request.cookies.get("JSESSIONID", "")))
+
+        app = web.Application()
+        app.router.add_route("*", PATH, notifications)
+        app.router.add_route("*", PATH + "/{tail:.*}", notifications)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        harness = Harness(cometd, f"http://{host}:{port}{PATH}", [], paths)
+        started.append((harness, runner))
+        return harness
+
+    yield start
+    for harness, runner in started:
+        await harness.cometd.close()
+        for http in harness.https:
+            await http.close()
+        await runner.cleanup()
+
+
+async def post(http: aiohttp.ClientSession, url: str, body) -> tuple[int, list]:
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    async with http.post(url, data=data, headers={"Content-Type": "application/json"}) as response:
+        return response.status, json.loads(await response.read())
+
+
+async def raw_handshake(http: aiohttp.ClientSession, url: str) -> str:
+    status, [reply] = await post(http, url, [{"channel": "/meta/handshake", "id": "1", "version": "1.0",
+                                              "supportedConnectionTypes": ["long-polling"]}])
+    assert status == 200 and reply["successful"], reply
+    return reply["clientId"]
+
+
+def connect(client_id: str, id: str) -> dict:
+    return {"channel": "/meta/connect", "clientId": client_id, "connectionType": "long-polling", "id": id}
+
+
+async def eventually(predicate, timeout: float = 5.0) -> None:
+    async def poll():
+        while not predicate():
+            await asyncio.sleep(0.01)
+    await asyncio.wait_for(poll(), timeout)
+
+
+def held(cometd: CometdServer, client_id: str) -> bool:
+    client = cometd._clients.get(client_id)
+    return client is not None and client.held is not None
+
+
+# ---------------------------------------------------------------------- through CometdClient
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_handshake_subscribe_publish(start_server, transport):
+    h = await start_server()
+    async with h.client(transport) as client:
+        reply = await client.handshake()
+        assert reply["version"] == "1.0" and reply["supportedConnectionTypes"] == ["long-polling", "websocket"]
+        assert reply["advice"] == {"reconnect": "retry", "interval": 0, "timeout": 1000}
+        sub = await client.subscribe("/v2/me/*")
+        assert sub == {"channel": "/meta/subscribe", "id": sub["id"], "successful": True, "subscription": "/v2/me/*"}
+
+        h.cometd.publish("agent1", "/v2/me/calls", CALL)
+        h.cometd.publish("agent1", "/v2/me/calls/deeper", CALL)  # `*` is one segment only
+        h.cometd.publish("agent2", "/v2/me/calls", CALL)  # another user's
+        h.cometd.publish(None, "/v2/me/devices", {"n": 2})  # everybody's
+        assert await asyncio.wait_for(client.events.get(), 5) == {"channel": "/v2/me/calls", "data": CALL}
+        assert await asyncio.wait_for(client.events.get(), 5) == {"channel": "/v2/me/devices", "data": {"n": 2}}
+        await client.disconnect()
+        assert client.events.empty()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_double_wildcard_and_services(start_server, transport):
+    h = await start_server()
+    async with h.client(transport) as client:
+        await client.handshake()
+        await client.subscribe("/v2/me/**")
+        await client.subscribe("/notifications/services")
+        h.cometd.publish("agent1", "/v2/me/calls/deeper", {"n": 1})
+        h.cometd.publish(None, "/notifications/services", {"n": 2})
+        got = [await asyncio.wait_for(client.events.get(), 5) for _ in range(2)]
+        assert [e["data"]["n"] for e in got] == [1, 2]
+        await client.disconnect()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("channel", ["/v2/other/x", "/meta/connect", "/v2/me", ""])
+async def test_subscribe_forbidden(start_server, transport, channel):
+    h = await start_server()
+    async with h.client(transport) as client:
+        await client.handshake()
+        with pytest.raises(CometdError) as caught:
+            await client.subscribe(channel)
+        assert caught.value.reply["error"] == "403::Forbidden"
+        assert client.session.wanted == set()
+        await client.disconnect()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_unsubscribe(start_server, transport):
+    h = await start_server()
+    async with h.client(transport) as client:
+        await client.handshake()
+        await client.subscribe("/v2/me/*")
+        await client.subscribe("/notifications/services")
+        await client.unsubscribe("/v2/me/*")
+        h.cometd.publish("agent1", "/v2/me/calls", CALL)
+        h.cometd.publish(None, "/notifications/services", {"n": 1})
+        # Events come in publish order, so the first one proves the unsubscribed one was not sent.
+        assert (await asyncio.wait_for(client.events.get(), 5))["channel"] == "/notifications/services"
+        assert client.session.subscriptions == {"/notifications/services"}
+        await client.disconnect()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_402_rehandshake_and_resubscribe(start_server, transport):
+    h = await start_server()
+    async with h.client(transport) as client:
+        await client.handshake()
+        await client.subscribe("/v2/me/*")
+        old = client.session.client_id
+        await eventually(lambda: held(h.cometd, old))
+
+        h.cometd.drop_http_session("s1")  # the cookie stays valid in this harness, so re-handshake works
+
+        await eventually(lambda: client.session.client_id not in (None, old)
+                         and client.session.subscriptions == {"/v2/me/*"})
+        h.cometd.publish("agent1", "/v2/me/calls", CALL)
+        assert (await asyncio.wait_for(client.events.get(), 5))["data"] == CALL
+        await client.disconnect()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_no_session_handshake_refused(start_server, transport):
+    h = await start_server()
+    async with h.client(transport, jsessionid=None) as client:
+        with pytest.raises(CometdError) as caught:
+            await client.handshake()
+        reply = caught.value.reply
+        assert reply["error"] == "403::Handshake denied"
+        assert reply["advice"]["reconnect"] == "none"
+        assert client.session.state is State.DISCONNECTED
+    assert h.cometd._clients == {}
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_disconnect(start_server, transport):
+    h = await start_server(timeout_ms=5000)
+    async with h.client(transport) as client:
+        await client.handshake()
+        client_id = client.session.client_id
+        await eventually(lambda: held(h.cometd, client_id))
+        started = asyncio.get_running_loop().time()
+        reply = await client.disconnect()
+        assert reply["successful"] is True
+        assert asyncio.get_running_loop().time() - started < 2  # the held connect was released at once
+        assert client.session.state is State.DISCONNECTED
+    assert h.cometd._clients == {}
+    status, [reply] = await post(h.http(), h.url, [connect(client_id, "9")])
+    assert reply["error"] == "402::Unknown client"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_stats_match_what_the_client_saw(start_server, transport):
+    h = await start_server(timeout_ms=200)
+    seen = {"in": 0, "out": 0}
+    async with h.client(transport, on_message=lambda direction, message: seen.__setitem__(
+            direction, seen[direction] + 1)) as client:
+        await client.handshake()
+        await client.subscribe("/v2/me/*")
+        for n in range(3):
+            h.cometd.publish("agent1", "/v2/me/calls", {"n": n})
+        for _ in range(3):
+            await asyncio.wait_for(client.events.get(), 5)
+        await asyncio.sleep(0.5)  # a few held connects time out and are renewed
+        await client.disconnect()
+    assert seen == {"out": client.messages_sent, "in": client.messages_received}
+    assert h.cometd.stats() == {
+        "received": {"total": client.messages_sent, "by_user": {"agent1": client.messages_sent}},
+        "delivered": {"total": client.messages_received, "by_user": {"agent1": client.messages_received}},
+    }
+
+
+async def test_js_style_urls(start_server):
+    """The official JS client POSTs to /api/v2/notifications/handshake, /connect, ..."""
+    h = await start_server()
+    async with h.client(append_message_type=True) as client:
+        await client.handshake()
+        await client.subscribe("/v2/me/*")
+        h.cometd.publish("agent1", "/v2/me/calls", CALL)
+        assert (await asyncio.wait_for(client.events.get(), 5))["data"] == CALL
+        await client.disconnect()
+    assert h.paths[:3] == [PATH + "/handshake", PATH + "/subscribe", PATH + "/connect"] or \
+        h.paths[:3] == [PATH + "/handshake", PATH + "/connect", PATH + "/subscribe"]
+    assert PATH + "/disconnect" in h.paths
+
+
+# ---------------------------------------------------------------------- raw long-polling
+
+
+async def test_events_batched_into_held_connect_reply(start_server):
+    h = await start_server(timeout_ms=5000)
+    http = h.http()
+    client_id = await raw_handshake(http, h.url)
+    status, replies = await post(http, h.url, [
+        connect(client_id, "2"),
+        {"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/v2/me/*", "id": "3"},
+    ])
+    # Other messages in the POST: the connect is answered at once, after their replies.
+    assert [r["channel"] for r in replies] == ["/meta/subscribe", "/meta/connect"]
+    assert [r["id"] for r in replies] == ["3", "2"]
+
+    poll = asyncio.create_task(post(http, h.url, [connect(client_id, "4")]))
+    await eventually(lambda: held(h.cometd, client_id))
+    for n in range(3):
+        h.cometd.publish("agent1", f"/v2/me/x{n}", {"n": n})
+    status, replies = await poll
+    assert status == 200
+    assert replies == [
+        {"channel": "/v2/me/x0", "data": {"n": 0}},
+        {"channel": "/v2/me/x1", "data": {"n": 1}},
+        {"channel": "/v2/me/x2", "data": {"n": 2}},
+        {"channel": "/meta/connect", "id": "4", "successful": True,
+         "advice": {"reconnect": "retry", "interval": 0, "timeout": 5000}},
+    ]
+
+
+async def test_first_connect_is_not_held_later_ones_are(start_server):
+    h = await start_server(timeout_ms=300)
+    http = h.http()
+    client_id = await raw_handshake(http, h.url)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await post(http, h.url, [connect(client_id, "2")])
+    assert loop.time() - started < 0.2
+    started = loop.time()
+    status, [reply] = await post(http, h.url, [connect(client_id, "3")])
+    assert reply["successful"] and loop.time() - started >= 0.29
+
+
+async def test_new_connect_releases_the_held_one(start_server):
+    h = await start_server(timeout_ms=5000)
+    http = h.http()
+    client_id = await raw_handshake(http, h.url)
+    await post(http, h.url, [connect(client_id, "2")])
+    first = asyncio.create_task(post(http, h.url, [connect(client_id, "3")]))
+    await eventually(lambda: held(h.cometd, client_id))
+    second = asyncio.create_task(post(http, h.url, [connect(client_id, "4")]))
+    status, [reply] = await asyncio.wait_for(first, 2)
+    assert reply["id"] == "3" and reply["successful"]
+    assert not second.done()
+    await h.cometd.close()
+    status, [reply] = await asyncio.wait_for(second, 2)
+    assert reply["id"] == "4" and reply["error"] == "402::Unknown client"
+
+
+async def test_session_expires_without_connect(start_server):
+    h = await start_server(timeout_ms=100, max_interval_ms=200)
+    http = h.http()
+    client_id = await raw_handshake(http, h.url)
+    await post(http, h.url, [connect(client_id, "2")])  # answered at once; the clock starts
+    await asyncio.sleep(0.1)
+    status, [reply] = await post(http, h.url, [connect(client_id, "3")])  # in time: held 100 ms
+    assert reply["successful"]
+    await asyncio.sleep(0.35)
+    status, [reply] = await post(http, h.url, [connect(client_id, "4")])
+    assert status == 200
+    assert reply == {"channel": "/meta/connect", "id": "4", "successful": False, "error": "402::Unknown client",
+                     "advice": {"reconnect": "handshake", "interval": 0}}
+
+
+async def test_held_connect_keeps_the_session_alive(start_server):
+    h = await start_server(timeout_ms=600, max_interval_ms=200)
+    http = h.http()
+    client_id = await raw_handshake(http, h.url)
+    await post(http, h.url, [connect(client_id, "2")])
+    status, [reply] = await post(http, h.url, [connect(client_id, "3")])  # held 600 ms > max_interval
+    assert reply["successful"]
+    status, [reply] = await post(http, h.url, [connect(client_id, "4")])
+    assert reply["successful"]
+
+
+async def test_client_ids_are_seeded(start_server):
+    a, b = await start_server(), await start_server()
+    ids_a = [await raw_handshake(a.http(), a.url) for _ in range(2)]
+    ids_b = [await raw_handshake(b.http(), b.url) for _ in range(2)]
+    assert ids_a == ids_b and ids_a[0] != ids_a[1]
+
+
+async def test_messages_need_a_known_client_of_this_http_session(start_server):
+    h = await start_server()
+    client_id = await raw_handshake(h.http("s1"), h.url)
+    sub = {"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/v2/me/*", "id": "2"}
+    for http in (h.http("s2"), h.http(None)):  # another user's session, no session
+        status, [reply] = await post(http, h.url, [sub])
+        assert reply["error"] == "402::Unknown client"
+    status, [reply] = await post(h.http(), h.url, [{**sub, "clientId": None}])
+    assert reply["error"] == "402::Unknown client"
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[{\"channel\": \"/meta/connect\"},", b"42", b"\xff\xfe", b""])
+async def test_malformed_body_is_400_not_500(start_server, body):
+    h = await start_server()
+    status, replies = await post(h.http(), h.url, body)
+    assert status == 400
+    assert replies[0]["successful"] is False and replies[0]["error"].startswith("400::")
+
+
+async def test_garbage_messages_get_their_own_error_reply(start_server):
+    h = await start_server()
+    http = h.http()
+    client_id = await raw_handshake(http, h.url)
+    status, replies = await post(http, h.url, [
+        1, "x", {"id": "a"}, {"channel": 5, "id": "b"},
+        {"channel": "/meta/subscribe", "clientId": ["unhashable"], "id": "c"},
+        {"channel": "/meta/subscribe", "clientId": client_id, "subscription": [1], "id": "d"},
+        {"channel": "/v2/me/calls", "clientId": client_id, "data": {}, "id": "e"},
+        {"channel": "/meta/handshake", "supportedConnectionTypes": [["x"]], "id": "f"},
+        {"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/v2/me/*", "id": "g"},
+    ])
+    assert status == 200
+    assert [(r.get("id"), r["successful"], r.get("error")) for r in replies] == [
+        (None, False, "400::Malformed message"),
+        (None, False, "400::Malformed message"),
+        ("a", False, "400::Malformed message"),
+        ("b", False, "400::Malformed message"),
+        ("c", False, "402::Unknown client"),
+        ("d", False, "403::Forbidden"),
+        ("e", False, "403::Publish denied"),
+        ("f", False, "406::Unsupported connection types"),
+        ("g", True, None),
+    ]
+    assert h.cometd.stats()["received"]["total"] == 1 + 7  # the handshake + the JSON objects
+
+
+async def test_wrong_method(start_server):
+    h = await start_server()
+    async with h.http().get(h.url) as response:
+        assert response.status == 400
+    async with h.http().put(h.url, data=b"[]") as response:
+        assert response.status == 405
+
+
+async def test_close_releases_held_connects_and_websockets(start_server):
+    h = await start_server(timeout_ms=30000)
+    lp, ws = h.client("long-polling"), h.client("websocket")
+    for client in (lp, ws):
+        await client.handshake()
+        await eventually(lambda: held(h.cometd, client.session.client_id))
+    started = asyncio.get_running_loop().time()
+    await h.cometd.close()
+    assert asyncio.get_running_loop().time() - started < 5
+    assert h.cometd._clients == {}
+    await lp.close()
+    await ws.close()
+
+
+# ---------------------------------------------------------------------- raw WebSocket
+
+
+async def test_websocket_frames(start_server):
+    h = await start_server(timeout_ms=5000)
+    async with h.http().ws_connect(h.url.replace("http", "ws", 1)) as ws:
+        async def exchange(messages) -> list:
+            await ws.send_str(json.dumps(messages))
+            return json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+
+        [hs] = await exchange([{"channel": "/meta/handshake", "id": "1", "supportedConnectionTypes": ["websocket"]}])
+        cid = hs["clientId"]
+        [sub] = await exchange([{"channel": "/meta/subscribe", "clientId": cid, "subscription": "/v2/me/*", "id": "2"}])
+        assert sub["successful"]
+        [first] = await exchange([{**connect(cid, "3"), "connectionType": "websocket"}])
+        assert first["successful"]  # the first connect is answered at once
+
+        await ws.send_str(json.dumps([{**connect(cid, "4"), "connectionType": "websocket"}]))
+        await eventually(lambda: held(h.cometd, cid))
+        for n in range(2):
+            h.cometd.publish("agent1", "/v2/me/calls", {"n": n})
+        frame = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+        assert frame == [{"channel": "/v2/me/calls", "data": {"n": 0}}, {"channel": "/v2/me/calls", "data": {"n": 1}}]
+        assert held(h.cometd, cid)  # events do not release a WebSocket connect
+
+        await ws.send_str("nope")
+        [error] = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+        assert error["successful"] is False and error["error"].startswith("400::invalid JSON")
