@@ -73,7 +73,7 @@ def ws_end_record(flow: http.HTTPFlow, frames: int, error: str | None = None) ->
     ws = flow.websocket
     return WsEndRecord(
         flow_id=flow.id,
-        ts_start=ws.timestamp_start if ws is not None else None,
+        ts_start=flow.response.timestamp_start if flow.response is not None else None,
         ts_end=ws.timestamp_end if ws is not None else None,
         frames=frames,
         closed_by_client=ws.closed_by_client if ws is not None else None,

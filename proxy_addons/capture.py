@@ -108,7 +108,10 @@ class Capture:
             return
         idx = self._ws_frames.get(flow.id, 0)
         self._ws_frames[flow.id] = idx + 1
-        w.submit(ws_frame_record(flow, ws.messages[-1], idx))
+        try:
+            w.submit(ws_frame_record(flow, ws.messages[-1], idx))
+        except Exception as exc:  # noqa: BLE001 - never break the proxy
+            self._bad(flow, exc)
         # keep only the newest message (later addons may still look at messages[-1])
         if len(ws.messages) > 1:
             del ws.messages[:-1]
@@ -117,7 +120,10 @@ class Capture:
         frames = self._ws_frames.pop(flow.id, 0)
         err = self._ws_errors.pop(flow.id, None)
         if self.writer is not None:
-            self.writer.submit(ws_end_record(flow, frames, err))
+            try:
+                self.writer.submit(ws_end_record(flow, frames, err))
+            except Exception as exc:  # noqa: BLE001 - never break the proxy
+                self._bad(flow, exc)
 
     def done(self) -> None:
         w, self.writer = self.writer, None
@@ -149,10 +155,14 @@ class Capture:
         try:
             rec = http_record(flow)
         except Exception as exc:  # noqa: BLE001 - never break the proxy
-            w.submit(ErrorRecord(kind="bad_flow", flow_id=flow.id, error=f"{type(exc).__name__}: {exc}",
-                                 ts=time.time()))
+            self._bad(flow, exc)
             return
         w.submit(rec)
+
+    def _bad(self, flow: http.HTTPFlow, exc: Exception) -> None:
+        if self.writer is not None:
+            self.writer.submit(ErrorRecord(kind="bad_flow", flow_id=flow.id, error=f"{type(exc).__name__}: {exc}",
+                                           ts=time.time()))
 
     def stats(self) -> dict:
         d = self.writer.stats.as_dict() if self.writer is not None else {}
