@@ -1,0 +1,324 @@
+"""What a capture exercised: state transitions, operations and capabilities.
+
+State-transition coverage compares the transitions seen in the notifications
+with the reference models of ``state_models.py``:
+
+1. every notification that carries a modelled resource gives one observation
+   ``(agent, resource id, time, state)``;
+2. consecutive observations of the same resource by the same agent, ordered by
+   time (a DuckDB window), give transitions; repeats of a state collapse, and
+   a resource's first observation counts as a transition from ``(new)`` when the
+   model sees resources being born (calls, interactions) and is skipped when it
+   does not (devices: the first DeviceStateChange shows where the agent already was);
+3. observed transitions are matched against the model: covered, never reached
+   (missing), or not allowed by the model (anomaly).
+
+Operation coverage compares the operations requested with the documented ones
+(``catalog.py``); capability coverage compares them with the operations GWS
+offered in the ``capabilities`` of the resources it sent.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import duckdb
+import pandas as pd
+
+from . import catalog
+from .db import query, sql_list
+from .state_models import MODELS, NEW, StateModel
+
+# Models whose resources the capture already classifies (resource_id and
+# resource_state columns of bayeux_messages): read without parsing JSON.
+_COLUMN_MODELS = {"call", "im_session", "chat", "email", "workitem"}
+
+
+def resolve_models(models: str | Iterable[str] | None) -> list[StateModel]:
+    if models is None:
+        return list(MODELS.values())
+    if isinstance(models, str):
+        models = [models]
+    return [MODELS[m] for m in models]
+
+
+def observations_sql(model: StateModel, user: str | None = None) -> str:
+    """SELECT model, message_id, ts, user_name, resource_id, state for one model."""
+    types = sql_list(model.message_types)
+    user_filter = f" AND m.user_name = {_lit(user)}" if user is not None else ""
+    if model.name in _COLUMN_MODELS:
+        return f"""
+            SELECT '{model.name}' AS model, m.id AS message_id, m.ts, m.user_name,
+                   m.resource_id, trim(m.resource_state) AS state
+            FROM bayeux_messages m
+            WHERE m.direction = 's2c' AND m.message_type IN {types}
+              AND m.resource_id IS NOT NULL AND m.resource_state IS NOT NULL{user_filter}"""
+    # device models: unnest every device of the message and evaluate the model's SQL
+    return f"""
+            SELECT '{model.name}' AS model, message_id, ts, user_name,
+                   {model.id_sql} AS resource_id, {model.state_sql} AS state
+            FROM (
+                SELECT m.id AS message_id, m.ts, m.user_name,
+                       unnest(json_extract(m.data, '{model.object_path}')) AS obj
+                FROM bayeux_messages m
+                WHERE m.direction = 's2c' AND m.message_type IN {types}{user_filter}
+            )"""
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _transitions_sql(models: list[StateModel], user: str | None = None) -> str:
+    """Per-occurrence transitions of the given models (one window pass over all of them)."""
+    obs = "\nUNION ALL\n".join(observations_sql(m, user) for m in models)
+    creators = sql_list([m.name for m in models if m.observes_creation] or ["-"])
+    return f"""
+        WITH obs AS ({obs}),
+        seq AS (
+            SELECT *, lag(state) OVER (PARTITION BY model, user_name, resource_id
+                                       ORDER BY ts, message_id) AS prev
+            FROM obs WHERE state IS NOT NULL AND resource_id IS NOT NULL
+        )
+        SELECT model, message_id, ts, user_name, resource_id,
+               coalesce(prev, '{NEW}') AS source, state AS target
+        FROM seq
+        WHERE prev IS DISTINCT FROM state
+          AND (prev IS NOT NULL OR model IN {creators})"""
+
+
+def state_observations(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
+                       user: str | None = None) -> pd.DataFrame:
+    """Every observation of a modelled resource's state (one row per notification and resource)."""
+    ms = resolve_models(models)
+    sql = "\nUNION ALL\n".join(observations_sql(m, user) for m in ms)
+    return query(con, f"SELECT * FROM ({sql}) ORDER BY ts, message_id")
+
+
+def transition_occurrences(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
+                           user: str | None = None) -> pd.DataFrame:
+    """Every observed transition with its time, agent and resource, flagged allowed or not."""
+    ms = resolve_models(models)
+    df = query(con, f"SELECT * FROM ({_transitions_sql(ms, user)}) ORDER BY ts, message_id")
+    edges = {(m.name, t.source, t.target) for m in ms for t in m.transitions}
+    df["allowed"] = [(m, s, t) in edges for m, s, t in zip(df["model"], df["source"], df["target"])]
+    return df
+
+
+def observed_transitions(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
+                         user: str | None = None) -> pd.DataFrame:
+    """Observed transitions counted per (model, source, target), aggregated in DuckDB."""
+    ms = resolve_models(models)
+    return query(con, f"""
+        SELECT model, source, target, count(*) AS count,
+               count(DISTINCT (user_name, resource_id)) AS resources,
+               count(DISTINCT user_name) AS agents,
+               min(ts) AS first_ts, max(ts) AS last_ts,
+               arg_min(resource_id, ts) AS example_resource_id,
+               arg_min(user_name, ts) AS example_user,
+               arg_min(message_id, ts) AS example_message_id
+        FROM ({_transitions_sql(ms, user)})
+        GROUP BY model, source, target
+        ORDER BY model, source, target
+    """)
+
+
+def model_transitions(models: str | Iterable[str] | None = None) -> pd.DataFrame:
+    """The reference transitions as a table (model, source, target, triggers, ref, inferred)."""
+    rows = [{"model": m.name, "source": t.source, "target": t.target, "triggers": ", ".join(t.triggers),
+             "ref": t.ref, "inferred": t.inferred}
+            for m in resolve_models(models) for t in m.transitions]
+    return pd.DataFrame(rows, columns=["model", "source", "target", "triggers", "ref", "inferred"])
+
+
+def transition_coverage(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
+                        observed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Model and observation side by side, one row per transition in either.
+
+    ``status`` is ``covered`` (in the model and seen), ``missing`` (in the model,
+    never reached) or ``anomaly`` (seen, but the model does not allow it).
+    Pass ``observed`` (from :func:`observed_transitions`) to avoid a second scan.
+    """
+    ms = resolve_models(models)
+    model = model_transitions([m.name for m in ms])
+    if observed is None:
+        observed = observed_transitions(con, [m.name for m in ms])
+    else:
+        observed = observed[observed["model"].isin([m.name for m in ms])]
+    out = model.merge(observed, on=["model", "source", "target"], how="outer", indicator=True)
+    for c in ("count", "resources", "agents"):
+        out[c] = out[c].fillna(0).astype("int64")
+    out["in_model"] = out["_merge"] != "right_only"
+    out["status"] = "covered"
+    out.loc[out["count"] == 0, "status"] = "missing"
+    out.loc[~out["in_model"], "status"] = "anomaly"
+    out = out.drop(columns="_merge")
+    order = {m.name: i for i, m in enumerate(ms)}
+    out["_o"] = out["model"].map(order)
+    return out.sort_values(["_o", "source", "target"]).drop(columns="_o").reset_index(drop=True)
+
+
+def missing_transitions(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None,
+                        **kw) -> pd.DataFrame:
+    """Transitions the model allows that the capture never reached."""
+    cov = transition_coverage(con, models, **kw)
+    return cov[cov["status"] == "missing"][["model", "source", "target", "triggers", "ref", "inferred"]] \
+        .reset_index(drop=True)
+
+
+def anomalies(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, **kw) -> pd.DataFrame:
+    """Observed transitions the model does not allow, with where to look (first time, agent, resource)."""
+    cov = transition_coverage(con, models, **kw)
+    cols = ["model", "source", "target", "count", "resources", "first_ts", "example_user",
+            "example_resource_id", "example_message_id"]
+    return cov[cov["status"] == "anomaly"][cols].reset_index(drop=True)
+
+
+def unknown_states(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None) -> pd.DataFrame:
+    """States seen in the capture that a model does not list (custom agent states, new GWS states)."""
+    ms = resolve_models(models)
+    seen = query(con, f"""
+        SELECT model, state, count(*) AS observations, count(DISTINCT resource_id) AS resources
+        FROM ({" UNION ALL ".join(observations_sql(m) for m in ms)})
+        WHERE state IS NOT NULL GROUP BY ALL ORDER BY ALL
+    """)
+    known = {(m.name, s) for m in ms for s in m.states}
+    mask = [(m, s) not in known for m, s in zip(seen["model"], seen["state"])]
+    return seen[mask].reset_index(drop=True)
+
+
+def coverage_matrix(coverage: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Source x target counts of one model (from :func:`transition_coverage`).
+
+    Cells the model allows hold the count (0 when never reached); cells it does
+    not allow are NaN unless observed (anomalies).
+    """
+    m = MODELS[model]
+    cov = coverage[coverage["model"] == model]
+    states = [NEW] if m.observes_creation else []
+    states += list(m.states)
+    extra = sorted((set(cov["source"]) | set(cov["target"])) - set(states))
+    sources = states + extra
+    targets = [s for s in sources if s != NEW]
+    mat = pd.DataFrame(float("nan"), index=pd.Index(sources, name="from"), columns=pd.Index(targets, name="to"))
+    for s, t, c in zip(cov["source"], cov["target"], cov["count"]):
+        mat.loc[s, t] = c
+    return mat
+
+
+def coverage_summary(coverage: pd.DataFrame) -> pd.DataFrame:
+    """Per model: transitions in the model, covered, missing, anomalies, coverage %."""
+    g = coverage.groupby("model", sort=False)
+    out = pd.DataFrame({
+        "transitions": g["in_model"].sum().astype("int64"),
+        "covered": g["status"].apply(lambda s: int((s == "covered").sum())),
+        "missing": g["status"].apply(lambda s: int((s == "missing").sum())),
+        "anomalies": g["status"].apply(lambda s: int((s == "anomaly").sum())),
+        "observed_transitions": g["count"].sum().astype("int64"),
+    })
+    out["coverage_pct"] = (100.0 * out["covered"] / out["transitions"]).round(1)
+    order = [m for m in MODELS if m in out.index]
+    return out.loc[order].reset_index()
+
+
+# ------------------------------------------------------------------ operations and capabilities
+
+def operations_used(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Requested operations per (resource type, operationName) with their outcomes."""
+    return query(con, """
+        SELECT resource_type, operation_name, count(*) AS requests,
+               count(*) FILTER (WHERE outcome = 'completed') AS completed,
+               count(*) FILTER (WHERE outcome IN ('failed', 'error_message', 'http_error')) AS failed,
+               count(*) FILTER (WHERE outcome = 'no_notification') AS no_notification,
+               count(DISTINCT user_name) AS agents,
+               min(requested_at) AS first_used
+        FROM operations
+        GROUP BY ALL ORDER BY ALL
+    """)
+
+
+def operation_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Documented operations against requested ones.
+
+    One row per documented (resource family, operation), plus rows for
+    operations requested that the catalog does not document (``documented`` False).
+    """
+    used = operations_used(con)
+    used["resource_family"] = used["resource_type"].map(catalog.resource_family)
+    used = used.groupby(["resource_family", "operation_name"], as_index=False, dropna=False).agg(
+        requests=("requests", "sum"), completed=("completed", "sum"), failed=("failed", "sum"),
+        no_notification=("no_notification", "sum"), agents=("agents", "max"))
+    doc = catalog.documented_operations()
+    out = doc.merge(used, on=["resource_family", "operation_name"], how="outer", indicator=True)
+    out["documented"] = out["_merge"] != "right_only"
+    for c in ("requests", "completed", "failed", "no_notification", "agents"):
+        out[c] = out[c].fillna(0).astype("int64")
+    out["exercised"] = out["requests"] > 0
+    return out.drop(columns="_merge").sort_values(["resource_family", "operation_name"]).reset_index(drop=True)
+
+
+def operation_coverage_summary(cov: pd.DataFrame) -> pd.DataFrame:
+    """Per resource family: documented operations, how many were exercised."""
+    doc = cov[cov["documented"]]
+    g = doc.groupby("resource_family")
+    out = pd.DataFrame({"documented": g.size(), "exercised": g["exercised"].sum()})
+    out["coverage_pct"] = (100.0 * out["exercised"] / out["documented"]).round(1)
+    undocumented = cov[~cov["documented"]].groupby("resource_family").size()
+    out["undocumented_used"] = undocumented.reindex(out.index).fillna(0).astype("int64")
+    return out.reset_index()
+
+
+# messageType -> (resource type, JSON path of the capabilities list or lists)
+CAPABILITY_PATHS: dict[str, tuple[str, str]] = {
+    "CallStateChangeMessage": ("call", "$.call.capabilities"),
+    "DeviceStateChangeMessage": ("device", "$.devices[*].capabilities"),
+    "IMSessionStateChangeMessage": ("im-session", "$.imSession.capabilities"),
+    "ChatStateChangeMessage": ("chat", "$.chat.capabilities"),
+    "EmailStateChangeMessage": ("email", "$.email.capabilities"),
+    "WorkitemStateChangeMessage": ("workitem", "$.workitem.capabilities"),
+    "OpenmediaStateChangeMessage": ("openmedia", "$.openmedia.capabilities"),
+}
+
+
+def capabilities_offered(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Operations GWS offered in resources' ``capabilities``: how often, on how many resources."""
+    parts = []
+    for mtype, (rtype, path) in CAPABILITY_PATHS.items():
+        if path.endswith("[*].capabilities"):
+            # a list of lists (one per device): flatten
+            expr = f"flatten(CAST(json_extract(data, '{path}') AS VARCHAR[][]))"
+        else:
+            expr = f"CAST(json_extract(data, '{path}') AS VARCHAR[])"
+        parts.append(f"""
+            SELECT '{rtype}' AS resource_type, id, resource_id, unnest({expr}) AS capability
+            FROM bayeux_messages WHERE direction = 's2c' AND message_type = '{mtype}'""")
+    return query(con, f"""
+        SELECT resource_type, capability, count(DISTINCT id) AS messages,
+               count(DISTINCT resource_id) AS resources
+        FROM ({" UNION ALL ".join(parts)})
+        WHERE capability IS NOT NULL
+        GROUP BY ALL ORDER BY ALL
+    """)
+
+
+def capability_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Offered capabilities against operations used.
+
+    ``status``: ``used`` (offered and requested on that resource type),
+    ``offered, never used``, or ``used, never offered`` (requested on a resource
+    type whose notifications never listed it: either capabilities do not govern
+    it, as for agent-state operations, or the desktop ignores them).
+    """
+    offered = capabilities_offered(con).rename(columns={"capability": "operation_name"})
+    used = operations_used(con)
+    used["resource_type"] = used["resource_type"].map(catalog.resource_family)
+    used = used.groupby(["resource_type", "operation_name"], as_index=False).agg(
+        requests=("requests", "sum"), failed=("failed", "sum"))
+    used = used[used["resource_type"].isin(offered["resource_type"].unique())]
+    out = offered.merge(used, on=["resource_type", "operation_name"], how="outer")
+    for c in ("messages", "resources", "requests", "failed"):
+        out[c] = out[c].fillna(0).astype("int64")
+    out["status"] = "used"
+    out.loc[out["requests"] == 0, "status"] = "offered, never used"
+    out.loc[out["messages"] == 0, "status"] = "used, never offered"
+    return out.sort_values(["resource_type", "operation_name"]).reset_index(drop=True)

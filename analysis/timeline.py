@@ -1,0 +1,134 @@
+"""What happened on one agent's desktop, in time order.
+
+``agent_timeline`` merges the agent's REST requests, the notifications it
+received and the CometD meta traffic worth seeing (handshakes, subscriptions,
+failures) into one table with a lane per kind; ``state_bands`` turns the
+state models' observations into intervals (agent state, DND, forwarding, each
+call and interaction) drawn as bands under the events.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import duckdb
+import pandas as pd
+
+from .coverage import observations_sql, resolve_models
+from .db import query, sql_list
+
+#: States after which a resource is gone: their band has no length.
+TERMINAL_STATES = ("Released", "Completed", "Canceled", "Sent", "Revoked")
+
+
+def agents(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every agent in the capture with its activity span and volumes."""
+    return query(con, """
+        WITH x AS (
+            SELECT user_name, min(ts_request_start) AS first_ts, max(coalesce(ts_response_end, ts_request_start)) AS last_ts,
+                   count(*) FILTER (WHERE NOT coalesce(is_bayeux, false)) AS rest_requests,
+                   count(*) FILTER (WHERE operation_name IS NOT NULL AND NOT coalesce(is_bayeux, false)) AS operations,
+                   count(*) FILTER (WHERE status >= 400 OR error IS NOT NULL
+                                     OR coalesce(status_code, 0) NOT IN (0, 7)) AS failed_requests
+            FROM exchanges WHERE user_name IS NOT NULL GROUP BY user_name
+        ), m AS (
+            SELECT user_name, min(ts) AS first_ts, max(ts) AS last_ts,
+                   count(*) FILTER (WHERE direction = 's2c' AND message_type IS NOT NULL) AS notifications
+            FROM bayeux_messages WHERE user_name IS NOT NULL GROUP BY user_name
+        )
+        SELECT coalesce(x.user_name, m.user_name) AS user_name,
+               least(x.first_ts, m.first_ts) AS first_ts, greatest(x.last_ts, m.last_ts) AS last_ts,
+               coalesce(x.rest_requests, 0) AS rest_requests, coalesce(x.operations, 0) AS operations,
+               coalesce(m.notifications, 0) AS notifications, coalesce(x.failed_requests, 0) AS failed_requests
+        FROM x FULL JOIN m USING (user_name)
+        ORDER BY user_name
+    """)
+
+
+def agent_timeline(con: duckdb.DuckDBPyConnection, user: str, start=None, end=None) -> pd.DataFrame:
+    """One row per event of ``user``: ts, end_ts, lane, kind, label, detail, resource_id, ok.
+
+    Lanes: ``REST`` (requests, from start to response end), one lane per
+    notification channel, and ``CometD`` for meta traffic other than routine
+    successful /meta/connect polls.
+    """
+    rng = ""
+    params: list = [user, user]
+    if start is not None:
+        rng += " AND ts >= ?"
+        params.append(start)
+    if end is not None:
+        rng += " AND ts <= ?"
+        params.append(end)
+    return query(con, f"""
+        WITH ev AS (
+            SELECT ts_request_start AS ts, coalesce(ts_response_end, ts_response_start, ts_request_start) AS end_ts,
+                   'REST' AS lane, 'request' AS kind,
+                   coalesce(operation_name, method || ' ' || path) AS label,
+                   method || ' ' || path || ' -> ' || coalesce(status::VARCHAR, error, '?')
+                     || coalesce(' statusCode ' || status_code::VARCHAR, '')
+                     || coalesce(' ' || status_message, '') AS detail,
+                   resource_id,
+                   error IS NULL AND coalesce(status, 0) < 400 AND coalesce(status_code, 0) IN (0, 7) AS ok,
+                   id AS ref_id
+            FROM exchanges
+            WHERE user_name = ? AND NOT coalesce(is_bayeux, false)
+            UNION ALL
+            SELECT ts, ts AS end_ts,
+                   CASE WHEN starts_with(channel, '/meta/') THEN 'CometD' ELSE channel END AS lane,
+                   CASE WHEN starts_with(channel, '/meta/') THEN 'meta' ELSE 'notification' END AS kind,
+                   CASE WHEN starts_with(channel, '/meta/')
+                        THEN channel || CASE WHEN direction = 'c2s' THEN ' request' ELSE ' reply' END
+                        ELSE coalesce(message_type, 'message')
+                             || coalesce(' ' || notification_type, '')
+                             || coalesce(': ' || resource_state, '') END AS label,
+                   concat_ws(' ', resource_type, resource_id, error, error_message) AS detail,
+                   resource_id,
+                   coalesce(successful, true) AND message_type IS DISTINCT FROM 'ErrorMessage'
+                     AND notification_type IS DISTINCT FROM 'Error' AS ok,
+                   id AS ref_id
+            FROM bayeux_messages
+            WHERE user_name = ?
+              AND (NOT starts_with(coalesce(channel, ''), '/meta/')
+                   OR channel <> '/meta/connect' OR successful = false)
+              AND (direction = 's2c' OR starts_with(coalesce(channel, ''), '/meta/'))
+        )
+        SELECT * FROM ev WHERE TRUE {rng}
+        ORDER BY ts, ref_id
+    """, params)
+
+
+def state_bands(con: duckdb.DuckDBPyConnection, user: str,
+                models: str | Iterable[str] | None = ("agent_state", "dnd", "forwarding", "call",
+                                                      "im_session", "chat", "email", "workitem")) -> pd.DataFrame:
+    """Intervals during which each modelled resource of ``user`` stayed in one state.
+
+    A band runs from the first notification showing the state to the next
+    change (or the agent's last activity); terminal states (Released,
+    Completed, ...) end the resource and get no band.
+    """
+    ms = resolve_models(models)
+    obs = " UNION ALL ".join(observations_sql(m, user) for m in ms)
+    return query(con, f"""
+        WITH obs AS ({obs}),
+        seq AS (
+            SELECT *, lag(state) OVER (PARTITION BY model, resource_id ORDER BY ts, message_id) AS prev
+            FROM obs WHERE state IS NOT NULL
+        ),
+        changes AS (SELECT model, resource_id, state, ts FROM seq WHERE prev IS DISTINCT FROM state),
+        last_seen AS (
+            SELECT greatest((SELECT max(ts) FROM bayeux_messages WHERE user_name = $user),
+                            (SELECT max(coalesce(ts_response_end, ts_request_start)) FROM exchanges
+                             WHERE user_name = $user)) AS ts
+        ),
+        bands AS (
+            SELECT model, resource_id, state, ts AS start,
+                   lead(ts) OVER (PARTITION BY model, resource_id ORDER BY ts) AS next_change
+            FROM changes
+        )
+        SELECT model, resource_id, state, start,
+               coalesce(next_change, (SELECT ts FROM last_seen)) AS "end"
+        FROM bands
+        WHERE state NOT IN {sql_list(TERMINAL_STATES)}
+        ORDER BY model, start
+    """, {"user": user}) if obs else pd.DataFrame(columns=["model", "resource_id", "state", "start", "end"])
