@@ -46,6 +46,7 @@ class Capture:
         self._ws_errors: dict[str, str] = {}
         self._inflight: dict[str, http.HTTPFlow] = {}
         self.flows = 0
+        self.final_stats: dict | None = None
 
     # ------------------------------------------------------------------ options
     def load(self, loader: Loader) -> None:
@@ -141,6 +142,7 @@ class Capture:
         self._ws_frames.clear()
         w.close()
         s = w.stats
+        self.final_stats = s.as_dict()
         logger.info(f"gws capture: {self.flows} flows, {s.written['bayeux_messages']} Bayeux messages "
                     f"written to {w.db_path}; dropped {s.dropped}, bad records {s.bad_records}")
 
@@ -165,7 +167,7 @@ class Capture:
                                            ts=time.time()))
 
     def stats(self) -> dict:
-        d = self.writer.stats.as_dict() if self.writer is not None else {}
+        d = self.writer.stats.as_dict() if self.writer is not None else dict(self.final_stats or {})
         d["flows"] = self.flows
         return d
 
