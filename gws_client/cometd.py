@@ -162,12 +162,13 @@ class CometdClient:
     # ------------------------------------------------------------------ requests and replies
 
     async def _exchange(self, message: dict, *, timeout: float | None = None) -> dict:
-        """Send one message and wait for the reply with the same id."""
+        """Send one message and wait for the reply with the same id (bounded by `timeout`)."""
         waiter = asyncio.get_running_loop().create_future()
         self._waiters[message["id"]] = waiter
         try:
-            await self._send([message])
-            return await asyncio.wait_for(waiter, timeout or self.reply_timeout)
+            async with asyncio.timeout(timeout or self.reply_timeout):
+                await self._send([message])  # a long-poll POST returns with the reply inside
+                return await waiter
         finally:
             self._waiters.pop(message["id"], None)
 

@@ -41,8 +41,9 @@ from gws_client.bayeux import (
 
 log = logging.getLogger(__name__)
 
-# Channels a client may subscribe to: its own GWS topics, the services topic, the metrics topic.
-ALLOWED_PREFIXES = ("/v2/me/",)
+# Channels a client may subscribe to: its own GWS topics (/v2/me/..., wildcards included),
+# the services topic and the metrics topic.
+ME_PREFIX = "/v2/me/"
 ALLOWED_CHANNELS = frozenset({"/notifications/services", "/me/internal"})
 
 UNKNOWN_CLIENT = format_error(402, (), "Unknown client")
@@ -89,6 +90,8 @@ class _Socket:
 
 
 class CometdServer:
+    """Bayeux clients, their subscriptions and queues, and both transports' adapters."""
+
     def __init__(self, *, timeout_ms: int = 30000, max_interval_ms: int = 10000, seed: int = 0):
         self.timeout_ms = timeout_ms
         self.max_interval_ms = max_interval_ms
@@ -186,6 +189,7 @@ class CometdServer:
         # when other replies share the POST: holding them for 30 s would stall the client.
         hold = client.connected and not replies and not client.queue
         client.connected = True
+        client.socket = None  # it long-polls now, even if it used a WebSocket before
         events: list[dict] = []
         written = False
         try:
@@ -205,7 +209,7 @@ class CometdServer:
         """Wait until events arrive, a newer connect comes, the client dies, or timeout."""
         held = client.held = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(asyncio.shield(held), self.timeout_ms / 1000)
+            await asyncio.wait_for(held, self.timeout_ms / 1000)
         except asyncio.TimeoutError:
             pass
         finally:
@@ -464,4 +468,4 @@ def _channels(message: dict) -> list[str]:
 
 
 def _may_subscribe(channel: str) -> bool:
-    return channel in ALLOWED_CHANNELS or (channel.startswith(ALLOWED_PREFIXES) and len(channel) > len("/v2/me/"))
+    return channel in ALLOWED_CHANNELS or (channel.startswith(ME_PREFIX) and channel != ME_PREFIX)
