@@ -1207,14 +1207,14 @@ class ContactCenter:
         parent = leg.call
         if self._unreachable(agent, number, call=parent):
             return None
-        leg.state = HELD
-        self._emit_call(leg, "StatusChange")
         dest_agent, dest_number = self._resolve_destination(number)
         consult = self._new_call(dnis=number, user_data={**parent.user_data, **user_data})
         consult.parent = parent
         caller = self._add_leg(consult, agent.phone, agent, DIALING, CONSULT)
         callee = self._add_leg(consult, dest_number, dest_agent, RINGING, CONSULT)
-        self._emit_call(caller, "StatusChange")
+        leg.state = HELD
+        self._emit_call(leg, "StatusChange")      # Held, already offering SwapCalls (L7283-7310)
+        self._emit_call(caller, "StatusChange")   # the Consult call, Dialing (L7338-7360)
         self._start_ringing(callee)
 
     def _consult_pair(self, agent: Agent, leg: Leg, body) -> tuple[Leg, Leg]:
