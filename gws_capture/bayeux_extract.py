@@ -5,10 +5,10 @@
 * ``messages`` - every complete JSON object found (an array's elements, or a single object);
 * ``error`` - None when the body was a well-formed Bayeux array/object, else why not
   (invalid JSON, truncated array, an element that is not an object, ...);
-* ``rest`` - the text that could not be decoded (for the ``raw`` column), or None.
+* ``rest`` - the damaged body text (for the ``raw`` column), or None when it was clean.
 
-Uses ``gws_client.bayeux.decode_lenient`` when that exists and returns the same
-triple; the local decoder below is the fallback and the reference behaviour.
+Uses ``gws_client.bayeux.decode_lenient`` (``(messages, error)``) when it can be
+imported; the local decoder below is the fallback.
 """
 
 from __future__ import annotations
@@ -61,14 +61,20 @@ def _recover(text: str, error: str) -> tuple[list[Any], str | None, str | None]:
 
 
 def decode(text: str) -> tuple[list[Any], str | None, str | None]:
+    """Lenient decode; when the body is damaged, ``rest`` is the whole text (for the raw column)."""
+    global _shared
+    if _shared is _UNSET:
+        _shared = _find_shared()
     if _shared is not None:
         try:
             res = _shared(text)
-            if isinstance(res, tuple) and len(res) == 3 and isinstance(res[0], list):
-                return res
         except Exception:  # noqa: BLE001 - fall back to the local decoder
-            pass
-    return _local_decode(text)
+            res = None
+        if isinstance(res, tuple) and len(res) == 2 and isinstance(res[0], list):
+            msgs, err = res
+            return msgs, err, (text if err else None)
+    msgs, err, rest = _local_decode(text)
+    return msgs, err, (text if err else None)
 
 
 def _find_shared():
@@ -80,11 +86,11 @@ def _find_shared():
     return fn if callable(fn) else None
 
 
-_shared = None  # resolved lazily by enable_shared_codec(); the local decoder is the default
+_UNSET = object()
+_shared: Any = _UNSET
 
 
-def enable_shared_codec() -> bool:
-    """Use gws_client.bayeux.decode_lenient when available (returns whether it is used)."""
+def use_local_decoder(local: bool = True) -> None:
+    """Force the local decoder (tests) or go back to gws_client.bayeux.decode_lenient."""
     global _shared
-    _shared = _find_shared()
-    return _shared is not None
+    _shared = None if local else _UNSET

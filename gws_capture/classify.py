@@ -120,7 +120,7 @@ def _area_for(first: str, rtype: str | None, under_me: bool) -> str:
         return "contacts"
     if rtype == "settings":
         return "settings"
-    if under_me:
+    if under_me or rtype == "channel":
         return "agent"
     if rtype in _PROVISIONING_TYPES:
         return "provisioning"
