@@ -447,3 +447,61 @@ async def test_websocket_frames(start_server):
         await ws.send_str("nope")
         [error] = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
         assert error["successful"] is False and error["error"].startswith("400::invalid JSON")
+
+
+# ---------------------------------------------------------------------- clients that vanish
+
+
+async def test_reply_to_a_vanished_long_poll_is_not_counted_and_its_events_wait(start_server):
+    h = await start_server(timeout_ms=5000)
+    http = h.http()
+    client_id = await raw_handshake(http, h.url)
+    await post(http, h.url, [connect(client_id, "2"),
+                             {"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/v2/me/*",
+                              "id": "3"}])
+    doomed = aiohttp.ClientSession(cookies={"JSESSIONID": "s1"})
+    poll = asyncio.create_task(post(doomed, h.url, [connect(client_id, "4")]))
+    await eventually(lambda: held(h.cometd, client_id))
+    poll.cancel()
+    await doomed.close()  # the TCP connection under the held connect goes away
+    await asyncio.sleep(0.1)
+    delivered = h.cometd.stats()["delivered"]["total"]
+
+    h.cometd.publish("agent1", "/v2/me/calls", {"n": 1})
+    await eventually(lambda: not held(h.cometd, client_id))
+    assert h.cometd.stats()["delivered"]["total"] == delivered
+
+    status, replies = await post(http, h.url, [connect(client_id, "5")])
+    assert replies[0] == {"channel": "/v2/me/calls", "data": {"n": 1}}
+    assert h.cometd.stats()["delivered"]["total"] == delivered + 2
+
+
+async def test_events_wait_for_a_new_websocket_after_the_old_one_dies(start_server):
+    h = await start_server(timeout_ms=5000, max_interval_ms=5000)
+    ws_url = h.url.replace("http", "ws", 1)
+
+    async def send(ws, messages):
+        await ws.send_str(json.dumps(messages))
+
+    async def receive(ws):
+        return json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+
+    http = h.http()
+    ws = await http.ws_connect(ws_url)
+    await send(ws, [{"channel": "/meta/handshake", "id": "1", "supportedConnectionTypes": ["websocket"]}])
+    client_id = (await receive(ws))[0]["clientId"]
+    await send(ws, [{"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/v2/me/*", "id": "2"},
+                    {**connect(client_id, "3"), "connectionType": "websocket"}])
+    assert {m["id"] for m in (await receive(ws)) + (await receive(ws))} == {"2", "3"}
+    await send(ws, [{**connect(client_id, "4"), "connectionType": "websocket"}])
+    await eventually(lambda: held(h.cometd, client_id))
+    await ws.close()
+    await eventually(lambda: not held(h.cometd, client_id))
+
+    h.cometd.publish("agent1", "/v2/me/calls", {"n": 1})
+    async with http.ws_connect(ws_url) as ws:
+        await send(ws, [{**connect(client_id, "5"), "connectionType": "websocket"}])
+        assert await receive(ws) == [{"channel": "/v2/me/calls", "data": {"n": 1}}]
+        await eventually(lambda: held(h.cometd, client_id))
+    stats = h.cometd.stats()
+    assert stats["received"]["total"] == 5 and stats["delivered"]["total"] == 4  # replies 1, 2, 3 + the event
