@@ -1073,14 +1073,13 @@ class ContactCenter:
     def _establish(self, leg: Leg) -> None:
         """``leg`` answers: it and every Dialing party of its call become Established."""
         call = leg.call
-        leg.state = ESTABLISHED
-        self._emit_call(leg, "StatusChange")
-        self._maybe_monitor(leg)
-        for other in call.active_legs():
-            if other is not leg and other.state == DIALING:
-                other.state = ESTABLISHED
-                self._emit_call(other, "StatusChange")
-                self._maybe_monitor(other)
+        established = [leg] + [other for other in call.active_legs() if other is not leg and other.state == DIALING]
+        for party in established:
+            party.state = ESTABLISHED
+        for party in established:
+            self._emit_call(party, "StatusChange")
+        for party in established:
+            self._maybe_monitor(party)
 
     # ================================================================== basic call control
 
@@ -1283,6 +1282,9 @@ class ContactCenter:
         for leg in moving:
             if leg.agent is not None:
                 self._emit_call(leg, "StatusChange")
+        for leg in moving:
+            if leg.state == ESTABLISHED:
+                self._maybe_monitor(leg)
         self._forget_if_done(source)
         return moving
 
