@@ -73,6 +73,7 @@ class _Client:
     held: asyncio.Future | None = None  # resolved to answer the held /meta/connect now
     expiry: asyncio.TimerHandle | None = None
     alive: bool = True
+    disconnected: bool = False  # removed by its own /meta/disconnect
 
     def release_held(self) -> None:
         if self.held is not None and not self.held.done():
@@ -348,6 +349,7 @@ class CometdServer:
             client.subscriptions.difference_update(_channels(message))
             return self._reply(message, successful=True, subscription=message.get("subscription")), None
         if channel == DISCONNECT:
+            client.disconnected = True
             self._remove(client)
             return self._reply(message, successful=True), None
         return self._reply(message, successful=False, error=format_error(403, (), "Publish denied")), None
@@ -379,6 +381,8 @@ class CometdServer:
         return self._reply(message, successful=True, subscription=message.get("subscription"))
 
     def _connect_reply(self, client: _Client, message: dict) -> dict:
+        if client.disconnected:  # what CometD answers to the connect held across a disconnect
+            return self._reply(message, successful=True, advice={"reconnect": "none", "interval": 0})
         if not client.alive:
             return self._reply(message, successful=False, error=UNKNOWN_CLIENT,
                                advice={"reconnect": "handshake", "interval": 0})

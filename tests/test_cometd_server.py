@@ -224,6 +224,20 @@ async def test_disconnect(start_server, transport):
     assert reply["error"] == "402::Unknown client"
 
 
+async def test_connect_held_across_disconnect_says_reconnect_none(start_server):
+    h = await start_server(timeout_ms=5000)
+    http = h.http()
+    client_id = await raw_handshake(http, h.url)
+    await post(http, h.url, [connect(client_id, "2")])
+    poll = asyncio.create_task(post(http, h.url, [connect(client_id, "3")]))
+    await eventually(lambda: held(h.cometd, client_id))
+    status, [bye] = await post(http, h.url, [{"channel": "/meta/disconnect", "clientId": client_id, "id": "4"}])
+    assert bye == {"channel": "/meta/disconnect", "id": "4", "successful": True}
+    status, [reply] = await asyncio.wait_for(poll, 2)
+    assert reply == {"channel": "/meta/connect", "id": "3", "successful": True,
+                     "advice": {"reconnect": "none", "interval": 0}}
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_stats_match_what_the_client_saw(start_server, transport):
     h = await start_server(timeout_ms=200)
