@@ -74,7 +74,9 @@ async def _record(args) -> int:
     mode = args.mode or f"reverse:{args.upstream}"
     opts = options.Options(listen_host=args.listen_host, listen_port=args.listen_port, mode=[mode])
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
-    opts.update(termlog_verbosity="warn", keep_host_header=args.keep_host_header)
+    # lazy: read the request before connecting upstream, so an unreachable GWS is recorded
+    # as an exchange with its error instead of a dropped connection
+    opts.update(termlog_verbosity="warn", keep_host_header=args.keep_host_header, connection_strategy="lazy")
     cap = Capture()
     master.addons.add(cap)
     upd = dict(capture_db=args.db, capture_redact=not args.no_redact,

@@ -12,6 +12,11 @@ Options (``--set name=value``):
     capture_redact_headers     extra headers whose values are replaced by keyed hashes
     capture_redact_json_paths  extra JSON paths (``$.a.b``, ``a[*].b``) or field names to mask
 
+With mitmproxy's default ``connection_strategy=eager`` an unreachable upstream drops
+the desktop before its request is read; that is logged in ``capture_errors``. Add
+``--set connection_strategy=lazy`` (``gwsreplay record`` does) to get the request
+recorded as an exchange with its error instead.
+
 The hooks only copy references into a record and hand it to a writer thread
 through a bounded queue (gws_capture.writer); they never block mitmproxy's event
 loop. Recorded WebSocket messages are trimmed from ``flow.websocket.messages``
@@ -101,6 +106,21 @@ class Capture:
                 self._ws_errors[flow.id] = flow.error.msg
             return
         self._record(flow)
+
+    def server_connect_error(self, data) -> None:
+        # With connection_strategy=eager (mitmproxy's default) an unreachable upstream
+        # drops the client before any request is read: there is no flow to record, so
+        # the failure goes to capture_errors. With lazy, the flow itself carries the error.
+        if self.writer is None:
+            return
+        try:
+            client = data.client.peername if data.client else None
+            server = data.server.address if data.server else None
+            err = data.server.error if data.server else None
+            self.writer.submit(ErrorRecord(kind="upstream_connect_error", flow_id=None,
+                                           error=f"{err} (client {client}, upstream {server})", ts=time.time()))
+        except Exception:  # noqa: BLE001 - never break the proxy
+            pass
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
         w = self.writer

@@ -1,0 +1,265 @@
+"""Faults and bad input: recorded with a parse error or an error column, and the proxy keeps serving."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import socket
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import brotli
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gws_capture import bayeux_extract
+from gws_capture.records import HttpRecord, RowBuilder, WsFrameRecord, make_body
+from gws_capture.redact import Redactor
+from gws_capture.writer import CaptureWriter
+from test_capture_proxy import Proxy, Upstream, free_port, req
+
+T0 = 1_700_000_000.0
+CALL = {"channel": "/v2/me/calls", "data": {"messageType": "CallStateChangeMessage",
+                                            "call": {"id": "007102385535e00a", "state": "Ringing"}}}
+CONNECT = {"channel": "/meta/connect", "id": "5", "successful": True}
+
+
+def poll(resp_body: bytes, *, req_body: bytes = b'[{"channel":"/meta/connect","id":"5"}]',
+         resp_headers=(("Content-Type", "application/json"),), fid="f") -> HttpRecord:
+    return HttpRecord(flow_id=fid, method="POST", host="gws", port=8090, path="/api/v2/notifications/connect",
+                      request_headers=[("Content-Type", "application/json"), ("Cookie", "JSESSIONID=s")],
+                      request_body=req_body, status=200, response_headers=list(resp_headers),
+                      response_body=resp_body, ts_request_start=T0, ts_response_start=T0 + 1)
+
+
+def write(tmp_path: Path, *records, **kw) -> duckdb.DuckDBPyConnection:
+    db = tmp_path / "faults.duckdb"
+    w = CaptureWriter(db, **kw)
+    w.write_records(list(records))
+    w.close()
+    return duckdb.connect(str(db), read_only=True)
+
+
+def test_invalid_json_long_poll_body(tmp_path):
+    con = write(tmp_path, poll(b'[{"channel": "/meta/connect", oops}]'))
+    ex = con.execute("SELECT response_body, response_body_text, response_body_encoding, response_body_error "
+                     "FROM exchanges").fetchone()
+    assert ex[0] is None and ex[1].startswith("[{") and ex[2] == "text" and "invalid JSON" in ex[3]
+    bad = con.execute("SELECT parse_error, raw FROM bayeux_messages WHERE direction = 's2c'").fetchall()
+    assert len(bad) == 1 and "invalid JSON" in bad[0][0] and "oops" in bad[0][1]
+    assert con.execute("SELECT count(*) FROM bayeux_messages WHERE direction = 'c2s' "
+                       "AND parse_error IS NULL").fetchone()[0] == 1
+
+
+def test_truncated_bayeux_array_keeps_complete_messages(tmp_path):
+    full = json.dumps([CALL, CALL, CONNECT])
+    cut = full[: full.rindex("{") + 10]
+    con = write(tmp_path, poll(cut.encode()))
+    rows = con.execute("SELECT position, message_type, parse_error IS NOT NULL FROM bayeux_messages "
+                       "WHERE direction = 's2c' ORDER BY position").fetchall()
+    assert rows == [(0, "CallStateChangeMessage", False), (1, "CallStateChangeMessage", False), (2, None, True)]
+
+
+def test_array_elements_that_are_not_objects(tmp_path):
+    con = write(tmp_path, poll(json.dumps([CALL, 3, "x", None]).encode()))
+    rows = con.execute("SELECT position, parse_error FROM bayeux_messages WHERE direction = 's2c' "
+                       "ORDER BY id").fetchall()
+    assert rows[0] == (0, None)
+    assert all(r[1] for r in rows[1:]) and len(rows) == 5   # 3 bad elements + the summary error row
+
+
+def test_binary_and_oversized_bodies(tmp_path):
+    blob = os.urandom(5000)
+    big = json.dumps([CALL] * 200 + [CONNECT]).encode()
+    con = write(tmp_path,
+                poll(blob, resp_headers=[("Content-Type", "application/octet-stream")], fid="bin"),
+                poll(big, fid="big"),
+                max_body=1000)
+    b = con.execute("SELECT response_body_encoding, response_body_truncated, response_body_size, "
+                    "length(response_body_text) FROM exchanges WHERE flow_id = 'bin'").fetchone()
+    assert b[0] == "base64" and b[1] and b[2] == 5000 and b[3] == len(base64.b64encode(blob[:1000]))
+    g = con.execute("SELECT response_body IS NULL, response_body_truncated, length(response_body_text), "
+                    "bayeux_count FROM exchanges WHERE flow_id = 'big'").fetchone()
+    assert g == (True, True, 1000, 202)
+    # every message of the oversized body is still extracted
+    assert con.execute("SELECT count(*) FROM bayeux_messages m JOIN exchanges e ON e.id = m.exchange_id "
+                       "WHERE e.flow_id = 'big' AND m.parse_error IS NULL").fetchone()[0] == 202
+
+
+@pytest.mark.parametrize("encoding,encode", [
+    ("gzip", gzip.compress),
+    ("br", brotli.compress),
+    ("deflate", zlib.compress),
+    ("gzip, br", lambda b: brotli.compress(gzip.compress(b))),
+])
+def test_content_encodings_are_decoded(tmp_path, encoding, encode):
+    body = json.dumps([CALL, CONNECT]).encode()
+    con = write(tmp_path, poll(encode(body), resp_headers=[("Content-Type", "application/json"),
+                                                           ("Content-Encoding", encoding)]))
+    assert con.execute("SELECT response_body_encoding, response_body_size, bayeux_count FROM exchanges"
+                       ).fetchone() == ("json", len(body), 3)
+
+
+def test_broken_gzip_is_recorded_not_fatal(tmp_path):
+    con = write(tmp_path, poll(b"\x1f\x8b\x08garbage", resp_headers=[("Content-Encoding", "gzip")]))
+    err = con.execute("SELECT response_body_error, response_body_encoding FROM exchanges").fetchone()
+    assert "gzip failed" in err[0] and err[1] == "base64"
+
+
+def test_non_utf8_bodies(tmp_path):
+    latin = "café olé".encode("latin-1")
+    con = write(tmp_path,
+                poll(latin, resp_headers=[("Content-Type", "text/plain; charset=iso-8859-1")], fid="latin"),
+                poll(b'[{"channel":"/x","data":"\xff\xfe"}]', fid="badutf8"))
+    assert con.execute("SELECT response_body_text FROM exchanges WHERE flow_id = 'latin'").fetchone()[0] == "café olé"
+    r = con.execute("SELECT response_body_encoding, response_body_error FROM exchanges "
+                    "WHERE flow_id = 'badutf8'").fetchone()
+    assert r[0] == "base64" and "UTF-8" in r[1]
+
+
+def test_unexpected_websocket_frames(tmp_path):
+    frames = [
+        (True, True, b'[{"channel":"/meta/connect","id":"1"}]'),
+        (False, True, b"not json at all"),
+        (False, False, b"\x00\x01\x02"),
+        (False, True, b"42"),
+        (False, True, b'{"channel":"/v2/me/calls","data":{"messageType":"CallStateChangeMessage"}}'),
+        (False, True, json.dumps([CALL])[:-5].encode()),
+    ]
+    recs = [WsFrameRecord(flow_id="ws", index=i, ts=T0 + i, from_client=fc, is_text=txt, content=c)
+            for i, (fc, txt, c) in enumerate(frames)]
+    con = write(tmp_path, *recs)
+    rows = con.execute("SELECT frame_index, opcode, bayeux_count, parse_error IS NOT NULL, content_encoding "
+                       "FROM websocket_frames ORDER BY frame_index").fetchall()
+    assert rows == [(0, "text", 1, False, None), (1, "text", 0, True, "text"), (2, "binary", 0, True, "base64"),
+                    (3, "text", 0, True, "text"), (4, "text", 1, False, None), (5, "text", 0, True, "text")]
+    assert con.execute("SELECT count(*) FROM bayeux_messages WHERE parse_error IS NOT NULL").fetchone()[0] == 4
+
+
+def test_invalid_json_for_duckdb_falls_back_per_value(tmp_path):
+    # Python's json accepts a lone surrogate escape; the batch must still be written
+    con = write(tmp_path, poll(b'[{"channel":"/x","data":{"s":"\\ud800"}}]'))
+    assert con.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM bayeux_messages").fetchone()[0] >= 2
+
+
+# --------------------------------------------------------------------------- real proxy faults
+
+@pytest.mark.parametrize("strategy", ["lazy", "eager"])
+def test_upstream_down_is_recorded_and_proxy_keeps_serving(tmp_path, strategy):
+    dead = free_port()
+    db = tmp_path / "down.duckdb"
+    proxy = Proxy(dead, db, "--set", f"connection_strategy={strategy}")
+    try:
+        for _ in range(3):
+            try:
+                status = req(proxy.url("/api/v2/me"))[0]
+            except Exception as exc:  # noqa: BLE001 - 502 or a dropped connection
+                status = getattr(exc, "code", None)
+            assert status in (None, 502)
+        assert proxy.proc.poll() is None          # still serving
+    finally:
+        proxy.stop()
+    con = duckdb.connect(str(db), read_only=True)
+    errors = con.execute("SELECT count(*) FROM capture_errors WHERE kind = 'upstream_connect_error'").fetchone()[0]
+    assert errors >= 3        # (eager: the proxy's readiness probe counts too)
+    rows = con.execute("SELECT status, error FROM exchanges").fetchall()
+    if strategy == "lazy":
+        assert len(rows) == 3 and all(r[0] is None and r[1] for r in rows)
+
+
+def test_slow_upstream_and_client_dropping_a_long_poll(tmp_path):
+    with Upstream() as up:
+        db = tmp_path / "drop.duckdb"
+        proxy = Proxy(up.port, db)
+        try:
+            s = socket.create_connection(("127.0.0.1", proxy.port))
+            body = json.dumps([{"channel": "/meta/connect", "id": "held", "clientId": "c1"}]).encode()
+            s.sendall(b"POST /api/v2/notifications?hold=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            time.sleep(0.5)
+            # meanwhile the proxy keeps serving others
+            t0 = time.monotonic()
+            for _ in range(5):
+                assert req(proxy.url("/api/v2/me"))[0] == 200
+            assert time.monotonic() - t0 < 5
+            s.close()                      # the desktop goes away with its poll held
+            time.sleep(1.0)
+        finally:
+            proxy.stop()
+        con = duckdb.connect(str(db), read_only=True)
+        held = con.execute("SELECT status, error, bayeux_count FROM exchanges WHERE query = 'hold=1'").fetchone()
+        assert held[0] is None and held[1] and held[2] == 1
+        assert con.execute("SELECT count(*) FROM exchanges WHERE path = '/api/v2/me' AND status = 200"
+                           ).fetchone()[0] == 5
+
+
+# --------------------------------------------------------------------------- fuzz
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20)
+bayeux_msgs = st.lists(st.fixed_dictionaries(
+    {"channel": st.sampled_from(["/meta/connect", "/v2/me/calls", "/v2/me/devices", "/x"])},
+    optional={"id": st.text(max_size=5), "clientId": st.text(max_size=5), "successful": st.booleans(),
+              "advice": json_values, "data": st.one_of(json_values, st.fixed_dictionaries({
+                  "messageType": st.sampled_from(["CallStateChangeMessage", "DeviceStateChangeMessage",
+                                                  "ErrorMessage", "ChatStateChangeMessage", "Other"]),
+                  "call": json_values, "devices": json_values, "chat": json_values}))}), max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(msgs=bayeux_msgs, cut=st.integers(min_value=0, max_value=10_000))
+def test_fuzz_decoder_recovers_a_prefix(msgs, cut):
+    text = json.dumps(msgs)
+    got, err, _ = bayeux_extract.decode(text)
+    assert got == msgs and err is None
+    prefix = text[: cut % (len(text) + 1)]
+    got, err, _ = bayeux_extract.decode(prefix)
+    assert got == msgs[: len(got)]
+    if prefix != text:
+        assert err is not None or got == msgs
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode),
+                      bayeux_msgs.map(lambda m: json.dumps(m).encode()),
+                      st.tuples(bayeux_msgs, st.integers(0, 500)).map(lambda t: json.dumps(t[0])[: t[1]].encode())),
+       frame=st.binary(max_size=200), is_text=st.booleans())
+def test_fuzz_extraction_path_never_raises(body, frame, is_text):
+    rb = RowBuilder(Redactor(), max_body=100)
+    out: dict[str, list] = {t: [] for t in ("exchanges", "bayeux_messages", "websocket_frames",
+                                            "websocket_connections", "capture_errors")}
+    rb.http(poll(body, req_body=body), out)
+    rb.ws_frame(WsFrameRecord(flow_id="w", index=0, ts=T0, from_client=False, is_text=is_text, content=frame), out)
+    assert len(out["exchanges"]) == 1 and len(out["websocket_frames"]) == 1
+    assert all(len(r) == 33 for r in out["bayeux_messages"])
+    make_body(body, [("Content-Encoding", "gzip")], False, 100, Redactor())
+
+
+def test_fuzzed_rows_are_accepted_by_duckdb(tmp_path):
+    """Random bodies through the whole writer: the file always takes them."""
+    import random
+
+    rnd = random.Random(7)
+    recs = []
+    for i in range(300):
+        kind = rnd.randrange(4)
+        if kind == 0:
+            body = os.urandom(rnd.randrange(200))
+        elif kind == 1:
+            body = json.dumps([CALL, {"x": rnd.random()}])[: rnd.randrange(80)].encode()
+        elif kind == 2:
+            body = bytes(rnd.randrange(32, 127) for _ in range(rnd.randrange(100)))
+        else:
+            body = json.dumps([{"channel": "/v2/me/calls", "data": {"s": "\\ud800" * rnd.randrange(2)}}]).encode()
+        recs.append(poll(body, req_body=body, fid=str(i)))
+    con = write(tmp_path, *recs)
+    assert con.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 300
