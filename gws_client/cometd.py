@@ -48,6 +48,8 @@ class CometdError(Exception):
 
 
 class CometdClient:
+    """One Bayeux client on a borrowed aiohttp session; see the module docstring for the flow."""
+
     def __init__(
         self,
         http: aiohttp.ClientSession,
@@ -175,8 +177,7 @@ class CometdClient:
     async def _send(self, messages: list[dict]) -> None:
         for message in messages:
             self.messages_sent += 1
-            if self.on_message is not None:
-                self.on_message("out", message)
+            self._notify("out", message)
         if self.transport == "websocket":
             ws = await self._websocket()
             await ws.send_str(encode(messages).decode("utf-8"))
@@ -187,8 +188,7 @@ class CometdClient:
         """Feed incoming messages to the session; route replies to waiters and data to `events`."""
         for message in messages:
             self.messages_received += 1
-            if self.on_message is not None:
-                self.on_message("in", message)
+            self._notify("in", message)
         for event in self.session.receive(messages):
             if isinstance(event, Data):
                 self.events.put_nowait(event.message)
@@ -196,6 +196,15 @@ class CometdClient:
             waiter = self._waiters.pop(str(event.id), None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(event.message)
+
+    def _notify(self, direction: Literal["in", "out"], message: dict) -> None:
+        """Call the hook; a failing hook must not break the connect loop."""
+        if self.on_message is None:
+            return
+        try:
+            self.on_message(direction, message)
+        except Exception:
+            log.exception("on_message hook failed")
 
     def _checked(self, reply: dict) -> dict:
         if not reply.get("successful"):

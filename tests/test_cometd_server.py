@@ -259,6 +259,36 @@ async def test_stats_match_what_the_client_saw(start_server, transport):
     }
 
 
+async def test_client_reopens_a_websocket_closed_under_it(start_server):
+    h = await start_server(timeout_ms=5000, max_interval_ms=5000)
+    async with h.client("websocket") as client:
+        await client.handshake()
+        await client.subscribe("/v2/me/*")
+        client_id = client.session.client_id
+        await eventually(lambda: held(h.cometd, client_id))
+        [sock] = h.cometd._sockets
+        await sock.ws.close()
+        await eventually(lambda: len(h.cometd._sockets) == 1 and next(iter(h.cometd._sockets)) is not sock
+                         and held(h.cometd, client_id))
+        h.cometd.publish("agent1", "/v2/me/calls", CALL)
+        assert (await asyncio.wait_for(client.events.get(), 5))["data"] == CALL
+        assert client.session.client_id == client_id  # same Bayeux session, new socket
+        await client.disconnect()
+
+
+async def test_a_failing_hook_does_not_break_the_client(start_server):
+    def hook(direction, message):
+        raise RuntimeError("replayer bug")
+
+    h = await start_server()
+    async with h.client(on_message=hook) as client:
+        await client.handshake()
+        await client.subscribe("/v2/me/*")
+        h.cometd.publish("agent1", "/v2/me/calls", CALL)
+        assert (await asyncio.wait_for(client.events.get(), 5))["data"] == CALL
+        await client.disconnect()
+
+
 async def test_js_style_urls(start_server):
     """The official JS client POSTs to /api/v2/notifications/handshake, /connect, ..."""
     h = await start_server()
