@@ -187,3 +187,14 @@ def outcome_counts(con: duckdb.DuckDBPyConnection, relation: str = "operations")
         SELECT operation_name, outcome, count(*) AS requests
         FROM {relation} GROUP BY ALL ORDER BY ALL
     """)
+
+
+def auto_bucket_seconds(con: duckdb.DuckDBPyConnection, buckets: int = 40, relation: str = "operations") -> float:
+    """A round bucket width giving about ``buckets`` points over the capture's span."""
+    span = con.execute(f"SELECT epoch(max(requested_at)) - epoch(min(requested_at)) FROM {relation}").fetchone()[0]
+    if not span:
+        return 60.0
+    for width in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400):
+        if span / width <= buckets:
+            return float(width)
+    return 86400.0

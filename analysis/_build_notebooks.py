@@ -1,0 +1,224 @@
+"""Writes notebooks/*.ipynb (without outputs) from the cell sources below.
+
+The notebooks are thin: each cell calls one analysis function and shows its
+table or figure. Keeping their source here makes them reviewable as Python and
+regenerable: ``python -m analysis._build_notebooks``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+SETUP = '''\
+import sys
+from pathlib import Path
+
+try:
+    import analysis
+except ImportError:  # not installed: use the repository next to this notebook
+    sys.path.insert(0, str(Path.cwd().parent))
+
+import pandas as pd
+from analysis import compare, coverage, db, errors, figures, latency, timeline
+from analysis.state_models import MODELS
+
+figures.setup_notebook()
+pd.set_option("display.max_rows", 200)
+pd.set_option("display.max_colwidth", 120)
+# relative paths are relative to this notebook (the kernel runs in its folder)
+CAPTURE_PATH = db.resolve_capture_path(CAPTURE_DB, Path.cwd())
+con = db.open_capture(CAPTURE_PATH)
+db.capture_info(con)'''
+
+
+def _nb(title: str, intro: str, parameters: str, cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    nb = new_notebook()
+    nb.metadata.update({
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+        "language_info": {"name": "python"},
+    })
+    nb.cells.append(new_markdown_cell(f"# {title}\n\n{intro}"))
+    params = new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells.append(params)
+    nb.cells.append(new_code_cell(SETUP))
+    for kind, src in cells:
+        nb.cells.append(new_markdown_cell(src) if kind == "md" else new_code_cell(src))
+    return nb
+
+
+def md(src: str) -> tuple[str, str]:
+    return "md", src
+
+
+def code(src: str) -> tuple[str, str]:
+    return "code", src
+
+
+PARAMS = '# Parameters (papermill-style: `gwsreplay report` overrides them)\nCAPTURE_DB = "../captures/demo.duckdb"'
+
+LATENCY = _nb(
+    "Operation latency",
+    "How long each GWS operation takes, and where the time goes. GWS answers an operation at once with "
+    "`statusCode` 0, which only means *sent to T-Server*; its effect arrives later as a CometD notification. "
+    "So every operation has two latencies:\n\n"
+    "* **ack**: request sent → HTTP response starts;\n"
+    "* **completion**: request sent → first notification showing the effect (or the ErrorMessage reporting "
+    "its failure).\n\n"
+    "Percentiles are DuckDB's `quantile_cont`; completion percentiles count completed operations only, "
+    "failures and operations that never completed are counted beside them.",
+    PARAMS,
+    [
+        md("## Per operation"),
+        code("ops = latency.operation_latencies(con)\nlatency.latency_table(con, 'operation').round(1)"),
+        code("figures.latency_box(ops, 'completion')"),
+        code("figures.latency_histogram(ops, 'completion')"),
+        code("figures.latency_box(ops, 'ack')"),
+        code("figures.latency_percentile_bars(latency.latency_by_operation(con),\n"
+             "                                 title='Completion latency percentiles per operation (ms)')"),
+        md("## Per agent"),
+        code("latency.latency_table(con, 'agent').round(1)"),
+        code("figures.latency_box(ops, 'completion', by='user_name')"),
+        md("## Over time\n\nOne point per time bucket; a rising p99 with a flat p50 is a tail problem "
+           "(a few slow requests), a rising p50 a general slowdown."),
+        code("bucket = latency.auto_bucket_seconds(con)\n"
+             "over_time = latency.latency_over_time(con, bucket, by=None)\n"
+             "figures.latency_over_time(over_time, title=f'Completion latency over time ({bucket:g} s buckets)')"),
+        code("figures.latency_over_time(latency.latency_over_time(con, bucket, by='operation'), by='operation_name',\n"
+             "                          title='Completion p50 per operation over time')"),
+        md("## Failures and operations that never completed"),
+        code("figures.outcome_bars(latency.outcome_counts(con))"),
+        code("latency.failed_operations(con)"),
+        code("latency.never_completed(con)"),
+    ],
+)
+
+COVERAGE = _nb(
+    "State-transition and operation coverage",
+    "Which states and transitions did this session exercise, and which did it never reach? The reference "
+    "state models (`analysis/state_models.py`, derived from the GWS 8.6 reference with line citations) are "
+    "compared with the transitions seen in consecutive notifications of each resource:\n\n"
+    "* **covered**: allowed by the model and seen;\n"
+    "* **missing**: allowed by the model, never reached;\n"
+    "* **anomaly**: seen, but the model does not allow it (out-of-order delivery, a simulator bug, "
+    "or a gap in the model).",
+    PARAMS,
+    [
+        code("observed = coverage.observed_transitions(con)\n"
+             "cov = coverage.transition_coverage(con, observed=observed)\n"
+             "summary = coverage.coverage_summary(cov)\nsummary"),
+        code("figures.coverage_overview(summary)"),
+        md("## Voice: calls, agent state, DND, forwarding"),
+        code("for model in ('call', 'agent_state', 'dnd', 'forwarding'):\n"
+             "    figures.coverage_heatmap(cov, model).show()\n"
+             "    figures.state_diagram(cov, model).show()"),
+        md("## Interactions: IM, chat, email, workitem\n\nModels with no observation in this capture are "
+           "listed but not drawn."),
+        code("media = [m for m in ('im_session', 'chat', 'email', 'workitem')\n"
+             "         if (observed['model'] == m).any()]\n"
+             "for model in media:\n"
+             "    figures.coverage_heatmap(cov, model).show()\n"
+             "    figures.state_diagram(cov, model).show()\n"
+             "print('not seen in this capture:', [m for m in ('im_session', 'chat', 'email', 'workitem') "
+             "if m not in media] or 'none')"),
+        md("## Transitions never reached"),
+        code("coverage.missing_transitions(con, observed=observed)"),
+        md("## Anomalies: observed transitions the model does not allow\n\n"
+           "Open the session explorer on `example_user` around `first_ts` to see what happened."),
+        code("coverage.anomalies(con, observed=observed)"),
+        code("coverage.unknown_states(con)"),
+        md("## Operations: documented vs exercised"),
+        code("ops_cov = coverage.operation_coverage(con)\n"
+             "ops_summary = coverage.operation_coverage_summary(ops_cov)\nops_summary"),
+        code("figures.operation_coverage_bars(ops_summary)"),
+        code("ops_cov[ops_cov['exercised']][['resource_family', 'operation_name', 'requests', 'completed', "
+             "'failed', 'no_notification', 'documented']]"),
+        md("## Capabilities: offered by GWS vs used by the desktop"),
+        code("caps = coverage.capability_coverage(con)\nfigures.capability_bars(caps)"),
+        code("caps[caps['status'] != 'used']"),
+    ],
+)
+
+SESSION = _nb(
+    "Session explorer",
+    "What exactly happened on one agent's desktop: REST requests, notifications per CometD channel and "
+    "CometD meta traffic on one time axis, with the agent state, DND, forwarding, calls and interactions "
+    "as bands. Set `AGENT` (and optionally `START`/`END`, e.g. `'2024-03-04 10:42'`) in the parameters "
+    "cell; by default the busiest agent is shown.",
+    PARAMS + "\nAGENT = None   # user name; None = the agent with the most operations\n"
+             "START = None   # optional time window\nEND = None",
+    [
+        code("agents = timeline.agents(con)\nagents"),
+        code("agent = AGENT or (agents.sort_values('operations', ascending=False)['user_name'].iloc[0]\n"
+             "                 if len(agents) else None)\n"
+             "events = timeline.agent_timeline(con, agent, START, END) if agent else pd.DataFrame()\n"
+             "bands = timeline.state_bands(con, agent) if agent else None\n"
+             "if bands is not None and START is not None:\n"
+             "    bands = bands[bands['end'] >= pd.Timestamp(START)]\n"
+             "if bands is not None and END is not None:\n"
+             "    bands = bands[bands['start'] <= pd.Timestamp(END)]\n"
+             "figures.swimlane(events, bands, title=f'Session timeline: {agent}')"),
+        md("### The agent's operations"),
+        code("latency.operation_latencies(con, user=agent) if agent else None"),
+        md("## Errors (all agents)"),
+        code("err = errors.error_summary(con)\nfigures.error_summary_bars(err)"),
+        code("errors.http_errors(con)"),
+        code("errors.status_errors(con)"),
+        code("errors.error_notifications(con)"),
+        code("errors.cometd_failures(con)"),
+        code("errors.handshakes(con)"),
+        code("errors.longpoll_gaps(con)"),
+    ],
+)
+
+REPLAY = _nb(
+    "Replay comparison",
+    "Recorded against replayed: latency distributions per operation and where the replay diverged "
+    "(request counts, outcomes, statusCodes). The replay is read from `REPLAY_DB` (default: "
+    "`<capture>-replay.duckdb` next to the capture), or from replay runs stored in the capture itself "
+    "(rows with a `run_id`). Without a replay the tables are empty and the figures say so.",
+    PARAMS + "\nREPLAY_DB = None   # None: <capture>-replay.duckdb next to the capture, if it exists\n"
+             "RUN_ID = None      # one replay run; None: all runs of the replay file (or the latest in-file run)",
+    [
+        code("replay_path = (db.resolve_capture_path(REPLAY_DB, Path.cwd()) if REPLAY_DB\n"
+             "               else CAPTURE_PATH.with_name(CAPTURE_PATH.stem + '-replay.duckdb'))\n"
+             "alias = compare.attach_replay(con, replay_path)\n"
+             "pair = compare.sides(con, alias, RUN_ID)\n"
+             "print(f'replay: {replay_path}' if alias else f'no replay file at {replay_path}',\n"
+             "      '| comparison available' if pair else '| nothing to compare with')\n"
+             "compare.replay_runs(con, alias)"),
+        code("compare.compare_latency(con, alias, RUN_ID)"),
+        code("dist = compare.latency_distributions(con, alias, RUN_ID)\nfigures.compare_box(dist)"),
+        code("figures.compare_ecdf(dist)"),
+        code("figures.compare_box(dist, 'ack', title='Recorded vs replayed ack latency per operation')"),
+        md("## Divergences"),
+        code("compare.outcome_divergences(con, alias, RUN_ID)"),
+        code("compare.replayer_divergences(con, alias)"),
+    ],
+)
+
+NOTEBOOKS = {
+    "latency.ipynb": LATENCY,
+    "coverage.ipynb": COVERAGE,
+    "session_explorer.ipynb": SESSION,
+    "replay_comparison.ipynb": REPLAY,
+}
+
+
+def main() -> None:
+    NOTEBOOK_DIR.mkdir(exist_ok=True)
+    for name, nb in NOTEBOOKS.items():
+        for i, cell in enumerate(nb.cells):
+            cell.id = f"cell-{i:02d}"          # stable ids: regenerating gives no diff noise
+        nbformat.validate(nb)
+        nbformat.write(nb, NOTEBOOK_DIR / name)
+        print(NOTEBOOK_DIR / name)
+
+
+if __name__ == "__main__":
+    main()
