@@ -25,7 +25,8 @@ class JsDesktop:
     def __init__(self, url: str, user: str, password: str = "password", transport: str = "long-polling"):
         self.url, self.user, self.password, self.transport = url, user, password, transport
         self.events: list[dict] = []  # everything seen, for assertions after the fact
-        self._queue: asyncio.Queue[dict] = asyncio.Queue()
+        self._claimed: set[int] = set()  # indexes of events already returned by wait_for
+        self._arrived = asyncio.Event()
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task | None = None
         self._tag = 0
@@ -60,20 +61,27 @@ class JsDesktop:
             except json.JSONDecodeError:
                 continue
             self.events.append(event)
-            await self._queue.put(event)
+            self._arrived.set()
 
     def _send(self, command: dict) -> None:
         assert self._proc and self._proc.stdin
         self._proc.stdin.write((json.dumps(command) + "\n").encode())
 
     async def wait_for(self, predicate: Callable[[dict], bool], timeout: float = 10) -> dict:
-        """Next event (from now on) matching predicate; raise with context on timeout."""
+        """The oldest event not yet returned that matches predicate, waiting if none has come yet.
+
+        Notifications often arrive before the REST answer of the operation that
+        caused them, so waiting must look at what has already arrived too.
+        """
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    event = await self._queue.get()
-                    if predicate(event):
-                        return event
+                    for index, event in enumerate(self.events):
+                        if index not in self._claimed and predicate(event):
+                            self._claimed.add(index)
+                            return event
+                    self._arrived.clear()
+                    await self._arrived.wait()
         except TimeoutError:
             stderr = b""
             if self._proc and self._proc.returncode is not None and self._proc.stderr:

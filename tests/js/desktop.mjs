@@ -103,7 +103,7 @@ const subscriptions = new Map();
 
 cometd.addListener("/meta/handshake", (m) => {
     emit({ event: "handshake", successful: m.successful, clientId: m.clientId || null,
-           transport: cometd.getTransport() ? cometd.getTransport().getType() : null,
+           transport: cometd.getTransport() ? cometd.getTransport().type : null,
            error: m.error || null });
 });
 for (const channel of ["/meta/connect", "/meta/disconnect", "/meta/unsuccessful"]) {
@@ -124,7 +124,7 @@ function connect() {
         cometd.unregisterTransport("long-polling");
     }
     cometd.unregisterTransport("callback-polling");
-    cometd.configure({ url: baseUrl + "/api/v2/notifications", logLevel: "warn", requestHeaders,
+    cometd.configure({ url: baseUrl + "/api/v2/notifications", logLevel: process.env.COMETD_LOG || "warn", requestHeaders,
                        maxNetworkDelay: 45000 });
     cometd.handshake();
 }
