@@ -704,7 +704,6 @@ class ContactCenter:
         if op != "EndContactCenterSession":
             self._require_voice()
         if op not in ("StartContactCenterSession", "EndContactCenterSession"):
-            self._require_session(agent)
             self._check_device_capability(agent, op)
         return self._done(handler(agent, op, body))
 
@@ -713,7 +712,6 @@ class ContactCenter:
             raise GwsError(SC_NOT_FOUND, f"Channel {params['channel']} not found")
         op, handler = self._operation(body, self.VOICE_CHANNEL_OPERATIONS, agent_states=True)
         self._require_voice()
-        self._require_session(agent)
         self._check_device_capability(agent, op)
         return self._done(handler(agent, op, body))
 
@@ -721,9 +719,11 @@ class ContactCenter:
         self._my_device(agent, params["device_id"])
         op, handler = self._operation(body, self.DEVICE_OPERATIONS, agent_states=True)
         self._require_voice()
-        self._require_session(agent)
-        if op in SUPERVISOR_DEVICE_OPS and not agent.is_supervisor:
-            raise GwsError(SC_NO_PERMISSION, "The user does not have permission to perform this operation")
+        if op in SUPERVISOR_DEVICE_OPS:
+            if not agent.is_supervisor:
+                raise GwsError(SC_NO_PERMISSION, "The user does not have permission to perform this operation")
+            if op != "CancelSupervisorMonitoring":
+                self._require_login(agent)
         self._check_device_capability(agent, op)
         return self._done(handler(agent, op, body))
 
@@ -731,13 +731,11 @@ class ContactCenter:
         self._my_device(agent, params["device_id"])
         op, handler = self._operation(body, self.DEVICE_CALLS_OPERATIONS, agent_states=False)
         self._require_voice()
-        self._require_session(agent)
         return self._done(handler(agent, op, body))
 
     def _post_my_call(self, agent, params, query, body):
         op, handler = self._operation(body, self.CALL_OPERATIONS, agent_states=False)
         self._require_voice()
-        self._require_session(agent)
         call_id = params["call_id"]
         if op == "SetCallDisposition":
             leg = self._my_leg(agent, call_id, include_ended=True)
@@ -756,10 +754,11 @@ class ContactCenter:
             out.update(result)
         return out
 
-    def _require_session(self, agent: Agent) -> None:
-        if not agent.session:
-            raise GwsError(SC_INVALID, "The agent has no contact center session: send "
-                                       "StartContactCenterSession first")
+    def _require_login(self, agent: Agent) -> None:
+        """Supervisor monitoring needs the supervisor logged in to the switch."""
+        if not agent.logged_in:
+            raise GwsError(SC_INVALID, "The agent is not logged in: send StartContactCenterSession "
+                                       "or an agent-state operation first")
 
     def _check_device_capability(self, agent: Agent, op: str) -> None:
         if op in DEVICE_FEATURE_OPS or op in SUPERVISOR_DEVICE_OPS:

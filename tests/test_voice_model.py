@@ -420,9 +420,17 @@ def test_duplicate_agent_state_is_ignored(sim):
     assert [d["userState"]["state"] for d in sim.devices()] == ["LoggedOut"]
 
 
+def test_agent_state_without_session_logs_in(sim):
+    # The CSRF sample (L3093-3133) and the curl tutorial (L700-715) send Ready/NotReady
+    # with no StartContactCenterSession: they work, and log the agent in.
+    assert sim.post("agent1", "/me", "Ready") == (200, {"statusCode": 0})
+    [device] = sim.devices("agent1")
+    assert device["userState"]["id"] == READY_ID
+    assert sim.post("agent2", "/me/channels/voice", "NotReady") == (200, {"statusCode": 0})
+    assert sim.devices("agent2")[-1]["userState"]["id"] == NOT_READY_ID
+
+
 def test_agent_state_errors(sim):
-    status, body = sim.post("agent1", "/me/channels/voice", "Ready")
-    assert (status, body["statusCode"]) == (400, 2)           # no contact center session
     sim.login("agent1")
     status, body = sim.post("agent1", "/me/channels/voice", "Ready", workmode="AuxWork")
     assert (status, body["statusCode"]) == (400, 2)
@@ -457,7 +465,6 @@ def test_end_session_and_http_session_expiry(sim):
     assert sim.events == []   # 8.5.2: no notification
     agent = sim.cc.snapshot()["agents"][0]
     assert (agent["session"], agent["loggedIn"], agent["userState"]["state"]) == (False, False, "LoggedOut")
-    assert sim.post("agent1", "/me/channels/voice", "Ready")[0] == 400
     sim.login("agent2")
     sim.cc.end_session("agent2")
     assert sim.cc.snapshot()["agents"][1]["loggedIn"] is False
@@ -945,9 +952,11 @@ def test_barge_in_joins_a_call_in_progress_and_leaves_with_it():
 
 def test_coach_and_supervisor_errors():
     s = Sim(call_recording=False)
-    s.login("agent1", "supervisor1")
     sup_dev = f"/me/devices/{s.device('supervisor1')}"
     target = f"{BASE}/api/v2/devices/{s.device('agent1')}"
+    status, body = s.post("supervisor1", sup_dev, "ListenIn", targetDeviceUri=target)
+    assert (status, body["statusCode"]) == (400, 2)   # the supervisor is not logged in
+    s.login("agent1", "supervisor1")
     status, body = s.post("agent1", f"/me/devices/{s.device('agent1')}", "ListenIn", targetDeviceUri=target)
     assert (status, body["statusCode"]) == (403, 5)
     assert s.post("supervisor1", sup_dev, "Coach")[1]["statusCode"] == 1
