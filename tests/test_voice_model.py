@@ -1121,3 +1121,34 @@ def test_snapshot(sim):
     assert len(snap["devices"]) == 4 and snap["services"][1]["type"] == "Voice"
     assert sim.cc.check_password("agent1", "password") and not sim.cc.check_password("agent1", "nope")
     assert not sim.cc.check_password("ghost", "password")
+
+
+def test_coach_joins_next_call_hidden_and_unmuted():
+    s = Sim(call_recording=False)
+    s.login("agent1", "agent2", "supervisor1")
+    s.ok("supervisor1", f"/me/devices/{s.device('supervisor1')}", "Coach",
+         targetDeviceUri=f"{BASE}/api/v2/devices/{s.device('agent1')}")
+    s.clear()
+    call_id = s.inbound("agent1", answer=False)
+    assert s.calls("supervisor1") == []          # not before the call is established
+    s.call_op("agent1", call_id, "Answer")
+    sup = s.last("supervisor1")
+    assert (sup["state"], sup["mute"], sup["supervisorMonitoringState"]) == ("Established", "Off", {"state": "Coach"})
+    assert sorted(numbers(sup)) == ["5551234", "7001"]
+    agent = s.last("agent1")
+    assert agent["supervisorListeningIn"] is True and numbers(agent) == ["5551234"]
+    # a transfer to agent2 (scope Call): the supervisor follows the call
+    s.clear()
+    s.call_op("agent1", call_id, "SingleStepTransfer", destination={"phoneNumber": "7002"})
+    assert s.get("supervisor1", f"/me/calls/{call_id}")[1]["call"]["state"] == "Established"
+    s.cc.far_end_hangup(call_id)
+    assert s.last("supervisor1")["state"] == "Released"
+
+
+def test_paths_are_normalised_and_device_calls_listed(sim):
+    sim.login("agent1", "agent2")
+    call_id = sim.connected()
+    assert sim.get("agent1", "/me/")[1]["user"]["userName"] == "agent1"
+    _, body = sim.get("agent1", f"/me/devices/{sim.device('agent1')}/calls")
+    assert body["paths"] == [f"/calls/{call_id}"]
+    assert sim.get("agent1", f"/me/devices/{sim.device('agent2')}/calls")[0] == 404
