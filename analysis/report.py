@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import html
 import json
+import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -67,7 +68,9 @@ async def _execute(path: Path, parameters: dict, timeout: float,
         client.on_cell_executed = lambda **kw: on_cell(path.name)
     started = asyncio.get_running_loop().time()
     try:
-        await client.async_execute()
+        # the kernel's own stderr (ipykernel's warning about local TCP, shutdown chatter) is noise
+        # here: cell errors come back through the messaging protocol and fail the report
+        await client.async_execute(stderr=subprocess.DEVNULL)
     except CellExecutionError as exc:
         raise ReportError(f"{path.name} failed:\n{exc}") from None
     return ExecutedNotebook(path.name, nb, asyncio.get_running_loop().time() - started,
