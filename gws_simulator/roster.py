@@ -27,7 +27,7 @@ No I/O except reading the TOML file in :meth:`Roster.from_toml`.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 

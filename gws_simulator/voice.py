@@ -353,6 +353,7 @@ class ContactCenter:
         self.calls: dict[str, Call] = {}                 # live calls, creation order
         self.ended: OrderedDict[str, Call] = OrderedDict()   # for SetCallDisposition after release
         self._ended_kept = ended_calls_kept
+        self._route_table: list | None = None
 
     def _custom_state(self, spec: AgentStateSpec) -> AgentState:
         return AgentState(spec.operation_name, spec.display_name, spec.state, spec.work_mode, spec.reason,
@@ -501,9 +502,11 @@ class ContactCenter:
         )
 
     def _route(self, method: str, path: str):
+        if self._route_table is None:
+            self._route_table = [(m, re.compile(p), h) for m, p, h in self._routes()]
         path_matched = False
-        for route_method, pattern, handler in self._routes():
-            match = re.fullmatch(pattern, path)
+        for route_method, pattern, handler in self._route_table:
+            match = pattern.fullmatch(path)
             if match is None:
                 continue
             path_matched = True

@@ -14,7 +14,7 @@ import re
 import pytest
 
 from gws_simulator.ids import IdGenerator
-from gws_simulator.roster import ROLE_AGENT, ROLE_SUPERVISOR, Roster, UserSpec
+from gws_simulator.roster import ROLE_AGENT, ROLE_SUPERVISOR, Roster
 from gws_simulator.voice import (
     CH_CALLS, CH_DEVICES, CH_SERVICES, OFFLINE_STATE_ID, ContactCenter, http_status_for,
 )
