@@ -257,15 +257,16 @@ class BayeuxClientSession:
     backoff_increment: float = 1.0  # seconds added after each failed attempt
     max_backoff: float = 60.0
 
-    state: State = State.UNCONNECTED
-    client_id: str | None = None
-    advice: dict = field(default_factory=dict)
-    subscriptions: set[str] = field(default_factory=set)  # confirmed by the server
-    wanted: set[str] = field(default_factory=set)  # to restore after a re-handshake
-    backoff: float = 0.0
-    _next_id: int = 0
-    _pending: dict[str, dict] = field(default_factory=dict)  # id -> sent message
-    _outgoing: list[dict] = field(default_factory=list)
+    # state, read freely, changed only by the methods below
+    state: State = field(default=State.UNCONNECTED, init=False)
+    client_id: str | None = field(default=None, init=False)
+    advice: dict = field(default_factory=dict, init=False)
+    subscriptions: set[str] = field(default_factory=set, init=False)  # confirmed by the server
+    wanted: set[str] = field(default_factory=set, init=False)  # to restore after a re-handshake
+    backoff: float = field(default=0.0, init=False)
+    _next_id: int = field(default=0, init=False, repr=False)
+    _pending: dict[str, dict] = field(default_factory=dict, init=False, repr=False)  # id -> sent message
+    _outgoing: list[dict] = field(default_factory=list, init=False, repr=False)
 
     # -- building messages
 
