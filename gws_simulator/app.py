@@ -105,6 +105,10 @@ def make_app(
     r.add_post("/sim/v1/services/{service_type}", front.sim_service_state)
     r.add_get("/sim/v1/stats", front.sim_stats)
     r.add_get("/sim/v1/state", front.sim_state)
+
+    # --- browser agent desktop (static files, issue 7; see gws_simulator/desktop) ---
+    from gws_simulator.desktop import add_routes as add_desktop_routes
+    add_desktop_routes(r)  # GET /sim/desktop/..., cometd served from node_modules/cometd
     return app
 
 
