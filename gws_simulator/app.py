@@ -179,7 +179,7 @@ class Front:
         try:
             response = await handler(request)
         except web.HTTPException:
-            self._count(request)  # aiohttp's own 405/413 answers count too
+            self._count(request)
             raise
         self._count(request)  # a cancelled request (client gone) was never answered
         return response
@@ -196,7 +196,15 @@ class Front:
         """
         try:
             return await handler(request)
-        except (web.HTTPException, asyncio.CancelledError, ConnectionError):
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            # aiohttp's own refusals (no route, wrong method, body too large) as JSON too
+            response = gws_error(exc.status, 6 if exc.status == 404 else 2, exc.reason)
+            if hdrs.ALLOW in exc.headers:
+                response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+            return response
+        except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception:
             self.internal_errors += 1
@@ -364,8 +372,8 @@ class Front:
         if isinstance(body, web.Response):
             return body
         state = body.get("state")
-        if state not in ("Active", "Inactive"):
-            return gws_error(400, 2, "'state' must be \"Active\" or \"Inactive\"")
+        if not isinstance(state, str) or not state:
+            return gws_error(400, 1, "'state' is required: \"Active\" or \"Inactive\"")
         status, payload = self.contact_center.set_service_state(request.match_info["service_type"], state)
         return json_response(status, payload)
 

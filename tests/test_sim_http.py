@@ -277,6 +277,17 @@ async def test_unknown_operation_and_bad_state_are_not_500(sim):
     assert hangup.status in (400, 404) and hangup.status_code in (2, 6)
 
 
+async def test_router_refusals_are_json_too(sim):
+    client = sim.client()
+    await client.me()
+    for method, path, want in [("GET", "/sim/v1/nothing", 404), ("POST", "/sim/v1/stats", 405), ("GET", "/", 404)]:
+        status, text, _ = await raw(method, sim.url + path)
+        assert status == want and json.loads(text)["statusCode"] in (2, 6)
+    status, text, _ = await raw("POST", sim.url + "/api/v2/me", data=b"{" + b" " * 2_000_000 + b"}", headers={
+        "Cookie": client.cookie_header(), **client.csrf_headers()})
+    assert status == 413 and json.loads(text)["statusCode"] == 2
+
+
 # ---------------------------------------------------------------------- control API
 
 
