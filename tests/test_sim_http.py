@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from multidict import CIMultiDictProxy
 
 from gws_client.rest import GWSClient
 
@@ -30,7 +31,7 @@ def basic(user: str = "agent1", password: str = "password") -> dict[str, str]:
 
 
 async def raw(method: str, url: str, *, headers: dict | None = None, data: bytes | str | None = None,
-              json_body=None) -> tuple[int, str, aiohttp.typedefs.LooseHeaders]:
+              json_body=None) -> tuple[int, str, CIMultiDictProxy[str]]:
     """One request with no cookie jar at all: the test controls every header."""
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
         async with http.request(method, url, headers=headers, data=data, json=json_body) as resp:
