@@ -56,6 +56,12 @@ def cometd_dir() -> Path | None:
     return None
 
 
+def _not_found(text: str) -> web.Response:
+    # Returned, not raised: the simulator turns raised HTTP errors into GWS JSON bodies,
+    # and a person opening the page needs this plain explanation instead.
+    return web.Response(status=404, text=text, content_type="text/plain")
+
+
 def _no_cache(response: web.StreamResponse) -> web.StreamResponse:
     # A person editing the page (or a new npm ci) must see the new files on reload.
     response.headers["Cache-Control"] = "no-cache"
@@ -70,7 +76,7 @@ async def _page_file(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("name") or "index.html"
     content_type = PAGE_FILES.get(name)
     if content_type is None:
-        raise web.HTTPNotFound(text=f"no such desktop file: {name}\n")
+        return _not_found(f"no such desktop file: {name}\n")
     return _no_cache(web.FileResponse(ASSETS_DIR / name, headers={"Content-Type": content_type}))
 
 
@@ -78,15 +84,15 @@ async def _vendor_cometd(request: web.Request) -> web.StreamResponse:
     base = cometd_dir()
     if base is None:
         places = ", ".join(str(p) for p in cometd_candidates())
-        raise web.HTTPNotFound(text=MISSING_COMETD.format(places=places, env=COMETD_DIR_ENV))
+        return _not_found(MISSING_COMETD.format(places=places, env=COMETD_DIR_ENV))
     name = request.match_info["path"]
     # Flat folder of modules: no sub-directories, no dot-files, known extensions only.
     content_type = _VENDOR_TYPES.get(Path(name).suffix)
     if "/" in name or "\\" in name or name.startswith(".") or content_type is None:
-        raise web.HTTPNotFound(text=f"no such cometd file: {name}\n")
+        return _not_found(f"no such cometd file: {name}\n")
     path = base / name
     if not path.is_file():
-        raise web.HTTPNotFound(text=f"no such cometd file: {name} (in {base})\n")
+        return _not_found(f"no such cometd file: {name} (in {base})\n")
     return _no_cache(web.FileResponse(path, headers={"Content-Type": content_type}))
 
 
