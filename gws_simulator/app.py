@@ -71,6 +71,7 @@ def make_app(
     external_answer_delay: float = 1.0,
     cometd_timeout_ms: int = 30000,
     cometd_max_interval_ms: int = 10000,
+    multimedia: bool = True,
 ) -> web.Application:
     """Build the simulator application (the caller runs it with any aiohttp runner)."""
     cometd = CometdServer(timeout_ms=cometd_timeout_ms, max_interval_ms=cometd_max_interval_ms, seed=seed)
@@ -81,6 +82,7 @@ def make_app(
         seed=seed,
         base_url=base_url,
         external_answer_delay=external_answer_delay,
+        multimedia=multimedia,  # chat, email, workitems, IM, workbins (issue 6, gws_simulator/media.py)
     )
     front = Front(contact_center, cometd, seed=seed, csrf=csrf)
 
@@ -109,6 +111,10 @@ def make_app(
     # --- browser agent desktop (static files, issue 7; see gws_simulator/desktop) ---
     from gws_simulator.desktop import add_routes as add_desktop_routes
     add_desktop_routes(r)  # GET /sim/desktop/..., cometd served from node_modules/cometd
+
+    # --- multimedia control API (issue 6; see gws_simulator/media_control.py) ---
+    from gws_simulator.media_control import add_media_routes
+    add_media_routes(app)  # POST /sim/v1/chats, /sim/v1/chats/{id}/messages|leave, /emails, /workitems, /openmedia/{t}
     return app
 
 

@@ -75,3 +75,43 @@ class IdGenerator:
         call_uuid = self._call_prefix + self._call_site + _b32(seq, 6)
         conn_id = self._conn_prefix + "%04x" % (seq & 0xFFFF)
         return call_uuid, conn_id
+
+
+#: Interaction Server ids use upper-case letters and digits (``0000Na9B26EF002X``).
+B36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class MediaIdGenerator:
+    """Ids of the multimedia model (docs/media-model.md), from their own seeded stream.
+
+    Separate from :class:`IdGenerator` so that enabling multimedia never changes a
+    voice id. Formats follow the 8.6 samples:
+
+    * interactions (chats, emails, workitems, open media): 16 characters, an Interaction
+      Server prefix fixed per seed + a base-36 counter (``0005Ka9QX3B10001``)
+    * chat participants: 16 upper-case hex characters (``009052C5E743004C``)
+    * workbins, media services: UUIDs
+    """
+
+    def __init__(self, seed: int = 0):
+        self._rng = random.Random(f"gws-media/{seed}")
+        self._prefix = "000" + "".join(self._rng.choice(B36) for _ in range(2)) + "a9" + \
+            "".join(self._rng.choice(B36) for _ in range(5))
+        self._participant_prefix = "0090" + "".join(self._rng.choice("0123456789ABCDEF") for _ in range(8))
+        self._interaction_seq = 0
+        self._participant_seq = 0
+
+    def uuid(self) -> str:
+        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+
+    def interaction_id(self) -> str:
+        self._interaction_seq += 1
+        value, digits = self._interaction_seq, []
+        for _ in range(4):
+            value, digit = divmod(value, 36)
+            digits.append(B36[digit])
+        return self._prefix + "".join(reversed(digits))
+
+    def participant_id(self) -> str:
+        self._participant_seq += 1
+        return self._participant_prefix + "%04X" % (self._participant_seq & 0xFFFF)

@@ -83,10 +83,11 @@ def http_status_for(status_code: int, *, voice_down: bool = False) -> int:
 class GwsError(Exception):
     """A synchronous failure: becomes ``{"statusCode", "statusMessage"}`` + HTTP status."""
 
-    def __init__(self, status_code: int, message: str):
+    def __init__(self, status_code: int, message: str, *, http_status: int | None = None):
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+        self.http_status = http_status      # overrides http_status_for (a media service down: 503)
 
 
 def _missing(name: str) -> GwsError:
@@ -229,6 +230,7 @@ class Agent:
     forward_to: str | None = None
     dynamic_phone_number: str | None = None
     monitoring: Monitoring | None = None
+    media_only: bool = False            # session started without "voice" (multimedia channels only)
 
     @property
     def name(self) -> str:
@@ -319,7 +321,7 @@ class ContactCenter:
 
     def __init__(self, roster: Roster, *, scheduler: Scheduler, emit: Emit, seed: int = 0,
                  base_url: str = "http://127.0.0.1:8090", external_answer_delay: float = 1.0,
-                 call_recording: bool = True, ended_calls_kept: int = 1000):
+                 call_recording: bool = True, ended_calls_kept: int = 1000, multimedia: bool = False):
         self.roster = roster
         self.scheduler = scheduler
         self._emit = emit
@@ -354,6 +356,15 @@ class ContactCenter:
         self.ended: OrderedDict[str, Call] = OrderedDict()   # for SetCallDisposition after release
         self._ended_kept = ended_calls_kept
         self._route_table: list | None = None
+        # Multimedia (chat, email, workitems, open media, IM, workbins, media channels):
+        # gws_simulator/media.py, docs/media-model.md. Off, this node answers as a GWS
+        # without the api-multimedia feature. Its ids come from their own seeded stream,
+        # so turning it on changes no voice id.
+        self.media = None
+        if multimedia:
+            from gws_simulator.media import Multimedia
+            self.media = Multimedia(self, seed=seed)
+            self.services.extend(self.media.services)
 
     def _custom_state(self, spec: AgentStateSpec) -> AgentState:
         return AgentState(spec.operation_name, spec.display_name, spec.state, spec.work_mode, spec.reason,
@@ -432,6 +443,8 @@ class ContactCenter:
     def set_service_state(self, service_type: str, state: str) -> tuple[int, dict]:
         """Control API: ``("voice", "Inactive")`` emits ServiceStateChangeMessage to everyone."""
         service = next((s for s in self.services if s["type"].lower() == str(service_type).lower()), None)
+        if service is None and self.media is not None:
+            service = self.media.find_service(service_type)   # "chat", "email", "workitem", "UCS", ...
         if service is None:
             return self._error(GwsError(SC_NOT_FOUND, f"No service of type {service_type!r}"))
         if state not in ("Active", "Inactive", "ReadOnly"):
@@ -439,6 +452,8 @@ class ContactCenter:
         if service["state"] != state:
             service["state"] = state
             self._emit(None, CH_SERVICES, {"messageType": "ServiceStateChangeMessage", "service": dict(service)})
+            if state == "Active" and self.media is not None:
+                self.media._dispatch_waiting()
         return 200, {"statusCode": SC_OK}
 
     def snapshot(self) -> dict:
@@ -472,6 +487,7 @@ class ContactCenter:
                 }
                 for c in self.calls.values()
             ],
+            **({"media": self.media.snapshot()} if self.media is not None else {}),
         }
 
     # ================================================================== routing
@@ -503,7 +519,8 @@ class ContactCenter:
 
     def _route(self, method: str, path: str):
         if self._route_table is None:
-            self._route_table = [(m, re.compile(p), h) for m, p, h in self._routes()]
+            routes = self._routes() + (self.media.routes() if self.media is not None else ())
+            self._route_table = [(m, re.compile(p), h) for m, p, h in routes]
         path_matched = False
         for route_method, pattern, handler in self._route_table:
             match = pattern.fullmatch(path)
@@ -518,7 +535,8 @@ class ContactCenter:
 
     def _error(self, err: GwsError) -> tuple[int, dict]:
         voice_down = err.status_code == SC_INTERNAL and not self.voice_active
-        return http_status_for(err.status_code, voice_down=voice_down), {
+        status = err.http_status or http_status_for(err.status_code, voice_down=voice_down)
+        return status, {
             "statusCode": err.status_code, "statusMessage": err.message}
 
     @property
@@ -572,9 +590,14 @@ class ContactCenter:
         return {"statusCode": SC_OK, "call": _project(self._call_resource(leg), query.get("fields"))}
 
     def _get_my_channels(self, agent, params, query, body):
-        return {"statusCode": SC_OK, "channels": [self._voice_channel(agent)]}
+        channels = [self._voice_channel(agent)]
+        if self.media is not None:   # by channel name, as the sample (chat, email, voice; L36578)
+            channels = sorted(channels + self.media.channel_entries(agent), key=lambda c: c["channel"])
+        return {"statusCode": SC_OK, "channels": channels}
 
     def _get_my_channel(self, agent, params, query, body):
+        if params["channel"] != "voice" and self.media is not None:
+            return {"statusCode": SC_OK, "channels": self.media.get_channel(agent, params["channel"])}
         if params["channel"] != "voice":
             raise GwsError(SC_NOT_FOUND, f"Channel {params['channel']} not found")
         # The sample answers GET /me/channels/{id} with a "channels" object (L36694-36715).
@@ -704,13 +727,20 @@ class ContactCenter:
 
     def _post_me(self, agent, params, query, body):
         op, handler = self._operation(body, self.ME_OPERATIONS, agent_states=False)
-        if op != "EndContactCenterSession":
+        if op in ("StartContactCenterSession", "EndContactCenterSession"):
+            return self._done(handler(agent, op, body))    # channel by channel (partial success)
+        media = self.media if self.media is not None and self.media.has_channels(agent) else None
+        if media is None or not agent.media_only:
             self._require_voice()
-        if op not in ("StartContactCenterSession", "EndContactCenterSession"):
             self._check_device_capability(agent, op)
-        return self._done(handler(agent, op, body))
+            handler(agent, op, body)
+        if media is not None:      # "Set all channels to Ready/NotReady/DND" (Channels API, L36800)
+            media.set_all_channels(agent, op, body)
+        return self._done(None)
 
     def _post_my_channel(self, agent, params, query, body):
+        if params["channel"] != "voice" and self.media is not None:
+            return self.media.channel_operation(agent, params["channel"], body)
         if params["channel"] != "voice":
             raise GwsError(SC_NOT_FOUND, f"Channel {params['channel']} not found")
         op, handler = self._operation(body, self.VOICE_CHANNEL_OPERATIONS, agent_states=True)
@@ -790,26 +820,42 @@ class ContactCenter:
         dynamic = body.get("dynamicPhoneNumber")
         if dynamic is not None and (not isinstance(dynamic, str) or not _DIALABLE.match(dynamic)):
             raise _invalid("dynamicPhoneNumber")
-        others = [c for c in channels if c.lower() != "voice"]
-        if len(others) == len(channels):
+        others = list(dict.fromkeys(c for c in channels if c.lower() != "voice"))
+        wants_voice = len(others) < len(channels)
+        succeeded: list[dict] = []
+        failed: list[dict] = []
+        if wants_voice:
+            if self.voice_active:
+                if dynamic is not None:
+                    agent.dynamic_phone_number = dynamic
+                if not agent.logged_in:
+                    agent.logged_in = True
+                    agent.user_state = self._user_state(self.agent_states_by_op["NotReady"])
+                    self._emit_device(agent)
+                succeeded.append({"channel": "voice", "statusCode": SC_OK})
+            else:
+                failed.append({"channel": "voice", "statusCode": SC_INTERNAL, "statusMessage": VOICE_UNAVAILABLE})
+        if others:
+            if self.media is None:
+                # Without the multimedia feature: the reference's partial-success sample (L4500-4522).
+                failed.append({"channel": "multimedia", "statusCode": SC_FORBIDDEN,
+                               "statusMessage": "Unsupported feature"})
+            else:
+                ok, bad = self.media.start_channels(agent, others)
+                succeeded += ok
+                failed += bad
+        if not succeeded:
             # "If all channel operations fail, Web Services only returns a statusCode and
             # statusMessage for one of the channels." (L4401)
-            raise GwsError(SC_FORBIDDEN, "Unsupported feature")
-        if dynamic is not None:
-            agent.dynamic_phone_number = dynamic
+            first = failed[0]
+            raise GwsError(first["statusCode"], first["statusMessage"],
+                           http_status=503 if first["statusCode"] == SC_INTERNAL else None)
         agent.session = True
-        if not agent.logged_in:
-            agent.logged_in = True
-            agent.user_state = self._user_state(self.agent_states_by_op["NotReady"])
-            self._emit_device(agent)
+        agent.media_only = not wants_voice or not any(s["channel"] == "voice" for s in succeeded)
         result: dict = {}
-        if others:
-            # Partial success (L4500-4522): only voice exists in this simulator.
-            result = {"statusCode": SC_PARTIAL,
-                      "succeeded": [{"channel": "voice", "statusCode": SC_OK}],
-                      "failed": [{"channel": "multimedia", "statusCode": SC_FORBIDDEN,
-                                  "statusMessage": "Unsupported feature"}]}
-        if dynamic is not None:
+        if failed:
+            result = {"statusCode": SC_PARTIAL, "succeeded": succeeded, "failed": failed}
+        if dynamic is not None and wants_voice and self.voice_active:
             result["devices"] = [self._device_resource(agent)]
         return result
 
@@ -820,9 +866,12 @@ class ContactCenter:
         # 8.5.2: "There are no notifications associated with this operation"; the HTTP
         # session (and with it every CometD client of the user) dies anyway.
         agent.session = False
+        agent.media_only = False
         agent.logged_in = False
         agent.user_state = dict(LOGGED_OUT_USER_STATE)
         agent.dynamic_phone_number = None
+        if self.media is not None:
+            self.media.end_session(agent)
         if agent.monitoring is not None:
             self._stop_monitoring(agent, notify_device=False)
 
