@@ -85,9 +85,13 @@ class _Socket:
     """One WebSocket; the lock keeps frames whole and in order."""
 
     ws: web.WebSocketResponse
-    session: HttpSession | None  # None once the HTTP session is dropped
-    user_name: str | None  # fixed at upgrade, for the stats
+    session: HttpSession | None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    dropped: bool = False  # its HTTP session was dropped: closing, frames are no longer answered
+
+    @property
+    def user_name(self) -> str | None:
+        return self.session.user_name if self.session else None
 
 
 class CometdServer:
@@ -131,14 +135,15 @@ class CometdServer:
     def drop_http_session(self, session_id: str) -> None:
         """Kill every client of this HTTP session: held connects get 402 now, later messages too.
 
-        Its WebSockets are closed (after that 402), so a client that handshakes
-        again comes back through a new upgrade and the app's session check.
+        Its WebSockets are closed (after that 402) and ignore what still arrives
+        on them, so a client that handshakes again comes back through a new
+        upgrade and the app's session check.
         """
         doomed = [c for c in self._clients.values() if c.http_session_id == session_id]
         for client in doomed:
             self._remove(client)
         for sock in [s for s in self._sockets if s.session is not None and s.session.id == session_id]:
-            sock.session = None  # no handshake on this socket may revive the dead session
+            sock.dropped = True
             if not any(c.socket is sock and c.held is not None for c in doomed):
                 self._spawn(sock.ws.close())  # else _answer_ws_connect closes it after the 402
 
@@ -240,7 +245,7 @@ class CometdServer:
     async def _handle_websocket(self, request: web.Request, session: HttpSession | None) -> web.StreamResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        sock = _Socket(ws, session, session.user_name if session else None)
+        sock = _Socket(ws, session)
         self._sockets.add(sock)
         try:
             async for frame in ws:
@@ -256,6 +261,8 @@ class CometdServer:
 
     async def _on_frame(self, sock: _Socket, data: bytes | str) -> None:
         messages, error = self._read_messages(data, sock.user_name)
+        if sock.dropped:
+            return
         if error is not None:
             await self._send_frame(sock, [error], sock.user_name)
             return
@@ -281,8 +288,8 @@ class CometdServer:
                 await self._hold(client)
             if client.socket is sock:
                 await self._send_frame(sock, [self._connect_reply(client, message)], sock.user_name)
-                if sock.session is None and not client.alive:
-                    await sock.ws.close()  # its HTTP session was dropped (see drop_http_session)
+                if sock.dropped:
+                    await sock.ws.close()  # after the 402, see drop_http_session
         finally:
             self._schedule_expiry(client)
 

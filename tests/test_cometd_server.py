@@ -18,6 +18,7 @@ from aiohttp import web
 from gws_client.bayeux import State
 from gws_client.cometd import CometdClient, CometdError
 from gws_simulator.cometd_server import CometdServer, HttpSession
+from jsdesktop import JsDesktop, node_available
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -61,7 +62,13 @@ async def start_server():
             paths.append(request.path)
             return await cometd.handle_http(request, SESSIONS.get(request.cookies.get("JSESSIONID", "")))
 
+        async def me(request: web.Request) -> web.Response:
+            """Just enough of GET /api/v2/me for the official JS client's desktop: cookie + CSRF token."""
+            return web.json_response({"statusCode": 0}, headers={
+                "Set-Cookie": "JSESSIONID=s1; Path=/", "X-CSRF-HEADER": "X-CSRF-TOKEN", "X-CSRF-TOKEN": "t1"})
+
         app = web.Application()
+        app.router.add_get("/api/v2/me", me)
         app.router.add_route("*", PATH, notifications)
         app.router.add_route("*", PATH + "/{tail:.*}", notifications)
         runner = web.AppRunner(app)
@@ -549,3 +556,32 @@ async def test_events_wait_for_a_new_websocket_after_the_old_one_dies(start_serv
         await eventually(lambda: held(h.cometd, client_id))
     stats = h.cometd.stats()
     assert stats["received"]["total"] == 5 and stats["delivered"]["total"] == 4  # replies 1, 2, 3 + the event
+
+
+# ---------------------------------------------------------------------- the official JS client
+
+
+@pytest.mark.skipif(not node_available(), reason="node or node_modules/cometd missing (run make node)")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_official_client_rehandshakes_after_402(start_server, transport):
+    h = await start_server(timeout_ms=500)
+    async with JsDesktop(h.url[: -len(PATH)], "agent1", transport=transport) as desktop:
+        await desktop.rest("GET", "/api/v2/me")
+        first = await desktop.connect()
+        assert first["successful"] and first["transport"] == transport
+        assert (await desktop.subscribe("/v2/me/*"))["successful"]
+        await eventually(lambda: held(h.cometd, first["clientId"]))
+
+        h.cometd.drop_http_session("s1")
+        # Over WebSocket the client may first report a local failure: the socket closes under a
+        # handshake it sent right after the 402. It retries on a new socket.
+        second = await desktop.wait_for(lambda e: e["event"] == "handshake" and e["successful"]
+                                        and e["clientId"] != first["clientId"])
+        # As the GWS sample does in its /meta/handshake listener (protocol.md §3.2).
+        assert (await desktop.subscribe("/v2/me/*"))["successful"]
+        h.cometd.publish("agent1", "/v2/me/calls", CALL)
+        assert (await desktop.notification("/v2/me/calls"))["data"] == CALL
+        await desktop.disconnect()
+        # The only failures the server caused are the 402s we provoked (error None: the client's own).
+        assert not [e for e in desktop.events if e["event"] == "meta" and not e["successful"]
+                    and e["error"] not in (None, "402::Unknown client")]
