@@ -246,7 +246,7 @@ class DesktopPage:
         await self.page.click("#btn-logout")
         await self.page.wait_for_selector("#login-panel:not([hidden])")
         await self.page.wait_for_selector("#connection-status[data-status='disconnected']")
-        error = (await self.page.text_content("#op-error")) or ""
+        error = (await self.page.text_content("#login-error")) or ""
         assert not error.strip(), f"logout reported: {error}"
 
     async def notifications(self) -> list[dict]:
@@ -334,6 +334,19 @@ async def test_missing_cometd_is_a_clear_404(sim, monkeypatch, tmp_path):
             text = await resp.text()
     assert resp.status == 404
     assert "make node" in text and str(tmp_path / "nowhere") in text
+
+
+async def test_page_says_when_cometd_is_missing(sim, browser, monkeypatch, tmp_path):
+    import gws_simulator.desktop as desktop_assets
+
+    monkeypatch.setattr(desktop_assets, "cometd_candidates", lambda: [tmp_path / "nowhere"])
+    page = await browser.new_page()
+    try:
+        await page.goto(sim.url + "/sim/desktop/")
+        await page.wait_for_selector("#load-error:not([hidden])", timeout=WAIT_MS)
+        assert await page.get_attribute("body", "data-ready") is None
+    finally:
+        await page.close()
 
 
 @pytest.mark.parametrize("transport", ["long-polling", "websocket"])
@@ -459,6 +472,43 @@ def known_capture_bugs(con, problems: list[str]) -> list[str]:
     return ["capture bug: operation_expectations expects user_state 'AfterCallWork' for the AfterCallWork "
             "operation, but GWS sends userState {state: NotReady, workMode: AfterCallWork}, so the "
             "operation stays 'no_notification' (gws_capture/schema.py _USER_STATE)"]
+
+
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+async def test_desktop_on_another_origin_than_gws(transport, browser, sim):
+    """The page served from one origin, GWS on another: CORS preflights, credentialed XHR and
+    fetch, the CSRF headers exposed to the page, a cross-origin WebSocket; and a second login."""
+    from aiohttp import web
+
+    from gws_simulator.desktop import make_static_app
+
+    runner = web.AppRunner(make_static_app(), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    desktop = await DesktopPage.open(browser, f"http://127.0.0.1:{port}/sim/desktop/", f"cors-{transport}")
+    try:
+        async def ring() -> None:
+            status, body = await sim.inject_call(CALLER, PHONE)
+            assert status == 200, body
+
+        await run_scenario(desktop, transport, ring, base_url=sim.url)
+        first = [notification_key(n["channel"], n["data"]) for n in await desktop.notifications()]
+        assert first == SCENARIO_NOTIFICATIONS
+        # Log in again in the same page: a new session, a new CometD client.
+        await desktop.login(transport, base_url=sim.url)
+        await desktop.agent_state("btn-ready", "Ready")
+        await desktop.logout()
+        assert desktop.errors == [], desktop.errors
+    except BaseException:
+        await desktop.shot("failure")
+        raise
+    finally:
+        await desktop.close()
+        await runner.cleanup()
+    stats = await sim.stats()
+    assert stats["rest"]["by_user"].get("", 0) > 0  # the CORS preflights, answered without auth
+    assert sim.front.internal_errors == 0
 
 
 # ----------------------------------------------------------------------------- mock

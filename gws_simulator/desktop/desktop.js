@@ -453,10 +453,17 @@ $("dial-form").addEventListener("submit", (event) => {
 
 $("btn-logout").addEventListener("click", async () => {
     $("btn-logout").disabled = true;
-    await guarded(() => desktop.logout());
+    showError("");
+    let failure = "";
+    try {
+        await desktop.logout();
+    } catch (error) {
+        failure = `Log out: ${error.message || error}`;
+    }
     desktop.loggedIn = false;
     showDesktop(false);
     desktop.render();
+    $("login-error").textContent = failure; // the desktop is hidden now: say it on the login form
 });
 
 prefillLogin();
