@@ -181,6 +181,21 @@ async def record_proxy() -> AsyncIterator[Any]:
             proxy.proc.wait()
 
 
+@pytest.fixture
+async def static_desktop() -> AsyncIterator[str]:
+    """Only the page's files (gws_simulator.desktop.make_static_app) on a loopback origin of their own."""
+    from aiohttp import web
+
+    from gws_simulator.desktop import make_static_app
+
+    runner = web.AppRunner(make_static_app(), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
 async def control(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     async with aiohttp.ClientSession() as http:
         async with http.request(method, base + path, json=body) as resp:
@@ -475,18 +490,10 @@ def known_capture_bugs(con, problems: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("transport", ["long-polling", "websocket"])
-async def test_desktop_on_another_origin_than_gws(transport, browser, sim):
+async def test_desktop_on_another_origin_than_gws(transport, browser, sim, static_desktop):
     """The page served from one origin, GWS on another: CORS preflights, credentialed XHR and
     fetch, the CSRF headers exposed to the page, a cross-origin WebSocket; and a second login."""
-    from aiohttp import web
-
-    from gws_simulator.desktop import make_static_app
-
-    runner = web.AppRunner(make_static_app(), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    desktop = await DesktopPage.open(browser, f"http://127.0.0.1:{port}/sim/desktop/", f"cors-{transport}")
+    desktop = await DesktopPage.open(browser, static_desktop + "/sim/desktop/", f"cors-{transport}")
     try:
         async def ring() -> None:
             status, body = await sim.inject_call(CALLER, PHONE)
@@ -505,7 +512,6 @@ async def test_desktop_on_another_origin_than_gws(transport, browser, sim):
         raise
     finally:
         await desktop.close()
-        await runner.cleanup()
     stats = await sim.stats()
     assert stats["rest"]["by_user"].get("", 0) > 0  # the CORS preflights, answered without auth
     assert sim.front.internal_errors == 0
@@ -514,29 +520,39 @@ async def test_desktop_on_another_origin_than_gws(transport, browser, sim):
 # ----------------------------------------------------------------------------- mock
 
 
-def mock_unavailable() -> str | None:
-    """Why the mock test cannot run yet, or None."""
+def mock_help() -> tuple[str | None, str]:
+    """(why the mock test cannot run, or None; the text of ``gwsreplay mock --help``)."""
     result = subprocess.run([*gwsreplay_command(), "mock", "--help"], capture_output=True, text=True,
                             cwd=str(ROOT), timeout=60)
     if result.returncode != 0:
-        return ("`gwsreplay mock` does not exist yet (gws_replayer in progress): "
-                f"`gwsreplay mock --help` exited {result.returncode}")
-    missing = [opt for opt in ("--capture", "--port") if opt not in result.stdout]
-    if missing:
-        return f"`gwsreplay mock --help` lists no {', '.join(missing)}: adapt MockProcess to its options"
-    return None
+        return ("`gwsreplay mock` does not exist yet (gws_replayer in progress: no gws_replayer/mock_cli.py); "
+                f"`gwsreplay mock --help` exited {result.returncode}"), ""
+    help_text = result.stdout
+    if not _first_option(help_text, "--db", "--capture"):
+        return "`gwsreplay mock --help` has neither --db nor --capture: adapt MockProcess to its options", help_text
+    if not _first_option(help_text, "--port", "--listen-port"):
+        return "`gwsreplay mock --help` has neither --port nor --listen-port: adapt MockProcess", help_text
+    return None, help_text
+
+
+def _first_option(help_text: str, *options: str) -> str | None:
+    return next((o for o in options if re.search(rf"(^|[\s,\[]){re.escape(o)}\b", help_text)), None)
 
 
 class MockProcess:
-    """``gwsreplay mock --capture DB --port N`` (assumed interface; see mock_unavailable)."""
+    """``gwsreplay mock --db CAPTURE --port N`` (or --capture / --listen-port, whichever it has)."""
 
-    def __init__(self, db: Path, log: Path) -> None:
+    def __init__(self, db: Path, log: Path, help_text: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        command = [*gwsreplay_command(), "mock", _first_option(help_text, "--db", "--capture"), str(db),
+                   _first_option(help_text, "--port", "--listen-port"), str(self.port)]
+        host = _first_option(help_text, "--host", "--listen-host")
+        if host:
+            command += [host, "127.0.0.1"]
         self.proc = subprocess.Popen(
-            [*gwsreplay_command(), "mock", "--capture", str(db), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=str(ROOT),
+            command, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=str(ROOT),
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     async def wait_listening(self, timeout: float = 30) -> None:
@@ -563,33 +579,24 @@ class MockProcess:
                 self.proc.wait()
 
 
-async def serve_desktop_files(context: Any, origin: str) -> None:
-    """Serve /sim/desktop/* at ``origin`` from the package (and node_modules/cometd), inside the browser.
+async def page_origin_for(gws_url: str, static_origin: str) -> str:
+    """Where to load the page to talk to ``gws_url``: from that server itself when it mounts
+    the desktop (``gws_simulator.desktop.add_routes``), so the page is same-origin as a desktop
+    deployed next to GWS; else from the static server, cross-origin (GWS must then answer CORS).
 
-    The mock answers GWS URLs only; intercepting the page's own files keeps the page
-    same-origin with the mock, as a real desktop deployed next to GWS.
+    (Serving the files with Playwright's route interception does not work: Chromium then
+    treats the page as public and refuses its requests to the loopback address.)
     """
-    from gws_simulator import desktop as assets
-
-    async def handler(route: Any) -> None:
-        path = route.request.url.split(origin, 1)[1].split("?", 1)[0]
-        rest = path[len(assets.PREFIX):].lstrip("/") or "index.html"
-        if rest.startswith("vendor/cometd/"):
-            file = assets.cometd_dir() / rest[len("vendor/cometd/"):]
-            ctype = "text/javascript"
-        else:
-            file = assets.ASSETS_DIR / rest
-            ctype = assets.PAGE_FILES.get(rest)
-        if ctype is None or not file.is_file():
-            await route.fulfill(status=404, body="not found")
-        else:
-            await route.fulfill(status=200, body=file.read_bytes(), headers={"Content-Type": ctype})
-
-    await context.route(re.compile(re.escape(origin + assets.PREFIX) + r"(/.*)?$"), handler)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(gws_url + "/sim/desktop/") as resp:
+            if resp.status == 200 and 'src="desktop.js"' in await resp.text():
+                return gws_url
+    return static_origin
 
 
-async def test_desktop_against_mock_sees_the_same_notifications(browser, sim_process, record_proxy, tmp_path):
-    reason = await asyncio.to_thread(mock_unavailable)
+async def test_desktop_against_mock_sees_the_same_notifications(browser, sim_process, record_proxy, static_desktop,
+                                                               tmp_path):
+    reason, help_text = await asyncio.to_thread(mock_help)
     if reason:
         pytest.skip(reason)
 
@@ -611,28 +618,24 @@ async def test_desktop_against_mock_sees_the_same_notifications(browser, sim_pro
     assert recorded == SCENARIO_NOTIFICATIONS
 
     # 2. The same page against the mock serving that capture.
-    mock = MockProcess(db, tmp_path / "mock.log")
+    mock = MockProcess(db, tmp_path / "mock.log", help_text)
     try:
         await mock.wait_listening()
-        context = await browser.new_context(viewport={"width": 1280, "height": 860})
-        context.set_default_timeout(WAIT_MS)
-        await serve_desktop_files(context, mock.url)
-        page = await context.new_page()
-        desktop = DesktopPage(page, "mock-replay")
-        await page.goto(mock.url + "/sim/desktop/")
-        await page.wait_for_selector("body[data-ready='true']")
+        origin = await page_origin_for(mock.url, static_desktop)
+        desktop = await DesktopPage.open(browser, origin + "/sim/desktop/", "mock-replay")
 
         async def ring_mock() -> None:
             pass  # the mock plays the unsolicited Ringing notification itself
 
         try:
-            await run_scenario(desktop, "long-polling", ring_mock)
+            await run_scenario(desktop, "long-polling", ring_mock, base_url=mock.url)
         except BaseException:
             await desktop.shot("failure")
             raise
         replayed = [notification_key(n["channel"], n["data"]) for n in await desktop.notifications()]
+        errors = list(desktop.errors)
+        await desktop.close()
         assert replayed == recorded
-        assert desktop.errors == [], desktop.errors
-        await context.close()
+        assert errors == [], errors
     finally:
         await asyncio.to_thread(mock.stop)
