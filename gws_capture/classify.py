@@ -16,8 +16,9 @@ multimediaevent user place group queue skill settings contact ...``
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
@@ -242,6 +243,11 @@ def classify_http(method: str, path: str, request_body: Any = None, response_bod
 
 
 # ----------------------------------------------------------------------------- Bayeux
+#
+# The writer classifies Bayeux messages in DuckDB (gws_capture/bayeux_sql.py) for speed;
+# classify_bayeux is the same set of rules in Python (for tools and tests; a differential
+# test keeps the two equal). Field values follow DuckDB's json_transform-to-VARCHAR
+# semantics: strings as is, numbers and booleans as JSON text, objects/arrays as JSON text.
 
 @dataclass
 class BayeuxClass:
@@ -266,10 +272,9 @@ class BayeuxClass:
     user_state: str | None = None
     reference_id: str | None = None
     error_message: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
-# messageType -> (resource type, key in data holding the resource)
+# messageType -> (resource type, keys holding the interaction), as in bayeux_sql.MEDIA
 _MEDIA_MESSAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "ChatStateChangeMessage": ("chat", ("chat",)),
     "EmailStateChangeMessage": ("email", ("email",)),
@@ -278,204 +283,158 @@ _MEDIA_MESSAGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "facebooksessionStateChangeMessage": ("facebooksession", ("facebooksession", "facebooksessions")),
     "TweetStateChangeMessage": ("tweet", ("tweet", "twitter")),
     "TwitterStateChangeMessage": ("tweet", ("twitter", "tweet")),
-    "OpenmediaStateChangeMessage": ("openmedia", ("openmedia", "openMedia", "interaction")),
+    "OpenmediaStateChangeMessage": ("openmedia", ("openmedia", "interaction")),
     "WorkitemStateChangeMessage": ("workitem", ("workitem",)),
     "SMSsessionStateChangeMessage": ("smsession", ("smssession", "smsession")),
     "IMSessionStateChangeMessage": ("im-session", ("imSession",)),
 }
-# log updates: messageType -> (resource type, keys holding a uri or path)
-_LOG_MESSAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "IMLogUpdateMessage": ("im-session", ("imSessionPath", "imSessionUri")),
+_LOG_KEYS = {
+    "facebooksession": ("facebooksessionUri", "facebooksessionPath"),
+    "smsession": ("smssessionUri", "smsessionUri", "smssessionPath"),
+    "chat": ("chatUri", "chatPath"),
 }
-_MEDIA_BY_CHANNEL = {
-    "/v2/me/chats": ("chat", ("chatUri", "chatPath")),
-    "/v2/me/facebooksession": ("facebooksession", ("facebooksessionUri", "facebooksessionPath", "chatUri")),
-    "/v2/me/smsessions": ("smsession", ("smssessionUri", "smsessionUri", "smssessionPath")),
-}
+_WORKBIN_MESSAGES = ("WorkbinSubscriptionStateChangeMessage", "WorkbinStateChangeMessage", "WorkbinStatsMessage")
 _ID_FROM_URI = re.compile(r"/([^/?#]+)/?(?:[?#].*)?$")
-_HEX16 = re.compile(r"^[0-9a-fA-F]{16}$")
+_HEX16 = re.compile(r"[0-9a-fA-F]{16}")
+
+
+def jtext(v: Any) -> str | None:
+    """A JSON value as DuckDB's json_transform renders it into VARCHAR."""
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
 
 
 def id_from_uri(uri: Any) -> str | None:
-    if not isinstance(uri, str) or not uri:
+    """Last path segment of a uri or path ("http://h/api/v2/calls/ID" -> "ID")."""
+    uri = jtext(uri)
+    if not uri:
         return None
     m = _ID_FROM_URI.search(uri)
     return unquote(m.group(1)) if m else None
 
 
-def _str(v: Any) -> str | None:
-    if v is None:
-        return None
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (dict, list)):
-        return None
-    return str(v)
+def _obj(d: dict, key: str) -> dict:
+    v = d.get(key)
+    return v if isinstance(v, dict) else {}
 
 
-def _state_of(obj: Any) -> str | None:
-    if not isinstance(obj, dict):
-        return None
-    st = obj.get("state")
-    if isinstance(st, dict):          # userState-like
-        return _str(st.get("state"))
-    return _str(st)
+def _first(d: dict, key: str) -> dict:
+    v = d.get(key)
+    if isinstance(v, list) and v and isinstance(v[0], dict):
+        return v[0]
+    return {}
+
+
+def _coalesce(*vals: Any) -> Any:
+    for v in vals:
+        if v is not None:
+            return v
+    return None
 
 
 def classify_bayeux(msg: Any) -> BayeuxClass:
-    """Envelope fields and GWS resource of one decoded Bayeux message.
-
-    Never raises: anything unexpected leaves the fields as None.
-    """
+    """Envelope fields and GWS resource of one decoded Bayeux message. Never raises."""
     c = BayeuxClass()
     if not isinstance(msg, dict):
         return c
-    c.channel = _str(msg.get("channel"))
-    c.client_id = _str(msg.get("clientId"))
-    c.msg_id = _str(msg.get("id"))
+    c.channel = jtext(msg.get("channel"))
+    c.client_id = jtext(msg.get("clientId"))
+    c.msg_id = jtext(msg.get("id"))
     s = msg.get("successful")
     c.successful = s if isinstance(s, bool) else None
-    c.error = _str(msg.get("error"))
+    c.error = jtext(msg.get("error"))
     c.advice = msg.get("advice")
-    c.connection_type = _str(msg.get("connectionType"))
-    c.subscription = _str(msg.get("subscription")) if not isinstance(msg.get("subscription"), list) else ",".join(
-        str(x) for x in msg["subscription"])
+    c.connection_type = jtext(msg.get("connectionType"))
+    c.subscription = jtext(msg.get("subscription"))
     c.ext = msg.get("ext")
     data = msg.get("data")
     c.data = data
-    if not isinstance(data, dict):
-        return c
-    try:
-        _classify_data(c, data)
-    except Exception:  # noqa: BLE001 - classification is best effort on untrusted input
-        pass
+    if isinstance(data, dict):
+        try:
+            _classify_data(c, data)
+        except Exception:  # noqa: BLE001 - best effort on untrusted input
+            pass
     return c
 
 
-def _classify_data(c: BayeuxClass, data: dict) -> None:
-    mt = _str(data.get("messageType"))
+def _classify_data(c: BayeuxClass, d: dict) -> None:
+    mt = jtext(d.get("messageType"))
     c.message_type = mt
-    c.notification_type = _str(data.get("notificationType"))
-    c.reference_id = _ref(data.get("referenceId"))
-    channel = c.channel or ""
+    c.notification_type = jtext(d.get("notificationType"))
+    c.reference_id = jtext(d.get("referenceId"))
+    g = lambda o, k: jtext(o.get(k))  # noqa: E731
 
-    if mt == "CallStateChangeMessage" or (mt is None and isinstance(data.get("call"), dict)):
-        call = data.get("call")
-        if isinstance(call, dict):
-            _set_call(c, call)
-        elif data.get("callId") is not None:        # 8.5.2 mobile-push minimal payload
-            c.resource_type = "call"
-            c.call_id = c.resource_id = _str(data.get("callId"))
-        return
-    if mt == "DeviceStateChangeMessage" or (mt is None and isinstance(data.get("devices"), list)):
-        devices = data.get("devices")
+    if mt == "CallStateChangeMessage":
+        call = _obj(d, "call")
+        c.resource_type = "call"
+        c.call_id = c.resource_id = _coalesce(g(call, "id"), g(d, "callId"))
+        c.resource_state = g(call, "state")
+        c.conn_id = _coalesce(g(call, "connId"),
+                              c.call_id if c.call_id and _HEX16.fullmatch(c.call_id) else None)
+        c.device_id = id_from_uri(call.get("deviceUri"))
+    elif mt == "DeviceStateChangeMessage":
+        dev = _first(d, "devices")
         c.resource_type = "device"
-        if isinstance(devices, list) and devices and isinstance(devices[0], dict):
-            d = devices[0]
-            c.device_id = c.resource_id = _str(d.get("id"))
-            us = d.get("userState")
-            c.user_state = _str(us.get("state")) if isinstance(us, dict) else _str(us)
-            c.resource_state = c.user_state
-        elif data.get("deviceId") is not None:
-            c.device_id = c.resource_id = _str(data.get("deviceId"))
-        return
-    if mt == "ErrorMessage":
-        c.device_id = id_from_uri(data.get("deviceUri"))
-        c.call_id = id_from_uri(data.get("callUri"))
-        c.error_message = _str(data.get("errorMessage"))
-        if c.call_id:
-            c.resource_type, c.resource_id = "call", c.call_id
-        elif c.device_id:
-            c.resource_type, c.resource_id = "device", c.device_id
+        c.device_id = c.resource_id = _coalesce(g(dev, "id"), g(d, "deviceId"))
+        c.user_state = c.resource_state = g(_obj(dev, "userState"), "state")
+    elif mt == "ErrorMessage":
+        c.call_id = id_from_uri(d.get("callUri"))
+        c.device_id = id_from_uri(d.get("deviceUri"))
+        c.resource_type = "call" if c.call_id else ("device" if c.device_id else None)
+        c.resource_id = _coalesce(c.call_id, c.device_id)
         c.resource_state = "Error"
-        return
-    if mt == "ServiceStateChangeMessage":
-        svc = data.get("service")
-        if isinstance(svc, list):
-            svc = svc[0] if svc else None
+        c.error_message = g(d, "errorMessage")
+    elif mt == "ServiceStateChangeMessage":
+        svc = _obj(d, "service")
         c.resource_type = "service"
-        if isinstance(svc, dict):
-            c.resource_id = _str(svc.get("id")) or _str(svc.get("type"))
-            c.resource_state = _str(svc.get("state"))
-            c.extra["service_type"] = _str(svc.get("type"))
-        return
-    if mt == "ChannelStateChangeMessageV2" or channel == "/v2/me/channels":
-        chans = data.get("channels")
-        if isinstance(chans, dict):
-            chans = [chans]
+        c.resource_id = _coalesce(g(svc, "id"), g(svc, "type"))
+        c.resource_state = g(svc, "state")
+    elif mt == "ChannelStateChangeMessageV2" or c.channel == "/v2/me/channels":
+        ch = _first(d, "channels")
         c.resource_type = "channel"
-        if isinstance(chans, list) and chans and isinstance(chans[0], dict):
-            ch = chans[0]
-            c.resource_id = _str(ch.get("channel"))
-            us = ch.get("userState")
-            c.user_state = c.resource_state = _str(us.get("state")) if isinstance(us, dict) else _str(us)
-        return
-    if mt in ("WorkbinSubscriptionStateChangeMessage", "WorkbinStateChangeMessage", "WorkbinStatsMessage"):
+        c.resource_id = g(ch, "channel")
+        c.user_state = c.resource_state = g(_obj(ch, "userState"), "state")
+    elif mt in _WORKBIN_MESSAGES:
         c.resource_type = "workbin"
-        c.resource_id = _str(data.get("id"))
-        c.resource_state = _str(data.get("stateResource")) or _str(data.get("action"))
-        return
-    if mt in _MEDIA_MESSAGES:
+        c.resource_id = g(d, "id")
+        c.resource_state = _coalesce(g(d, "stateResource"), g(d, "action"))
+    elif mt in _MEDIA_MESSAGES:
         rtype, keys = _MEDIA_MESSAGES[mt]
+        objs = [_obj(d, k) for k in keys]
         c.resource_type = rtype
-        for k in keys:
-            obj = data.get(k)
-            if isinstance(obj, list):
-                obj = obj[0] if obj else None
-            if isinstance(obj, dict):
-                c.resource_id = _str(obj.get("id")) or id_from_uri(obj.get("uri")) or id_from_uri(obj.get("path"))
-                c.resource_state = _state_of(obj)
-                break
+        c.resource_id = _coalesce(*[v for o in objs for v in (g(o, "id"), id_from_uri(o.get("uri")),
+                                                              id_from_uri(o.get("path")))])
+        c.resource_state = _coalesce(*[g(o, "state") for o in objs])
         if c.notification_type == "Error":
-            c.error_message = _str(data.get("errorMessage"))
-        return
-    if mt in _LOG_MESSAGES or mt == "MessageLogUpdated":
-        if mt in _LOG_MESSAGES:
-            rtype, keys = _LOG_MESSAGES[mt]
+            c.error_message = g(d, "errorMessage")
+    elif mt == "IMLogUpdateMessage":
+        c.resource_type = "im-session"
+        c.resource_id = _coalesce(id_from_uri(d.get("imSessionPath")), id_from_uri(d.get("imSessionUri")))
+    elif mt == "MessageLogUpdated":
+        if d.get("facebooksessionUri") is not None or d.get("facebooksessionPath") is not None:
+            rtype = "facebooksession"
+        elif any(d.get(k) is not None for k in _LOG_KEYS["smsession"]):
+            rtype = "smsession"
+        elif c.channel == "/v2/me/facebooksession":
+            rtype = "facebooksession"
+        elif c.channel == "/v2/me/smsessions":
+            rtype = "smsession"
         else:
-            rtype, keys = _MEDIA_BY_CHANNEL.get(channel, ("chat", ("chatUri", "chatPath")))
-            for k in ("facebooksessionUri", "facebooksessionPath"):
-                if k in data:
-                    rtype, keys = "facebooksession", ("facebooksessionUri", "facebooksessionPath")
-            for k in ("smssessionUri", "smsessionUri", "smssessionPath"):
-                if k in data:
-                    rtype, keys = "smsession", ("smssessionUri", "smsessionUri", "smssessionPath")
+            rtype = "chat"
         c.resource_type = rtype
-        for k in keys:
-            rid = id_from_uri(data.get(k))
-            if rid:
-                c.resource_id = rid
-                break
-        return
-    if mt in ("OutboundRecordMessage", "OutboundCampaignMessage"):
+        c.resource_id = _coalesce(*[id_from_uri(d.get(k)) for k in _LOG_KEYS[rtype]])
+    elif mt in ("OutboundRecordMessage", "OutboundCampaignMessage"):
+        rec = _obj(d, "record" if mt == "OutboundRecordMessage" else "campaign")
         c.resource_type = "outbound-record" if mt == "OutboundRecordMessage" else "outbound-campaign"
-        rec = data.get("record") if mt == "OutboundRecordMessage" else data.get("campaign")
-        if isinstance(rec, dict):
-            c.resource_id = _str(rec.get("recordHandle")) or _str(rec.get("campaignName")) or _str(rec.get("name"))
-            c.resource_state = _str(rec.get("state")) or _str(rec.get("status"))
-        return
-    if mt == "DeviceUserEventMessage":
+        c.resource_id = _coalesce(g(rec, "recordHandle"), g(rec, "campaignName"), g(rec, "name"))
+        c.resource_state = _coalesce(g(rec, "state"), g(rec, "status"))
+    elif mt == "DeviceUserEventMessage":
         c.resource_type = "device"
-        c.device_id = c.resource_id = _str(data.get("deviceId"))
-        return
-    # generic: the first dict value with an id (and maybe a state)
-    for k, v in data.items():
-        if isinstance(v, dict) and "id" in v:
-            c.resource_type = _SEGMENT_TYPES.get(k, k)
-            c.resource_id = _str(v.get("id"))
-            c.resource_state = _state_of(v)
-            return
-
-
-def _set_call(c: BayeuxClass, call: dict) -> None:
-    c.resource_type = "call"
-    cid = _str(call.get("id"))
-    c.call_id = c.resource_id = cid
-    c.resource_state = _str(call.get("state"))
-    conn = _str(call.get("connId"))
-    if conn is None and cid and _HEX16.match(cid):
-        conn = cid                        # 8.5.2: the id is the connId
-    c.conn_id = conn
-    dev = id_from_uri(call.get("deviceUri"))
-    if dev:
-        c.device_id = dev
+        c.device_id = c.resource_id = g(d, "deviceId")

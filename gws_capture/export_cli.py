@@ -31,7 +31,7 @@ def export_parquet(db: str | Path, out_dir: str | Path) -> dict[str, int]:
                 continue
             target = str(out / f"{name}.parquet").replace("'", "''")
             con.execute(f"COPY (SELECT * FROM {name}) TO '{target}' (FORMAT parquet)")
-            counts[name] = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+            counts[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
     finally:
         con.close()
     return counts

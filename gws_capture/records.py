@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import bayeux_extract
-from .classify import classify_bayeux, classify_http
+from .classify import classify_http
 from .redact import SESSION_COOKIES, Redactor, basic_user, cookie_value
 
 Headers = list[tuple[str, str]] | list[tuple[bytes, bytes]]
@@ -195,13 +196,25 @@ def parse_json(data: bytes | str) -> Any:
     return json.loads(data, parse_constant=_reject_constant)
 
 
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    r"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+def fix_surrogates(text: str) -> str:
+    """Replace lone UTF-16 surrogate escapes (valid for Python's json, not for DuckDB) by U+FFFD."""
+    if "\\ud" not in text and "\\uD" not in text:
+        return text
+    return _LONE_SURROGATE.sub(r"\\ufffd", text)
+
+
 def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 @dataclass(slots=True)
 class Body:
-    json_text: str | None = None
+    json_text: bytes | None = None   # the (redacted) JSON as UTF-8 bytes, when valid and not truncated
     text: str | None = None
     encoding: str | None = None      # json | text | base64 | None (empty)
     size: int = 0
@@ -209,7 +222,8 @@ class Body:
     error: str | None = None
     parsed: Any = None
     ok_json: bool = False
-    str_text: str | None = None      # full decoded text (for Bayeux extraction), when text
+    json_bytes: bytes | None = None  # full (redacted) JSON bytes, also when truncated for storage
+    str_text: str | None = None      # full decoded text when not JSON (for lenient Bayeux extraction)
 
 
 def make_body(raw: bytes | None, headers: list[tuple[str, str]], decoded: bool,
@@ -231,7 +245,8 @@ def make_body(raw: bytes | None, headers: list[tuple[str, str]], decoded: bool,
     charset = _charset(ctype)
     head = data[:64].lstrip()
     looks_json = "json" in ctype or head[:1] in (b"[", b"{")
-    if looks_json and (charset is None or charset.lower().replace("-", "") == "utf8"):
+    if (looks_json and (charset is None or charset.lower().replace("-", "") == "utf8")
+            and b"\x00" not in data[:4] and not data.startswith(b"\xef\xbb\xbf")):
         try:
             parsed = parse_json(data)
         except (ValueError, RecursionError) as exc:
@@ -243,13 +258,13 @@ def make_body(raw: bytes | None, headers: list[tuple[str, str]], decoded: bool,
             if redactor.might_contain(data):
                 parsed, changed = redactor.json(parsed)
             b.parsed = parsed
-            text = dumps(parsed) if changed else data.decode("utf-8", "replace")
-            b.str_text = text
-            if len(data) <= max_body and not b.truncated:
-                b.json_text = text
+            jb = dumps(parsed).encode("utf-8", "replace") if changed else data
+            b.json_bytes = jb
+            if len(jb) <= max_body and not b.truncated:
+                b.json_text = jb
                 b.encoding = "json"
             else:
-                b.text = text[:max_body]
+                b.text = jb[:max_body].decode("utf-8", "ignore")
                 b.encoding = "text"
                 b.truncated = True
             b.error = "; ".join(errors) or None
@@ -385,6 +400,12 @@ class RowBuilder:
         host_port = rec.host + (f":{rec.port}" if rec.port and not (
             (rec.scheme == "http" and rec.port == 80) or (rec.scheme == "https" and rec.port == 443)) else "")
         url = f"{rec.scheme}://{host_port}{path}" + (f"?{query_r}" if query_r else "")
+        if cls.is_bayeux and not rec.is_websocket:
+            # the messages of a clean Bayeux body live in bayeux_messages (one row each, by
+            # position): do not store them twice
+            for b in (req, resp):
+                if b.ok_json:
+                    b.json_text, b.text, b.encoding, b.truncated = None, None, "bayeux", False
         out["exchanges"].append((
             ex_id, rec.flow_id, rec.source, rec.method, rec.scheme, rec.host, rec.port, url, path,
             query_r or None, dumps(qp) if qp else None, rec.http_version, rec.status, rec.reason,
@@ -405,109 +426,125 @@ class RowBuilder:
                      transport: str = "long-polling", frame_index: int | None = None) -> int:
         if body.size == 0 and body.encoding is None:
             return 0
+        where = (direction, _us(ts), ex_id, flow_id, frame_index, transport)
         if body.ok_json:
-            parsed = body.parsed
-            if isinstance(parsed, list):
-                bad = [i for i, m in enumerate(parsed) if not isinstance(m, dict)]
-                msgs, err, rest = parsed, (f"elements {bad[:5]} are not objects" if bad else None), None
-            elif isinstance(parsed, dict):
-                msgs, err, rest = [parsed], None, None
-            else:
-                msgs, err, rest = [], f"not a Bayeux message: JSON {type(parsed).__name__}", None
-        elif body.str_text is not None:
+            return self._parsed(body.parsed, body.json_bytes or b"", where, key, user, out)
+        if body.str_text is not None:
             msgs, err, rest = bayeux_extract.decode(body.str_text)
-            if msgs and self.redactor.enabled:
-                msgs, _ = self.redactor.json(msgs)
-            if rest is not None:
-                rest = self.redactor.text(rest)
-        else:
-            msgs, err, rest = [], body.error or "binary body", None
-        return self.messages(msgs, err, rest, direction, ts, ex_id, flow_id, key, user, out,
-                             transport, frame_index)
+            return self._recovered(msgs, err, rest, where, key, user, out)
+        self._error_row(out, where, 0, key, user, body.error or "binary body", None)
+        return 0
 
-    def messages(self, msgs: list, err: str | None, rest: str | None, direction: str, ts: float | None,
-                 ex_id: int | None, flow_id: str, key: str | None, user: str | None, out: dict[str, list],
-                 transport: str, frame_index: int | None) -> int:
-        rows = out["bayeux_messages"]
-        ts_us = _us(ts)
+    def _resolve(self, items: list, key: str | None, user: str | None) -> tuple[str | None, str | None]:
+        if key is not None and user is not None:
+            return key, user
+        cid = None
+        for m in items:
+            if type(m) is dict and m.get("clientId") is not None:
+                cid = str(m.get("clientId"))
+                break
+        return self.sessions.for_message(cid, key, user)
+
+    def _observe(self, items: list, direction: str, text: bytes, key: str | None, user: str | None) -> None:
+        if direction == "s2c" and b"/meta/handshake" in text:
+            for m in items:
+                if (type(m) is dict and m.get("channel") == "/meta/handshake" and m.get("clientId") is not None
+                        and m.get("successful") is not False):
+                    self.sessions.observe_handshake(str(m["clientId"]), key, user)
+
+    def _stage(self, out: dict[str, list], text: bytes, n: int, pos0: int, where: tuple,
+               key: str | None, user: str | None) -> None:
+        direction, ts_us, ex_id, flow_id, frame_index, transport = where
+        first = self.next_message
+        self.next_message += n
+        out["_bayeux_bodies"].append((first, pos0, n, ts_us, direction, transport, ex_id, flow_id, frame_index,
+                                      user, key, text))
+
+    def _parsed(self, parsed: Any, text: bytes | str, where: tuple, key: str | None, user: str | None,
+                out: dict[str, list]) -> int:
+        """A body that parsed as JSON (text: its, possibly redacted, JSON text as UTF-8 bytes)."""
+        if type(text) is str:
+            text = text.encode("utf-8", "replace")
+        if type(parsed) is dict:
+            items, text = [parsed], b"[" + text + b"]"
+        elif type(parsed) is list:
+            items = parsed
+        else:
+            self._error_row(out, where, 0, key, user, f"not a Bayeux message: JSON {type(parsed).__name__}", None)
+            return 0
+        key, user = self._resolve(items, key, user)
+        self._observe(items, where[0], text, key, user)
+        if all(type(m) is dict for m in items):
+            if items:
+                self._stage(out, text, len(items), 0, where, key, user)
+            return len(items)
+        for pos, m in enumerate(items):
+            if type(m) is dict:
+                self._stage(out, ("[" + dumps(m) + "]").encode("utf-8", "replace"), 1, pos, where, key, user)
+            else:
+                self._error_row(out, where, pos, key, user, "element is not an object",
+                                dumps(m)[: self.max_body])
+        return len(items)
+
+    def _recovered(self, msgs: list, err: str | None, rest: str | None, where: tuple, key: str | None,
+                   user: str | None, out: dict[str, list]) -> int:
+        """Messages salvaged from a damaged body, plus one row carrying the error and the raw text."""
+        if msgs and self.redactor.enabled:
+            msgs, _ = self.redactor.json(msgs)
         n = 0
-        for pos, m in enumerate(msgs):
-            c = classify_bayeux(m)
-            if not isinstance(m, dict):
-                self._msg_error_row(rows, ts_us, direction, transport, ex_id, flow_id, frame_index, pos,
-                                    key, user, "element is not an object", dumps(m)[: self.max_body])
-                n += 1
-                continue
-            mkey, muser = self.sessions.for_message(c.client_id, key, user)
-            if (direction == "s2c" and c.channel == "/meta/handshake" and c.client_id
-                    and c.successful is not False):
-                self.sessions.observe_handshake(c.client_id, mkey, muser)
-            mid = self.next_message
-            self.next_message += 1
-            rows.append((
-                mid, ts_us, direction, transport, ex_id, flow_id, frame_index, pos,
-                c.channel, c.client_id, c.msg_id, c.successful, c.error,
-                dumps(c.advice) if c.advice is not None else None, c.connection_type, c.subscription,
-                dumps(c.ext) if c.ext is not None else None,
-                dumps(c.data) if c.data is not None else None,
-                c.message_type, c.notification_type, c.resource_type, c.resource_id, c.resource_state,
-                c.call_id, c.conn_id, c.device_id, c.user_state, c.reference_id, c.error_message,
-                muser, mkey, None, None,
-            ))
-            n += 1
+        if msgs:
+            n = self._parsed(msgs, dumps(msgs), where, key, user, out)
         if err is not None:
-            self._msg_error_row(rows, ts_us, direction, transport, ex_id, flow_id, frame_index, len(msgs),
-                                key, user, err, rest[: self.max_body] if rest else None)
+            raw = self.redactor.text(rest)[: self.max_body] if rest else None
+            k, u = self._resolve(msgs, key, user)
+            self._error_row(out, where, len(msgs), k, u, err, raw)
         return n
 
-    def _msg_error_row(self, rows, ts_us, direction, transport, ex_id, flow_id, frame_index, pos,
-                       key, user, err, raw) -> None:
+    def _error_row(self, out: dict[str, list], where: tuple, pos: int, key: str | None, user: str | None,
+                   err: str, raw: str | None) -> None:
+        direction, ts_us, ex_id, flow_id, frame_index, transport = where
         mid = self.next_message
         self.next_message += 1
-        rows.append((mid, ts_us, direction, transport, ex_id, flow_id, frame_index, pos)
-                    + (None,) * 21 + (user, key, err[:500], raw))
+        out["bayeux_messages"].append((mid, ts_us, direction, transport, ex_id, flow_id, frame_index, pos)
+                                      + (None,) * 22 + (user, key, err[:500], raw))
 
     # ---------------------------------------------------------------- websocket
     def ws_frame(self, rec: WsFrameRecord, out: dict[str, list]) -> None:
         ex_id, key, user, _ = self.ws_flows.get(rec.flow_id, (self.flow_exchange.get(rec.flow_id), None, None, None))
         direction = "c2s" if rec.from_client else "s2c"
+        where = (direction, _us(rec.ts), ex_id, rec.flow_id, rec.index, "websocket")
         fid = self.next_frame
         self.next_frame += 1
         content = rec.content or b""
-        n = 0
-        parse_error = None
-        stored = stored_enc = None
+        stored = stored_enc = parse_error = None
         truncated = False
+        n = 0
         if rec.is_text:
-            text = content.decode("utf-8", "replace")
             try:
-                parsed = parse_json(text)
+                if b"\x00" in content[:4] or content.startswith(b"\xef\xbb\xbf"):
+                    raise ValueError("not UTF-8 JSON")
+                parsed = parse_json(content)
             except (ValueError, RecursionError):
-                msgs, err, rest = bayeux_extract.decode(text)
-                if msgs and self.redactor.enabled:
-                    msgs, _ = self.redactor.json(msgs)
-                if rest is not None:
-                    rest = self.redactor.text(rest)
+                text = content.decode("utf-8", "replace")
+                msgs, parse_error, rest = bayeux_extract.decode(text)
+                n = self._recovered(msgs, parse_error, rest, where, key, user, out)
                 stored, stored_enc = self.redactor.text(text), "text"
             else:
+                text = content
                 if self.redactor.might_contain(content):
-                    parsed, _ = self.redactor.json(parsed)
-                if isinstance(parsed, list):
-                    bad = [i for i, m in enumerate(parsed) if not isinstance(m, dict)]
-                    msgs, err, rest = parsed, (f"elements {bad[:5]} are not objects" if bad else None), None
-                elif isinstance(parsed, dict):
-                    msgs, err, rest = [parsed], None, None
-                else:
-                    msgs, err, rest = [], f"not a Bayeux message: JSON {type(parsed).__name__}", None
-                    stored, stored_enc = text, "text"
-            parse_error = err
-            n = self.messages(msgs, err, rest, direction, rec.ts, ex_id, rec.flow_id, key, user, out,
-                              "websocket", rec.index)
+                    parsed, changed = self.redactor.json(parsed)
+                    if changed:
+                        text = dumps(parsed).encode("utf-8", "replace")
+                if type(parsed) not in (dict, list):
+                    parse_error = f"not a Bayeux message: JSON {type(parsed).__name__}"
+                    stored, stored_enc = text.decode("utf-8", "replace"), "text"
+                elif type(parsed) is list and not all(type(m) is dict for m in parsed):
+                    parse_error = "elements are not all objects"
+                n = self._parsed(parsed, text, where, key, user, out)
         else:
             parse_error = "binary frame"
             stored, stored_enc = base64.b64encode(content[: self.max_body]).decode("ascii"), "base64"
-            self.messages([], parse_error, None, direction, rec.ts, ex_id, rec.flow_id, key, user, out,
-                          "websocket", rec.index)
+            self._error_row(out, where, 0, key, user, parse_error, None)
         if stored is not None and len(stored) > self.max_body:
             stored, truncated = stored[: self.max_body], True
         out["websocket_frames"].append((

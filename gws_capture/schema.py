@@ -93,6 +93,7 @@ BAYEUX_MESSAGES: list[tuple[str, str]] = [
     ("connection_type", "VARCHAR"),
     ("subscription", "VARCHAR"),
     ("ext", "JSON"),
+    ("extra", "JSON"),
     ("data", "JSON"),
     ("message_type", "VARCHAR"),
     ("notification_type", "VARCHAR"),
@@ -173,8 +174,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
 _ARROW_TYPES = {
     "BIGINT": pa.int64(),
     "INTEGER": pa.int32(),
-    "VARCHAR": pa.string(),
-    "JSON": pa.string(),
+    "VARCHAR": pa.large_string(),
+    "JSON": pa.large_string(),
     "BOOLEAN": pa.bool_(),
     "TIMESTAMP": pa.timestamp("us"),
     "DOUBLE": pa.float64(),
@@ -374,7 +375,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, meta: dict[str, str] | None = 
     try:
         for name, cols in {**TABLES, "meta": META, "operation_expectations": OPERATION_EXPECTATIONS}.items():
             con.execute(_create_table(name, cols))
-        have = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        have = next(iter(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()), None)
         if have is None:
             con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
             con.execute("INSERT INTO meta VALUES ('correlation_window_ms', '10000')")
@@ -382,7 +383,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, meta: dict[str, str] | None = 
             con.register("_exp", pa.table(
                 {k: [r[i] for r in rows] for i, (k, _) in enumerate(OPERATION_EXPECTATIONS)},
                 schema=arrow_schema(OPERATION_EXPECTATIONS)))
-            con.execute("INSERT INTO operation_expectations SELECT * FROM _exp")
+            con.execute("INSERT INTO operation_expectations SELECT * FROM _exp").fetchall()
             con.unregister("_exp")
         elif int(have[0]) != SCHEMA_VERSION:
             raise RuntimeError(f"capture has schema_version {have[0]}, this gwsreplay writes {SCHEMA_VERSION}")
@@ -400,7 +401,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, meta: dict[str, str] | None = 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
     try:
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        row = next(iter(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()), None)
     except duckdb.Error:
         return None
     return int(row[0]) if row else None

@@ -64,7 +64,7 @@ def _copy_offline(db: Path, out: Path) -> Path:
     ok = False
     try:
         con.execute("ATTACH '" + str(db).replace("'", "''") + "' AS _src (READ_ONLY)")
-        dst = con.execute("SELECT current_database()").fetchone()[0]
+        dst = con.execute("SELECT current_database()").fetchall()[0][0]
         con.execute(f'COPY FROM DATABASE _src TO "{dst}"')
         con.execute("DETACH _src")
         con.execute("CHECKPOINT")

@@ -38,9 +38,9 @@ from typing import Any, Callable
 import duckdb
 import pyarrow as pa
 
-from . import schema
+from . import bayeux_sql, schema
 from .records import (DEFAULT_MAX_BODY, ErrorRecord, HttpRecord, RowBuilder, WsEndRecord,
-                      WsFrameRecord)
+                      WsFrameRecord, fix_surrogates)
 from .redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -73,13 +73,36 @@ class WriterStats:
         }
 
 
+def new_out() -> dict[str, list]:
+    out: dict[str, list] = {t: [] for t in schema.TABLES}
+    out["_bayeux_bodies"] = []
+    return out
+
+
 def snapshot_paths(db_path: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(db_path)
     return p.with_name(p.name + ".snapshot-request"), p.with_name(p.name + ".snapshot-done")
 
 
-def _sanitize(values: list) -> list:
-    return [v.encode("utf-8", "replace").decode("utf-8") if isinstance(v, str) else v for v in values]
+def _to_utf8(v: Any) -> bytes | None:
+    if v is None or type(v) is bytes:
+        return v
+    if type(v) is str:
+        return v.encode("utf-8", "replace")
+    return str(v).encode("utf-8", "replace")
+
+
+def _string_array(values: Any) -> pa.Array:
+    """Strings (str or UTF-8 bytes) -> large_string; via binary, much faster for big bodies."""
+    vals = [v.encode("utf-8", "replace") if type(v) is str else v for v in values]
+    try:
+        return pa.array(vals, pa.large_binary()).cast(pa.large_string())
+    except (pa.ArrowException, TypeError, ValueError):
+        fixed = [None if v is None else
+                 (v.decode("utf-8", "replace") if type(v) is bytes else
+                  v if type(v) is str else str(v)).encode("utf-8", "replace")
+                 for v in values]
+        return pa.array(fixed, pa.large_binary()).cast(pa.large_string())
 
 
 def rows_to_table(columns: list[tuple[str, str]], rows: list[tuple]) -> pa.Table:
@@ -89,15 +112,16 @@ def rows_to_table(columns: list[tuple[str, str]], rows: list[tuple]) -> pa.Table
     for (name, typ), values, fld in zip(columns, cols, arrow):
         if typ == "TIMESTAMP":
             arrays.append(pa.array(values, pa.int64()).cast(fld.type))
-            continue
-        try:
-            arrays.append(pa.array(values, fld.type))
-        except (pa.ArrowException, UnicodeError, OverflowError, TypeError, ValueError):
-            vals = _sanitize(list(values))
-            if fld.type == pa.int32() or fld.type == pa.int64():
+        elif fld.type == pa.large_string():
+            arrays.append(_string_array(values))
+        else:
+            try:
+                arrays.append(pa.array(values, fld.type))
+            except (pa.ArrowException, OverflowError, TypeError, ValueError):
                 lim = 2**31 - 1 if fld.type == pa.int32() else 2**63 - 1
-                vals = [v if (v is None or (isinstance(v, int) and -lim <= v <= lim)) else None for v in vals]
-            arrays.append(pa.array(vals, fld.type))
+                vals = [v if (v is None or (type(v) in (int, bool) and -lim <= v <= lim)) else None
+                        for v in values]
+                arrays.append(pa.array(vals, fld.type))
     return pa.Table.from_arrays(arrays, schema=arrow)
 
 
@@ -146,7 +170,7 @@ class CaptureWriter:
         schema.create_schema(self.con, base_meta)
         next_ids = {}
         for t in ("exchanges", "bayeux_messages", "websocket_frames"):
-            next_ids[t] = int(self.con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {t}").fetchone()[0])
+            next_ids[t] = int(self.con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {t}").fetchall()[0][0])
         self.builder = RowBuilder(self.redactor, max_body=max_body, next_ids=next_ids)
 
     # ------------------------------------------------------------------ producer side
@@ -275,7 +299,7 @@ class CaptureWriter:
         if not items and not self._dropped_unreported:
             return
         t0 = time.monotonic()
-        out: dict[str, list] = {t: [] for t in schema.TABLES}
+        out: dict[str, list] = new_out()
         oldest = t0
         freed = 0
         b = self.builder
@@ -322,53 +346,86 @@ class CaptureWriter:
                 pass
 
     def _insert(self, out: dict[str, list]) -> None:
+        staged = out.pop("_bayeux_bodies", [])
         tables = {name: rows_to_table(schema.TABLES[name], rows) for name, rows in out.items() if rows}
-        if not tables:
+        if not tables and not staged:
             return
+        stage = bayeux_sql.stage_table(staged) if staged else None
+        n_staged = sum(r[2] for r in staged)
         con = self.con
         try:
             con.execute("BEGIN TRANSACTION")
             for name, tbl in tables.items():
-                con.register("_batch", tbl)
-                try:
-                    con.execute(f"INSERT INTO {name} SELECT * FROM _batch")
-                finally:
-                    con.unregister("_batch")
+                with _registered(con, "_batch", tbl):
+                    con.execute(f"INSERT INTO {name} SELECT * FROM _batch").fetchall()
+            if stage is not None:
+                with _registered(con, "_bayeux_bodies", stage):
+                    con.execute(bayeux_sql.INSERT_SQL).fetchall()
             con.execute("COMMIT")
         except duckdb.Error as exc:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            log.warning("gws capture: batch insert failed (%s); retrying with JSON validation", exc)
-            self._insert_safe(tables, str(exc))
+            _rollback(con)
+            log.warning("gws capture: batch insert failed (%s); retrying value by value", exc)
+            self._insert_safe(tables, staged, str(exc))
             return
         for name, tbl in tables.items():
             self.stats.written[name] += tbl.num_rows
+        self.stats.written["bayeux_messages"] += n_staged
 
-    def _insert_safe(self, tables: dict[str, pa.Table], why: str) -> None:
-        """Second chance: invalid JSON values become NULL (and the failure is recorded)."""
+    def _insert_safe(self, tables: dict[str, pa.Table], staged: list[tuple], why: str) -> None:
+        """Second chance for a batch DuckDB refused (JSON it cannot parse, e.g. lone surrogates):
+        JSON values it rejects are kept as text where there is a text column, else NULL; Bayeux
+        bodies it rejects become one error row each (with the raw text)."""
         con = self.con
-        con.execute("BEGIN TRANSACTION")
         try:
+            con.execute("BEGIN TRANSACTION")
             for name, tbl in tables.items():
                 cols = []
                 for c, typ in schema.TABLES[name]:
-                    cols.append(f"CASE WHEN json_valid({c}) THEN {c} END" if typ == "JSON" else c)
-                con.register("_batch", tbl)
-                try:
-                    con.execute(f"INSERT INTO {name} SELECT {', '.join(cols)} FROM _batch")
-                finally:
-                    con.unregister("_batch")
+                    if typ == "JSON":
+                        cols.append(f"try_cast({c} AS JSON)")
+                    elif name == "exchanges" and c in ("request_body_text", "response_body_text"):
+                        j = c[: -len("_text")]
+                        cols.append(f"coalesce({c}, CASE WHEN try_cast({j} AS JSON) IS NULL THEN {j} END)")
+                    else:
+                        cols.append(c)
+                with _registered(con, "_batch", tbl):
+                    con.execute(f"INSERT INTO {name} SELECT {', '.join(cols)} FROM _batch").fetchall()
                 self.stats.written[name] += tbl.num_rows
-            con.register("_err", rows_to_table(schema.CAPTURE_ERRORS, [
-                (int(time.time() * 1e6), "invalid_json", None, 1, why[:2000])]))
-            con.execute("INSERT INTO capture_errors SELECT * FROM _err")
-            con.unregister("_err")
+            if staged:
+                fixed = [r[:-1] + (_fix_body(r[-1]),) for r in staged]
+                ok = "try_cast(body AS JSON[]) IS NOT NULL"
+                with _registered(con, "_all_bodies", bayeux_sql.stage_table(fixed)):
+                    con.execute(f"CREATE OR REPLACE TEMP VIEW _bayeux_bodies AS "
+                                f"SELECT * FROM _all_bodies WHERE {ok}").fetchall()
+                    try:
+                        con.execute(bayeux_sql.INSERT_SQL).fetchall()
+                        con.execute(f"""
+                            INSERT INTO bayeux_messages BY NAME
+                            SELECT first_id AS id, ts, direction, transport, exchange_id, flow_id, frame_index,
+                                   pos0 AS position, user_name, session_key,
+                                   'DuckDB rejected the JSON of this body' AS parse_error,
+                                   left(body, {self.max_body}) AS raw
+                            FROM _all_bodies WHERE NOT ({ok})""").fetchall()
+                        self.stats.written["bayeux_messages"] += con.execute(
+                            f"SELECT coalesce(sum(CASE WHEN {ok} THEN n ELSE 1 END), 0) FROM _all_bodies"
+                        ).fetchall()[0][0]
+                    finally:
+                        con.execute("DROP VIEW IF EXISTS _bayeux_bodies")
+            with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [
+                    (int(time.time() * 1e6), "invalid_json", None, 1, why[:2000])])):
+                con.execute("INSERT INTO capture_errors SELECT * FROM _err").fetchall()
             con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+        except Exception as exc:  # noqa: BLE001 - give up on this batch, keep the writer alive
+            _rollback(con)
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("gws capture: batch lost")
+            try:
+                lost = sum(t.num_rows for t in tables.values()) + sum(r[2] for r in staged)
+                with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [
+                        (int(time.time() * 1e6), "batch_lost", None, lost, f"{why} / {exc}"[:2000])])):
+                    con.execute("INSERT INTO capture_errors SELECT * FROM _err").fetchall()
+            except Exception:  # noqa: BLE001
+                pass
 
     # ------------------------------------------------------------------ snapshots
     def _check_snapshot_request(self) -> None:
@@ -390,6 +447,35 @@ class CaptureWriter:
         os.replace(tmp, self._done_path)
 
 
+class _registered:
+    """``con.register(name, obj)`` for the duration of a ``with`` block (unregister never masks errors)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, obj: Any) -> None:
+        self.con, self.name, self.obj = con, name, obj
+
+    def __enter__(self) -> None:
+        self.con.register(self.name, self.obj)
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.con.unregister(self.name)
+        except duckdb.Error:
+            pass
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _fix_body(body: Any) -> Any:
+    if type(body) is bytes:
+        return fix_surrogates(body.decode("utf-8", "replace")).encode("utf-8")
+    return fix_surrogates(body) if type(body) is str else body
+
+
 def snapshot_connection(con: duckdb.DuckDBPyConnection, out: str | os.PathLike) -> None:
     """Copy the database behind ``con`` into a new file ``out`` (atomically replaced)."""
     out = Path(out)
@@ -398,7 +484,7 @@ def snapshot_connection(con: duckdb.DuckDBPyConnection, out: str | os.PathLike) 
     for p in (tmp, Path(str(tmp) + ".wal")):
         if p.exists():
             p.unlink()
-    db = con.execute("SELECT current_database()").fetchone()[0]
+    db = con.execute("SELECT current_database()").fetchall()[0][0]
     con.execute(f"ATTACH '{_sql_str(str(tmp))}' AS _snap")
     try:
         con.execute(f'COPY FROM DATABASE "{db}" TO _snap')

@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gws_capture import bayeux_extract
+from gws_capture import bayeux_extract, schema
 from gws_capture.records import HttpRecord, RowBuilder, WsFrameRecord, make_body
 from gws_capture.redact import Redactor
-from gws_capture.writer import CaptureWriter
+from gws_capture.writer import CaptureWriter, new_out
 from test_capture_proxy import Proxy, Upstream, free_port, req
 
 T0 = 1_700_000_000.0
@@ -71,22 +71,27 @@ def test_array_elements_that_are_not_objects(tmp_path):
     rows = con.execute("SELECT position, parse_error FROM bayeux_messages WHERE direction = 's2c' "
                        "ORDER BY id").fetchall()
     assert rows[0] == (0, None)
-    assert all(r[1] for r in rows[1:]) and len(rows) == 5   # 3 bad elements + the summary error row
+    assert all(r[1] for r in rows[1:]) and len(rows) == 4   # one error row per bad element
 
 
 def test_binary_and_oversized_bodies(tmp_path):
     blob = os.urandom(5000)
     big = json.dumps([CALL] * 200 + [CONNECT]).encode()
+    rest = poll(big, fid="rest")
+    rest.path = "/api/v2/me/calls"
     con = write(tmp_path,
                 poll(blob, resp_headers=[("Content-Type", "application/octet-stream")], fid="bin"),
-                poll(big, fid="big"),
+                poll(big, fid="big"), rest,
                 max_body=1000)
+    r = con.execute("SELECT response_body IS NULL, response_body_truncated, length(response_body_text), "
+                    "response_body_encoding FROM exchanges WHERE flow_id = 'rest'").fetchone()
+    assert r == (True, True, 1000, "text")
     b = con.execute("SELECT response_body_encoding, response_body_truncated, response_body_size, "
                     "length(response_body_text) FROM exchanges WHERE flow_id = 'bin'").fetchone()
     assert b[0] == "base64" and b[1] and b[2] == 5000 and b[3] == len(base64.b64encode(blob[:1000]))
-    g = con.execute("SELECT response_body IS NULL, response_body_truncated, length(response_body_text), "
+    g = con.execute("SELECT response_body IS NULL, response_body_encoding, response_body_size, "
                     "bayeux_count FROM exchanges WHERE flow_id = 'big'").fetchone()
-    assert g == (True, True, 1000, 202)
+    assert g == (True, "bayeux", len(big), 202)     # its messages are in bayeux_messages
     # every message of the oversized body is still extracted
     assert con.execute("SELECT count(*) FROM bayeux_messages m JOIN exchanges e ON e.id = m.exchange_id "
                        "WHERE e.flow_id = 'big' AND m.parse_error IS NULL").fetchone()[0] == 202
@@ -103,7 +108,7 @@ def test_content_encodings_are_decoded(tmp_path, encoding, encode):
     con = write(tmp_path, poll(encode(body), resp_headers=[("Content-Type", "application/json"),
                                                            ("Content-Encoding", encoding)]))
     assert con.execute("SELECT response_body_encoding, response_body_size, bayeux_count FROM exchanges"
-                       ).fetchone() == ("json", len(body), 3)
+                       ).fetchone() == ("bayeux", len(body), 3)
 
 
 def test_broken_gzip_is_recorded_not_fatal(tmp_path):
@@ -235,12 +240,12 @@ def test_fuzz_decoder_recovers_a_prefix(msgs, cut):
        frame=st.binary(max_size=200), is_text=st.booleans())
 def test_fuzz_extraction_path_never_raises(body, frame, is_text):
     rb = RowBuilder(Redactor(), max_body=100)
-    out: dict[str, list] = {t: [] for t in ("exchanges", "bayeux_messages", "websocket_frames",
-                                            "websocket_connections", "capture_errors")}
+    out = new_out()
     rb.http(poll(body, req_body=body), out)
     rb.ws_frame(WsFrameRecord(flow_id="w", index=0, ts=T0, from_client=False, is_text=is_text, content=frame), out)
     assert len(out["exchanges"]) == 1 and len(out["websocket_frames"]) == 1
-    assert all(len(r) == 33 for r in out["bayeux_messages"])
+    assert all(len(r) == len(schema.BAYEUX_MESSAGES) for r in out["bayeux_messages"])
+    assert all(len(r) == 12 for r in out["_bayeux_bodies"])
     make_body(body, [("Content-Encoding", "gzip")], False, 100, Redactor())
 
 

@@ -1,0 +1,122 @@
+"""Capture writer ingest rate (target: >= 100,000 Bayeux messages/s).
+
+Feeds long-poll exchanges carrying realistic GWS notifications (and WebSocket frames)
+through gws_capture.writer.CaptureWriter, from submit() to the last commit, and
+prints messages/s for the whole path (decode, redact, classify, Arrow, DuckDB) and
+the split between conversion and insertion.
+
+    .venv/bin/python benchmarks/bench_capture_writer.py [--messages 500000] [--per-poll 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from gws_capture import bayeux_sql, schema
+from gws_capture.records import HttpRecord, RowBuilder, WsFrameRecord
+from gws_capture.redact import Redactor
+from gws_capture.writer import CaptureWriter, new_out, rows_to_table
+
+
+def call_event(i: int) -> dict:
+    cid = f"013V08JRL498H10I04000VTAES{i:06d}"
+    return {"channel": "/v2/me/calls", "data": {
+        "messageType": "CallStateChangeMessage", "notificationType": "StatusChange", "phoneNumber": "7001",
+        "extensions": {"WrapUpTime": 0, "BusinessCall": 0},
+        "call": {"id": cid, "state": ("Ringing", "Established", "Held", "Released")[i % 4], "callUuid": cid,
+                 "connId": f"{i:016x}", "deviceUri": "http://127.0.0.1:8090/api/v2/devices/efe1ab32",
+                 "participants": [{"e164Number": "", "formattedPhoneNumber": "5000", "phoneNumber": "5000",
+                                   "digits": "5000"}],
+                 "dnis": "7001", "callType": "Inbound", "duration": "3", "mute": "Off",
+                 "capabilities": ["Answer", "Hangup", "Hold", "AttachUserData", "SingleStepTransfer"],
+                 "uri": f"http://127.0.0.1:8090/api/v2/me/calls/{cid}", "path": f"/calls/{cid}"}}}
+
+
+def device_event(i: int) -> dict:
+    return {"channel": "/v2/me/devices", "data": {"messageType": "DeviceStateChangeMessage", "devices": [{
+        "id": "9c14cad7-17c4-48d0-8492-7cf0ff92c224", "deviceState": "Active",
+        "userState": {"id": "900D55CC", "displayName": "Ready", "state": ("Ready", "NotReady")[i % 2]},
+        "phoneNumber": "7001", "doNotDisturb": "Off", "capabilities": ["ForwardCallsOn", "DoNotDisturbOn"]}]}}
+
+
+def make_records(n_messages: int, per_poll: int, ws_share: float) -> list:
+    recs: list = []
+    t = time.time()
+    i = 0
+    k = 0
+    while i < n_messages:
+        msgs = [call_event(i + j) if (i + j) % 3 else device_event(i + j) for j in range(per_poll - 1)]
+        msgs.append({"channel": "/meta/connect", "id": str(k), "successful": True,
+                     "advice": {"interval": 0, "timeout": 30000, "reconnect": "retry"}})
+        body = json.dumps(msgs).encode()
+        req = json.dumps([{"channel": "/meta/connect", "clientId": "abc123", "id": str(k),
+                           "connectionType": "long-polling"}]).encode()
+        if (k % 100) < ws_share * 100:
+            recs.append(WsFrameRecord(flow_id="ws1", index=k, ts=t, from_client=False, is_text=True, content=body))
+            i += per_poll
+        else:
+            recs.append(HttpRecord(
+                flow_id=f"f{k}", method="POST", host="127.0.0.1", port=8090, path="/api/v2/notifications/connect",
+                request_headers=[("Cookie", "JSESSIONID=abc"), ("Content-Type", "application/json"),
+                                 ("X-CSRF-TOKEN", "tok")],
+                request_body=req, status=200, response_headers=[("Content-Type", "application/json")],
+                response_body=body, ts_request_start=t, ts_request_end=t, ts_response_start=t + 0.01,
+                ts_response_end=t + 0.01))
+            i += per_poll + 1
+        k += 1
+    return recs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--messages", type=int, default=500_000)
+    ap.add_argument("--per-poll", type=int, default=10)
+    ap.add_argument("--ws-share", type=float, default=0.3, help="share of batches arriving as WebSocket frames")
+    args = ap.parse_args()
+
+    recs = make_records(args.messages, args.per_poll, args.ws_share)
+    with tempfile.TemporaryDirectory() as d:
+        # 1. conversion alone (decode, redact, classify -> row tuples)
+        rb = RowBuilder(Redactor())
+        out = new_out()
+        t0 = time.perf_counter()
+        for r in recs:
+            (rb.http if isinstance(r, HttpRecord) else rb.ws_frame)(r, out)
+        t_conv = time.perf_counter() - t0
+        n_msgs = len(out["bayeux_messages"]) + sum(r[2] for r in out["_bayeux_bodies"])
+        t0 = time.perf_counter()
+        staged = out.pop("_bayeux_bodies")
+        tables = {k: rows_to_table(schema.TABLES[k], v) for k, v in out.items() if v}
+        tables["_bayeux_bodies"] = bayeux_sql.stage_table(staged)
+        t_arrow = time.perf_counter() - t0
+
+        # 2. the whole path through the writer thread
+        db = Path(d) / "bench.duckdb"
+        w = CaptureWriter(db, flush_interval=0.2, max_queue=len(recs) + 10)
+        w.start()
+        t0 = time.perf_counter()
+        for r in recs:
+            w.submit(r)
+        t_submit = time.perf_counter() - t0
+        w.close()
+        t_total = time.perf_counter() - t0
+        written = w.stats.written["bayeux_messages"]
+        size = db.stat().st_size
+
+    print(f"records: {len(recs)} ({sum(isinstance(r, HttpRecord) for r in recs)} long-poll exchanges, "
+          f"{sum(isinstance(r, WsFrameRecord) for r in recs)} WebSocket frames), Bayeux messages: {n_msgs}")
+    print(f"Python conversion  : {n_msgs / t_conv:>10,.0f} msg/s  ({t_conv:.2f} s)")
+    print(f"Arrow tables only  : {n_msgs / t_arrow:>10,.0f} msg/s  ({t_arrow:.2f} s, {len(tables)} tables)")
+    print(f"submit() (producer): {len(recs) / t_submit:>10,.0f} records/s  "
+          f"({t_submit * 1e6 / len(recs):.1f} us per record on the event loop)")
+    print(f"end to end (writer): {written / t_total:>10,.0f} msg/s  ({t_total:.2f} s, {w.stats.flushes} flushes, "
+          f"max lag {w.stats.max_lag_ms:.0f} ms, file {size / 1e6:.1f} MB)")
+    print(f"target 100,000 msg/s: {'met' if written / t_total >= 100_000 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
