@@ -84,21 +84,30 @@ class IdMap:
         """Map an absolute URI base ('http://gws-prod:8080') to the live one."""
         self.origins.setdefault(recorded.rstrip("/"), live.rstrip("/"))
 
-    def learn(self, recorded: Any, live: Any, key: str | None = None) -> None:
-        """Walk two documents of the same shape and pair the values under identifier keys."""
+    def learn(self, recorded: Any, live: Any, key: str | None = None, *, phones: bool = False) -> None:
+        """Walk two documents of the same shape and pair the values under identifier keys.
+
+        Phone numbers are learned only from device resources (an agent's own
+        number), never from call participants: a call to the wrong party must
+        show up as a divergence, not be explained away as a mapping.
+        """
         if key in SKIP_KEYS:
             return
+        if key == "devices":
+            phones = True
+        elif key in ("call", "calls", "participants"):
+            phones = False
         if isinstance(recorded, dict) and isinstance(live, dict):
             for k, value in recorded.items():
                 if k in live:
-                    self.learn(value, live[k], k)
+                    self.learn(value, live[k], k, phones=phones)
         elif isinstance(recorded, list) and isinstance(live, list):
             if len(recorded) == len(live):
                 for r, v in zip(recorded, live):
-                    self.learn(r, v, key)
+                    self.learn(r, v, key, phones=phones)
         elif isinstance(recorded, str) and isinstance(live, str):
             kind = _kind(key)
-            if kind is not None:
+            if kind == "id" or (kind == "phone" and phones):
                 self._learn_value(recorded, live, kind)
 
     def _learn_value(self, recorded: str, live: str, kind: str) -> None:
