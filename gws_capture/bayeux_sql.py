@@ -116,7 +116,7 @@ def _build_sql() -> str:
         "WHEN mt = 'OutboundCampaignMessage' THEN 'outcamp'",
         "WHEN mt = 'DeviceUserEventMessage' THEN 'userevent'",
     ]
-    kind = "CASE WHEN NOT starts_with(CAST(data_json AS VARCHAR), '{') THEN NULL " + " ".join(kind_cases) + " END"
+    kind = "CASE WHEN NOT coalesce(starts_with(CAST(data_json AS VARCHAR), '{'), false) THEN NULL " + " ".join(kind_cases) + " END"
 
     log_type = ("CASE WHEN d.facebooksessionUri IS NOT NULL OR d.facebooksessionPath IS NOT NULL THEN 'facebooksession' "
                 "WHEN d.smssessionUri IS NOT NULL OR d.smsessionUri IS NOT NULL OR d.smssessionPath IS NOT NULL "

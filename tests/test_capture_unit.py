@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import os
 import json
 import time
 from pathlib import Path
@@ -605,3 +606,123 @@ def test_snapshot_of_a_live_writer(tmp_path):
         w.close()
     out2 = snapshot(db, tmp_path / "snap2.duckdb")
     assert _rows(out2, "SELECT count(*) FROM exchanges") == [(10,)]
+
+
+# --------------------------------------------------------------------------- SQL vs Python classification
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FIELDS = ["channel", "client_id", "msg_id", "successful", "error", "connection_type", "subscription",
+           "message_type", "notification_type", "resource_type", "resource_id", "resource_state", "call_id",
+           "conn_id", "device_id", "user_state", "reference_id", "error_message"]
+
+CORPUS = [CALL_86, CALL_852] + [m for m, _ in [
+    ({"channel": "/v2/me/devices", "data": {"messageType": "DeviceStateChangeMessage", "devices": [
+        {"id": "9c14", "userState": {"state": "NotReady"}}]}}, 0),
+    ({"channel": "/v2/me/calls", "data": {"messageType": "ErrorMessage", "deviceUri": "http://h/api/v2/devices/e%20f",
+                                          "callUri": "http://h/api/v2/calls/0071023821aec021?x=1",
+                                          "errorMessage": "Incorrect object state"}}, 0),
+    ({"channel": "/v2/me/calls", "data": {"messageType": "ErrorMessage", "deviceUri": "http://h/api/v2/devices/d1"}}, 0),
+    ({"channel": "/notifications/services", "data": {"messageType": "ServiceStateChangeMessage",
+                                                     "service": {"type": "Voice", "state": "Active"}}}, 0),
+    ({"channel": "/v2/me/chats", "data": {"messageType": "ChatStateChangeMessage", "notificationType": "Error",
+                                          "errorMessage": "no", "referenceId": 35,
+                                          "chat": {"uri": "http://h/api/v2/chats/0001BaB/", "state": "Chatting"}}}, 0),
+    ({"channel": "/v2/me/facebooksession", "data": {"messageType": "MessageLogUpdated",
+                                                    "facebooksessionPath": "/facebooksessions/77"}}, 0),
+    ({"channel": "/v2/me/smsessions", "data": {"messageType": "MessageLogUpdated", "chatUri": "http://h/x/1"}}, 0),
+    ({"channel": "/v2/me/twitter", "data": {"messageType": "TwitterStateChangeMessage",
+                                            "twitter": {"id": 12, "state": "Composing"}}}, 0),
+    ({"channel": "/v2/me/openmedia", "data": {"messageType": "OpenmediaStateChangeMessage",
+                                              "interaction": {"path": "/openmedia/promotions/abc"}}}, 0),
+    ({"channel": "/v2/me/im-sessions", "data": {"messageType": "IMLogUpdateMessage",
+                                                "imSessionUri": "http://h/api/v2/im-sessions/9"}}, 0),
+    ({"channel": "/v2/me/workbins", "data": {"messageType": "WorkbinStateChangeMessage", "id": "wb",
+                                             "action": "ItemAdded"}}, 0),
+    ({"channel": "/v2/me/channels", "data": {"channels": [{"channel": "email", "userState": {"state": "Ready"}}]}}, 0),
+    ({"channel": "/v2/me/outbound", "data": {"messageType": "OutboundRecordMessage", "referenceId": "123456789",
+                                             "record": {"recordHandle": 9, "campaignName": "C1"}}}, 0),
+    ({"channel": "/me/internal", "data": {"messageType": "DeviceUserEventMessage", "deviceId": "2b00"}}, 0),
+    ({"channel": "/v2/me/calls", "data": {"messageType": "CallStateChangeMessage", "callId": "00aabbccddeeff00",
+                                          "notificationType": "StatusChange"}}, 0),
+    ({"channel": "/meta/handshake", "successful": True, "clientId": "c1", "version": "1.0",
+      "supportedConnectionTypes": ["long-polling", "websocket"], "advice": {"reconnect": "retry"}}, 0),
+    ({"channel": "/meta/subscribe", "subscription": ["/v2/me/*", "/x"], "successful": "yes", "id": 5}, 0),
+    ({"channel": "/meta/connect", "successful": False, "error": "402::Unknown client",
+      "advice": {"reconnect": "handshake", "interval": 0}}, 0),
+    ({"channel": "/v2/me/calls", "data": "not an object"}, 0),
+    ({"channel": "/v2/me/channels", "data": 5}, 0),
+    ({"data": {"messageType": "ChatStateChangeMessage", "chat": [1, 2]}}, 0),
+]]
+
+
+def _sql_rows(tmp_path: Path, msgs: list) -> list[dict]:
+    db = tmp_path / "diff.duckdb"
+    if db.exists():
+        db.unlink()
+    w = CaptureWriter(db)
+    w.write_records([HttpRecord(flow_id="d", method="POST", path="/api/v2/notifications/connect",
+                                request_headers=[("Content-Type", "application/json")], request_body=b"[]",
+                                status=200, response_headers=[("Content-Type", "application/json")],
+                                response_body=json.dumps(msgs).encode(), ts_request_start=T0,
+                                ts_response_start=T0)])
+    w.close()
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cur = con.execute(f"SELECT {', '.join(_FIELDS)}, data, extra FROM bayeux_messages "
+                          "WHERE direction = 's2c' ORDER BY position")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def _assert_same(tmp_path: Path, msgs: list) -> None:
+    rows = _sql_rows(tmp_path, msgs)
+    assert len(rows) == len(msgs)
+    for m, row in zip(msgs, rows):
+        c = classify_bayeux(m)
+        py = {f: getattr(c, f) for f in _FIELDS}
+        sql = {f: row[f] for f in _FIELDS}
+        assert sql == py, (m, {k: (py[k], sql[k]) for k in _FIELDS if py[k] != sql[k]})
+        if "data" in m:
+            assert json.loads(row["data"]) == m["data"]
+
+
+def test_sql_and_python_classification_agree(tmp_path):
+    _assert_same(tmp_path, CORPUS)
+    rows = _sql_rows(tmp_path, CORPUS)
+    hs = [r for r in rows if r["channel"] == "/meta/handshake"][0]
+    assert json.loads(hs["extra"]) == {"version": "1.0", "supportedConnectionTypes": ["long-polling", "websocket"]}
+
+
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
+                    st.text(alphabet="abcXYZ019/-_:. ", max_size=12))
+_value = st.recursive(_scalar, lambda ch: st.lists(ch, max_size=3) | st.dictionaries(
+    st.sampled_from(["id", "state", "uri", "path", "connId", "userState", "channel", "deviceUri"]), ch, max_size=4),
+    max_leaves=8)
+_obj = st.fixed_dictionaries({}, optional={k: _value for k in ("id", "state", "uri", "path", "connId", "deviceUri")})
+_data = st.fixed_dictionaries(
+    {"messageType": st.sampled_from(["CallStateChangeMessage", "DeviceStateChangeMessage", "ErrorMessage",
+                                     "ServiceStateChangeMessage", "ChannelStateChangeMessageV2",
+                                     "WorkbinStateChangeMessage", "ChatStateChangeMessage", "MessageLogUpdated",
+                                     "IMLogUpdateMessage", "TwitterStateChangeMessage", "OutboundRecordMessage",
+                                     "DeviceUserEventMessage", "SomethingElse"])},
+    optional={"call": _obj | _value, "devices": st.lists(_obj | _value, max_size=2),
+              "channels": st.lists(_obj | _value, max_size=2), "service": _obj, "chat": _obj | _value,
+              "twitter": _obj, "tweet": _obj, "record": _obj, "notificationType": _scalar,
+              "referenceId": _scalar, "deviceUri": _value, "callUri": _value, "errorMessage": _scalar,
+              "id": _scalar, "action": _scalar, "stateResource": _scalar, "deviceId": _scalar,
+              "callId": _scalar, "chatUri": _value, "imSessionPath": _value})
+_message = st.fixed_dictionaries(
+    {"channel": st.sampled_from(["/v2/me/calls", "/v2/me/devices", "/v2/me/channels", "/meta/connect", "/x"])},
+    optional={"data": _data | _value, "clientId": _scalar, "id": _scalar, "successful": _scalar,
+              "subscription": _value, "connectionType": _scalar, "error": _scalar})
+
+
+@settings(max_examples=int(os.environ.get("GWS_FUZZ_EXAMPLES", "40")), deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(msgs=st.lists(_message, min_size=1, max_size=25))
+def test_fuzz_sql_and_python_classification_agree(tmp_path, msgs):
+    _assert_same(tmp_path, msgs)
