@@ -120,6 +120,12 @@ class CometdServer:
                 client.queue.append({"channel": channel, "data": data})
                 self._wake(client)
 
+    def subscribed(self, user_name: str | None, channel: str) -> bool:
+        """Whether a `publish(user_name, channel, ...)` now would reach at least one client."""
+        return any((user_name is None or client.user_name == user_name)
+                   and any(channel_matches(pattern, channel) for pattern in client.subscriptions)
+                   for client in self._clients.values())
+
     async def handle_http(self, request: web.Request, session: HttpSession | None) -> web.StreamResponse:
         """Everything under /api/v2/notifications: long-poll POSTs and the WebSocket upgrade."""
         if request.method == "POST":
