@@ -463,6 +463,7 @@ $("btn-logout").addEventListener("click", async () => {
     desktop.loggedIn = false;
     showDesktop(false);
     desktop.render();
+    $("who").textContent = "";
     $("login-error").textContent = failure; // the desktop is hidden now: say it on the login form
 });
 
