@@ -286,6 +286,7 @@ def make_app(plan: SessionPlan, *, base_url: str, origins: list[str], seed: int 
     app.router.add_route("*", "/api/v2/notifications", _notifications)
     app.router.add_route("*", "/api/v2/notifications/{tail:.*}", _notifications)
     app.router.add_route("*", "/api/{tail:.*}", _rest)
+    app.on_response_prepare.append(_cors_headers)
     app.on_startup.append(_start_pusher)
     app.on_shutdown.append(_stop)
     return app
@@ -293,18 +294,24 @@ def make_app(plan: SessionPlan, *, base_url: str, origins: list[str], seed: int 
 
 @web.middleware
 async def _cors(request: web.Request, handler) -> web.StreamResponse:
+    """Preflights are answered here; the other CORS headers are added in `_cors_headers`."""
     if request.method == "OPTIONS":
-        response: web.StreamResponse = web.Response(status=200)
+        response = web.Response(status=200)
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
-    else:
-        response = await handler(request)
+        response.headers["Access-Control-Max-Age"] = "1800"
+        return response
+    return await handler(request)
+
+
+async def _cors_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every response, also those the CometD server prepares itself (browser desktops are cross-origin)."""
     origin = request.headers.get("Origin")
-    if origin and not response.prepared:
+    if origin and not isinstance(response, web.WebSocketResponse):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Credentials"] = "true"
         response.headers["Access-Control-Expose-Headers"] = "X-CSRF-HEADER, X-CSRF-TOKEN"
-    return response
+        response.headers["Vary"] = "Origin"
 
 
 def _session(request: web.Request, state: MockState, *, create: bool) -> tuple[HttpSession | None, bool]:
