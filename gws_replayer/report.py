@@ -60,7 +60,7 @@ def summary(result: ReplayResult) -> dict:
     return {
         "run_id": result.run_id, "capture": result.plan.capture, "target": result.target,
         "simulator": result.simulator, "sessions": len(result.runs),
-        "copies": len(result.states), "duration_s": round(result.ended_at - result.started_at, 3),
+        "copies": len(result.states), "concurrent_peak": stats.active_peak, "duration_s": round(result.ended_at - result.started_at, 3),
         "operations": stats.operations, "notifications": stats.notifications,
         "ops_per_s": round(stats.operations / max(result.ended_at - result.started_at, 1e-9), 1),
         "latency_p50_ms": _round(stats.percentile(50)), "latency_p99_ms": _round(stats.percentile(99)),
@@ -134,6 +134,6 @@ def print_report(result: ReplayResult, console=None, *, limit: int = 40) -> None
 def progress_line(stats: LiveStats) -> str:
     p50, p99 = stats.percentile(50), stats.percentile(99)
     lat = f"p50 {p50:.1f} ms  p99 {p99:.1f} ms" if p50 is not None else "p50 -  p99 -"
-    return (f"agents {stats.agents_started}  sessions {stats.sessions_done}/{stats.sessions_total}  "
+    return (f"agents {stats.active} active  sessions {stats.sessions_done}/{stats.sessions_total}  "
             f"ops {stats.operations} ({stats.ops_per_second():.0f}/s)  {lat}  "
             f"notifications {stats.notifications}  divergences {stats.divergences}")

@@ -70,8 +70,13 @@ class LiveStats:
     operations: int = 0
     notifications: int = 0
     divergences: int = 0
+    active_peak: int = 0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=20000))
     _window: deque = field(default_factory=lambda: deque(maxlen=5000))   # answer times, for ops/s
+
+    @property
+    def active(self) -> int:
+        return self.agents_started - self.sessions_done
 
     def operation(self, latency_ms: float) -> None:
         self.operations += 1
@@ -293,6 +298,7 @@ class SessionDriver:
         self.http = self.recorder.http(session, websocket=plan.transport == "websocket") if self.recorder else session
         self.client = GWSClient(self.target, creds.user, creds.password, http=self.http)
         self.stats.agents_started += 1
+        self.stats.active_peak = max(self.stats.active_peak, self.stats.active)
         self.engine.start(self.t0 or loop.time())
         try:
             while True:
