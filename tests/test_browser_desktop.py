@@ -569,7 +569,8 @@ class MockProcess:
                     raise AssertionError(f"gwsreplay mock not listening: {self.log.read_text()}") from None
                 await asyncio.sleep(0.1)
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGINT, then the exit code (1 when a request matched nothing in the recording)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -577,6 +578,10 @@ class MockProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 async def page_origin_for(gws_url: str, static_origin: str) -> str:
@@ -594,13 +599,14 @@ async def page_origin_for(gws_url: str, static_origin: str) -> str:
     return static_origin
 
 
-async def test_desktop_against_mock_sees_the_same_notifications(browser, sim_process, record_proxy, static_desktop,
-                                                               tmp_path):
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+async def test_desktop_against_mock_sees_the_same_notifications(transport, browser, sim_process, record_proxy,
+                                                               static_desktop, tmp_path):
     reason, help_text = await asyncio.to_thread(mock_help)
     if reason:
         pytest.skip(reason)
 
-    # 1. Record the scenario over long-polling through the proxy.
+    # 1. Record the scenario through the proxy.
     sim = await sim_process("--agents", "3", "--answer-delay", "0.05")
     db = tmp_path / "browser-for-mock.duckdb"
     proxy = await record_proxy(sim.url, db)
@@ -609,26 +615,26 @@ async def test_desktop_against_mock_sees_the_same_notifications(browser, sim_pro
         status, body = await control(sim.url, "POST", "/sim/v1/calls", {"from": CALLER, "to": PHONE})
         assert status == 200, body
 
-    recorded_page = await DesktopPage.open(browser, proxy.url + "/sim/desktop/", "mock-recording")
-    await run_scenario(recorded_page, "long-polling", ring_sim)
+    recorded_page = await DesktopPage.open(browser, proxy.url + "/sim/desktop/", f"mock-{transport}-recording")
+    await run_scenario(recorded_page, transport, ring_sim)
     recorded = [notification_key(n["channel"], n["data"]) for n in await recorded_page.notifications()]
     await recorded_page.close()
     assert await proxy.stop() == 0, proxy.output()
     await sim.stop()
     assert recorded == SCENARIO_NOTIFICATIONS
 
-    # 2. The same page against the mock serving that capture.
+    # 2. The same page against the mock serving that capture (no simulator any more).
     mock = MockProcess(db, tmp_path / "mock.log", help_text)
     try:
         await mock.wait_listening()
         origin = await page_origin_for(mock.url, static_desktop)
-        desktop = await DesktopPage.open(browser, origin + "/sim/desktop/", "mock-replay")
+        desktop = await DesktopPage.open(browser, origin + "/sim/desktop/", f"mock-{transport}-replay")
 
         async def ring_mock() -> None:
-            pass  # the mock plays the unsolicited Ringing notification itself
+            pass  # the mock pushes the recorded, unsolicited Ringing notification itself
 
         try:
-            await run_scenario(desktop, "long-polling", ring_mock, base_url=mock.url)
+            await run_scenario(desktop, transport, ring_mock, base_url=mock.url)
         except BaseException:
             await desktop.shot("failure")
             raise
@@ -638,4 +644,5 @@ async def test_desktop_against_mock_sees_the_same_notifications(browser, sim_pro
         assert replayed == recorded
         assert errors == [], errors
     finally:
-        await asyncio.to_thread(mock.stop)
+        code = await asyncio.to_thread(mock.stop)
+    assert code == 0, f"gwsreplay mock exited {code} (a request matched nothing?):\n{mock.output()}"
