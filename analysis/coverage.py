@@ -27,12 +27,7 @@ import pandas as pd
 
 from . import catalog
 from .db import query, sql_list
-from .state_models import MODELS, NEW, StateModel
-
-# Models whose resources the capture already classifies (resource_id and
-# resource_state columns of bayeux_messages): read without parsing JSON.
-_COLUMN_MODELS = {"call", "im_session", "chat", "email", "workitem"}
-
+from .state_models import DEVICE_STRUCTURE, MODELS, NEW, StateModel
 
 def resolve_models(models: str | Iterable[str] | None) -> list[StateModel]:
     if models is None:
@@ -42,57 +37,103 @@ def resolve_models(models: str | Iterable[str] | None) -> list[StateModel]:
     return [MODELS[m] for m in models]
 
 
-def observations_sql(model: StateModel, user: str | None = None) -> str:
-    """SELECT model, message_id, ts, user_name, resource_id, state for one model."""
-    types = sql_list(model.message_types)
-    user_filter = f" AND m.user_name = {_lit(user)}" if user is not None else ""
-    if model.name in _COLUMN_MODELS:
-        return f"""
-            SELECT '{model.name}' AS model, m.id AS message_id, m.ts, m.user_name,
-                   m.resource_id, trim(m.resource_state) AS state
-            FROM bayeux_messages m
-            WHERE m.direction = 's2c' AND m.message_type IN {types}
-              AND m.resource_id IS NOT NULL AND m.resource_state IS NOT NULL{user_filter}"""
-    # device models: unnest every device of the message and evaluate the model's SQL
-    return f"""
-            SELECT '{model.name}' AS model, message_id, ts, user_name,
-                   {model.id_sql} AS resource_id, {model.state_sql} AS state
-            FROM (
-                SELECT m.id AS message_id, m.ts, m.user_name,
-                       unnest(json_extract(m.data, '{model.object_path}')) AS obj
-                FROM bayeux_messages m
-                WHERE m.direction = 's2c' AND m.message_type IN {types}{user_filter}
-            )"""
-
-
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _devices_cte(models: list[StateModel], user_filter: str) -> str:
+    """``devices``: every device of every DeviceStateChangeMessage, parsed once into a typed struct ``d``."""
+    types = sorted({t for m in models if m.state_sql is not None for t in m.message_types})
+    if not types:
+        return ""
+    return f"""devices AS MATERIALIZED (
+            SELECT message_id, ts, user_name, unnest(doc.devices) AS d
+            FROM (SELECT m.id AS message_id, m.ts, m.user_name, from_json(m.data, '{DEVICE_STRUCTURE}') AS doc
+                  FROM bayeux_messages m
+                  WHERE m.direction = 's2c' AND m.message_type IN {sql_list(types)}{user_filter})
+        )"""
+
+
+def _column_obs_sql(models: list[StateModel], user_filter: str) -> str:
+    return "\nUNION ALL\n".join(f"""
+            SELECT '{m.name}' AS model, m.id AS message_id, m.ts, m.user_name,
+                   m.resource_id, trim(m.resource_state) AS state
+            FROM bayeux_messages m
+            WHERE m.direction = 's2c' AND m.message_type IN {sql_list(m.message_types)}
+              AND m.resource_id IS NOT NULL AND m.resource_state IS NOT NULL{user_filter}""" for m in models)
+
+
+def _user_filter(user: str | None) -> str:
+    return f" AND m.user_name = {_lit(user)}" if user is not None else ""
+
+
+def observations_sql(models: list[StateModel], user: str | None = None) -> str:
+    """SELECT model, message_id, ts, user_name, resource_id, state for the given models.
+
+    Column models read the recorder's resource columns; device models share one
+    pass that parses each DeviceStateChangeMessage once (``from_json`` into a
+    typed struct) and unnests its devices.
+    """
+    uf = _user_filter(user)
+    parts = []
+    column_models = [m for m in models if m.state_sql is None]
+    if column_models:
+        parts.append(_column_obs_sql(column_models, uf))
+    parts += [f"SELECT '{m.name}' AS model, message_id, ts, user_name, d.id AS resource_id, "
+              f"{m.state_sql} AS state FROM devices" for m in models if m.state_sql is not None]
+    devices = _devices_cte(models, uf)
+    return (f"WITH {devices}\n" if devices else "") + "\nUNION ALL\n".join(parts)
+
+
 def _transitions_sql(models: list[StateModel], user: str | None = None) -> str:
-    """Per-occurrence transitions of the given models (one window pass over all of them)."""
-    obs = "\nUNION ALL\n".join(observations_sql(m, user) for m in models)
-    creators = sql_list([m.name for m in models if m.observes_creation] or ["-"])
-    return f"""
-        WITH obs AS ({obs}),
-        seq AS (
-            SELECT *, lag(state) OVER (PARTITION BY model, user_name, resource_id
-                                       ORDER BY ts, message_id) AS prev
-            FROM obs WHERE state IS NOT NULL AND resource_id IS NOT NULL
-        )
-        SELECT model, message_id, ts, user_name, resource_id,
-               coalesce(prev, '{NEW}') AS source, state AS target
-        FROM seq
-        WHERE prev IS DISTINCT FROM state
-          AND (prev IS NOT NULL OR model IN {creators})"""
+    """Per-occurrence transitions (model, message_id, ts, user_name, resource_id, source, target).
+
+    Two window passes: one over the column models' observations, partitioned by
+    resource; one over the devices, carrying every device model's state as its
+    own column (so a device is sorted once, not once per model). ``lag(...
+    IGNORE NULLS)`` keeps a device model's chain across notifications that do
+    not show its field. Partition keys lead with their hash: sorting on one
+    integer is much cheaper than on strings, which then only break hash ties.
+    """
+    uf = _user_filter(user)
+    column_models = [m for m in models if m.state_sql is None]
+    device_models = [m for m in models if m.state_sql is not None]
+    ctes, selects = [], []
+    if column_models:
+        creators = sql_list([m.name for m in column_models if m.observes_creation] or ["-"])
+        ctes.append(f"""col_seq AS (
+            SELECT *, lag(state) OVER (PARTITION BY hash(model, user_name, resource_id), model, user_name,
+                                       resource_id ORDER BY ts, message_id) AS prev
+            FROM ({_column_obs_sql(column_models, uf)})
+        )""")
+        selects.append(f"""
+        SELECT model, message_id, ts, user_name, resource_id, coalesce(prev, '{NEW}') AS source, state AS target
+        FROM col_seq
+        WHERE prev IS DISTINCT FROM state AND (prev IS NOT NULL OR model IN {creators})""")
+    if device_models:
+        ctes.append(_devices_cte(device_models, uf))
+        states = ", ".join(f"{m.state_sql} AS s{i}" for i, m in enumerate(device_models))
+        lags = ", ".join(f"lag(s{i} IGNORE NULLS) OVER w AS p{i}" for i in range(len(device_models)))
+        ctes.append(f"""dev_seq AS (
+            SELECT *, {lags}
+            FROM (SELECT message_id, ts, user_name, d.id AS resource_id, {states}
+                  FROM devices WHERE d.id IS NOT NULL)
+            WINDOW w AS (PARTITION BY hash(user_name, resource_id), user_name, resource_id
+                         ORDER BY ts, message_id)
+        )""")
+        for i, m in enumerate(device_models):
+            first = f"coalesce(p{i}, '{NEW}')" if m.observes_creation else f"p{i}"
+            selects.append(f"""
+        SELECT '{m.name}' AS model, message_id, ts, user_name, resource_id, {first} AS source, s{i} AS target
+        FROM dev_seq
+        WHERE s{i} IS NOT NULL AND p{i} IS DISTINCT FROM s{i}{'' if m.observes_creation else f' AND p{i} IS NOT NULL'}""")
+    return "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(selects)
 
 
 def state_observations(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
                        user: str | None = None) -> pd.DataFrame:
     """Every observation of a modelled resource's state (one row per notification and resource)."""
-    ms = resolve_models(models)
-    sql = "\nUNION ALL\n".join(observations_sql(m, user) for m in ms)
-    return query(con, f"SELECT * FROM ({sql}) ORDER BY ts, message_id")
+    return query(con, f"SELECT * FROM ({observations_sql(resolve_models(models), user)}) ORDER BY ts, message_id")
 
 
 def transition_occurrences(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
@@ -179,7 +220,7 @@ def unknown_states(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] |
     ms = resolve_models(models)
     seen = query(con, f"""
         SELECT model, state, count(*) AS observations, count(DISTINCT resource_id) AS resources
-        FROM ({" UNION ALL ".join(observations_sql(m) for m in ms)})
+        FROM ({observations_sql(ms)})
         WHERE state IS NOT NULL GROUP BY ALL ORDER BY ALL
     """)
     known = {(m.name, s) for m in ms for s in m.states}

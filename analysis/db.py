@@ -19,24 +19,43 @@ class CaptureNotFound(FileNotFoundError):
     """The capture file does not exist (the CLI turns this into a one-line error)."""
 
 
-def open_capture(path: str | Path) -> duckdb.DuckDBPyConnection:
+def open_capture(path: str | Path, *, cache_operations: bool = True) -> duckdb.DuckDBPyConnection:
     """Open a capture read-only.
 
     DuckDB admits one writing process per file: a capture that is still being
     recorded cannot be opened at all (use ``gwsreplay snapshot`` first), which
     is reported as such rather than as a bare IOException.
+
+    ``cache_operations``: evaluate the capture's ``operations`` view once into a
+    connection-local TEMP table of the same name (which DuckDB resolves first).
+    The view correlates every operation with the notifications that followed
+    it; a notebook asks it a dozen questions, and should pay for that join once.
     """
     path = Path(path)
     if not path.is_file():
         raise CaptureNotFound(f"capture not found: {path}")
     try:
-        return duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise RuntimeError(
                 f"{path} is locked by another process (still recording?); "
                 "take a snapshot with `gwsreplay snapshot` and analyse that") from exc
         raise
+    if cache_operations:
+        cache_view(con, "operations")
+    return con
+
+
+def cache_view(con: duckdb.DuckDBPyConnection, view: str) -> bool:
+    """Materialise a view of the capture into a TEMP table that shadows it (False if absent)."""
+    catalog = con.execute("SELECT current_database()").fetchone()[0]
+    exists = con.execute("SELECT count(*) FROM duckdb_views() WHERE database_name = ? AND view_name = ?",
+                         [catalog, view]).fetchone()[0]
+    if not exists:
+        return False
+    con.execute(f'CREATE OR REPLACE TEMP TABLE "{view}" AS SELECT * FROM "{catalog}".main."{view}"')
+    return True
 
 
 def resolve_capture_path(path: str | Path, base: str | Path | None = None) -> Path:

@@ -19,15 +19,17 @@ Only *state changes* are modelled. Operations that leave the state alone
 by the operation coverage, not here; consecutive notifications with the same
 state collapse into one observation.
 
-How a model is read from a capture is also data: the CometD ``messageType`` that
-carries the resource, the JSON path of the resource object inside ``data``
-(``[*]`` when the message holds a list, as DeviceStateChangeMessage does), and a
-SQL expression over that object (bound as ``obj``) giving the state label.
+How a model is read from a capture is also data. Calls and interactions come
+from the columns the recorder already extracted (``resource_id`` and
+``resource_state`` of the notifications whose ``messageType`` the model names,
+i.e. ``data.<state_path>``). Agent state, DND and forwarding live in the device
+objects of DeviceStateChangeMessage: those models give a SQL expression over one
+device, parsed once into the typed struct ``d`` (``DEVICE_STRUCTURE``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: Pseudo-state before a resource's first notification. A transition from NEW
 #: says how a resource comes into existence (Dial creates a Dialing call).
@@ -44,25 +46,29 @@ class Transition:
     inferred: bool = False
 
 
+#: The fields of a device object the device models read; DeviceStateChangeMessage
+#: data is parsed once into this structure (DuckDB ``from_json``).
+DEVICE_STRUCTURE = ('{"devices": [{"id": "VARCHAR", "doNotDisturb": "VARCHAR", "forwardTo": "VARCHAR", '
+                    '"capabilities": ["VARCHAR"], "userState": {"state": "VARCHAR", "workMode": "VARCHAR"}}]}')
+
+
 @dataclass(frozen=True)
 class StateModel:
     name: str
     title: str
     message_types: tuple[str, ...]
-    #: JSON path of the resource object inside the notification's ``data``.
-    object_path: str
-    #: SQL over the JSON value ``obj`` (one resource object) -> state label.
-    state_sql: str
-    #: SQL over ``obj`` -> resource id (calls and interactions: ``$.id``).
-    id_sql: str = "json_extract_string(obj, '$.id')"
+    #: Where the state is in the notification's ``data`` (documentation; the
+    #: recorder extracts it into ``resource_state``).
+    state_path: str
+    #: Device models only: SQL over one device ``d`` (DEVICE_STRUCTURE) -> state label.
+    #: None: read the recorder's ``resource_id`` / ``resource_state`` columns.
+    state_sql: str | None = None
     states: tuple[str, ...] = ()
     transitions: tuple[Transition, ...] = ()
     #: True when a resource's first notification shows its birth (a call appears
     #: as Dialing or Ringing). False for devices: the first DeviceStateChange of
     #: a capture says where the agent already was, not how it got there.
     observes_creation: bool = True
-    #: Spellings that mean the same state (normalised before comparison).
-    aliases: dict[str, str] = field(default_factory=dict)
     notes: str = ""
 
     @property
@@ -90,8 +96,7 @@ CALL = StateModel(
     name="call",
     title="Voice call (CallStateChangeMessage.call.state)",
     message_types=("CallStateChangeMessage",),
-    object_path="$.call",
-    state_sql="json_extract_string(obj, '$.state')",
+    state_path="$.call.state",
     states=("Dialing", "Ringing", "Established", "Held", "Released"),
     transitions=(
         # Dial "initiates a new outbound call" (L5313); first notification Dialing (L5367).
@@ -128,20 +133,17 @@ CALL = StateModel(
 )
 
 
-def _agent_label_sql(obj: str = "obj") -> str:
+def _agent_label_sql() -> str:
     """userState.state, plus '+workMode' for the NotReady work modes.
 
     ManualIn/AutoIn are the modes of Ready (L4656-4680) and say nothing about the
-    agent state, so they are dropped; Logout (L39218) and LoggedOut (L4939 sample)
+    agent state, so they are dropped; Logout (L39218) and LoggedOut (L4991 sample)
     are one state.
     """
-    st = f"json_extract_string({obj}, '$.userState.state')"
-    wm = f"json_extract_string({obj}, '$.userState.workMode')"
-    return (
-        f"CASE WHEN {st} = 'Logout' THEN 'LoggedOut' "
-        f"WHEN coalesce({wm}, '') IN ('', 'ManualIn', 'AutoIn', 'Unknown') THEN {st} "
-        f"ELSE {st} || '+' || {wm} END"
-    )
+    st, wm = "d.userState.state", "d.userState.workMode"
+    return (f"CASE WHEN {st} = 'Logout' THEN 'LoggedOut' "
+            f"WHEN coalesce({wm}, '') IN ('', 'ManualIn', 'AutoIn', 'Unknown') THEN {st} "
+            f"ELSE {st} || '+' || {wm} END")
 
 
 _LOGGED_IN = ("Ready", "NotReady", "NotReady+AuxWork", "NotReady+AfterCallWork")
@@ -176,7 +178,7 @@ AGENT_STATE = StateModel(
     name="agent_state",
     title="Agent state (device userState.state + workMode)",
     message_types=("DeviceStateChangeMessage",),
-    object_path="$.devices[*]",
+    state_path="$.devices[*].userState",
     state_sql=_agent_label_sql(),
     states=_LOGGED_IN + ("LoggedOut",),
     transitions=_agent_transitions(),
@@ -191,8 +193,8 @@ DND = StateModel(
     name="dnd",
     title="Do not disturb (device doNotDisturb)",
     message_types=("DeviceStateChangeMessage",),
-    object_path="$.devices[*]",
-    state_sql="json_extract_string(obj, '$.doNotDisturb')",
+    state_path="$.devices[*].doNotDisturb",
+    state_sql="d.doNotDisturb",
     states=("Off", "On"),
     transitions=(
         _t("Off", "On", "DoNotDisturbOn", "L5010, L5067"),
@@ -209,14 +211,10 @@ FORWARDING = StateModel(
     name="forwarding",
     title="Call forwarding (device forwardTo / ForwardCalls* capability)",
     message_types=("DeviceStateChangeMessage",),
-    object_path="$.devices[*]",
-    state_sql=(
-        "CASE WHEN contains(coalesce(json_extract(obj, '$.capabilities')::VARCHAR, ''), '\"ForwardCallsOff\"') "
-        "THEN 'On' "
-        "WHEN contains(coalesce(json_extract(obj, '$.capabilities')::VARCHAR, ''), '\"ForwardCallsOn\"') "
-        "THEN 'Off' "
-        "WHEN coalesce(json_extract_string(obj, '$.forwardTo'), '') <> '' THEN 'On' ELSE 'Off' END"
-    ),
+    state_path="$.devices[*].forwardTo, $.devices[*].capabilities",
+    state_sql=("CASE WHEN list_contains(d.capabilities, 'ForwardCallsOff') THEN 'On' "
+               "WHEN list_contains(d.capabilities, 'ForwardCallsOn') THEN 'Off' "
+               "WHEN coalesce(d.forwardTo, '') <> '' THEN 'On' ELSE 'Off' END"),
     states=("Off", "On"),
     transitions=(
         _t("Off", "On", "ForwardCallsOn", "L5158, L5220"),
@@ -233,8 +231,7 @@ IM_SESSION = StateModel(
     name="im_session",
     title="IM session (IMSessionStateChangeMessage.imSession.state)",
     message_types=("IMSessionStateChangeMessage",),
-    object_path="$.imSession",
-    state_sql="trim(json_extract_string(obj, '$.state'))",  # L10644 has " Talking"
+    state_path="$.imSession.state",   # trimmed: L10644 has " Talking"
     states=("Initiating", "Alerting", "Talking", "Completed"),
     transitions=(
         # The InitiateIMSession sample goes straight to Talking (L10748, L10802).
@@ -255,8 +252,7 @@ CHAT = StateModel(
     name="chat",
     title="Chat (ChatStateChangeMessage.chat.state)",
     message_types=("ChatStateChangeMessage",),
-    object_path="$.chat",
-    state_sql="json_extract_string(obj, '$.state')",
+    state_path="$.chat.state",
     states=("Invited", "Chatting", "LeftChat", "Completed", "Revoked", "InWorkbin"),
     transitions=(
         # Agent-side Invited appears only in the supervisor Intrude sample (L15155, L15243).
@@ -284,8 +280,7 @@ EMAIL = StateModel(
     name="email",
     title="Email (EmailStateChangeMessage.email.state)",
     message_types=("EmailStateChangeMessage",),
-    object_path="$.email",
-    state_sql="json_extract_string(obj, '$.state')",
+    state_path="$.email.state",
     states=("Invited", "Processing", "Composing", "Sent", "Canceled", "Completed", "InWorkbin"),
     transitions=(
         _t(NEW, "Invited", "event: inbound email offered", "L16824", inferred=True),
@@ -310,8 +305,7 @@ WORKITEM = StateModel(
     name="workitem",
     title="Workitem (WorkitemStateChangeMessage.workitem.state)",
     message_types=("WorkitemStateChangeMessage",),
-    object_path="$.workitem",
-    state_sql="json_extract_string(obj, '$.state')",
+    state_path="$.workitem.state",
     states=("Invited", "Processing", "Completed", "InWorkbin"),
     transitions=(
         # An invitation, e.g. after a transfer (L36497, L36535).

@@ -108,7 +108,7 @@ def state_bands(con: duckdb.DuckDBPyConnection, user: str,
     Completed, ...) end the resource and get no band.
     """
     ms = resolve_models(models)
-    obs = " UNION ALL ".join(observations_sql(m, user) for m in ms)
+    obs = observations_sql(ms, user) if ms else ""
     return query(con, f"""
         WITH obs AS ({obs}),
         seq AS (
