@@ -288,6 +288,7 @@ class SessionDriver:
         self.http: Any = None
         self.cometd: CometdClient | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._began = False
 
     async def run_session(self) -> None:
         loop = asyncio.get_running_loop()
@@ -297,8 +298,6 @@ class SessionDriver:
                                         timeout=aiohttp.ClientTimeout(total=60))
         self.http = self.recorder.http(session, websocket=plan.transport == "websocket") if self.recorder else session
         self.client = GWSClient(self.target, creds.user, creds.password, http=self.http)
-        self.stats.agents_started += 1
-        self.stats.active_peak = max(self.stats.active_peak, self.stats.active)
         self.engine.start(self.t0 or loop.time())
         try:
             while True:
@@ -314,7 +313,10 @@ class SessionDriver:
                 self._feed(event, loop.time())
         finally:
             await self._close(session)
-            self.stats.sessions_done += 1
+            if self._began:
+                self.stats.sessions_done += 1
+            else:
+                self.stats.sessions_total -= 1
 
     async def run(self) -> None:
         try:
@@ -345,6 +347,10 @@ class SessionDriver:
 
     def _act(self, action: Any) -> None:
         if isinstance(action, Send):
+            if not self._began:  # counted from its first request, not from when it was scheduled
+                self._began = True
+                self.stats.agents_started += 1
+                self.stats.active_peak = max(self.stats.active_peak, self.stats.active)
             task = asyncio.get_running_loop().create_task(self._perform(action))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
