@@ -3,7 +3,8 @@
 Each agent logs in, goes Ready and, until the duration is over, picks a
 scenario with its own seeded random generator: an inbound call (injected
 through the simulator's control API), an outbound call to an external number,
-an agent-to-agent call, a transfer, a conference, or a Not Ready break. Calls
+an agent-to-agent call, a transfer, a conference, a Not Ready break and, on
+the media channels it logged in to, a chat, an email, a workitem or an IM. Calls
 between agents need a partner who is free at that moment, so agents announce
 when they are idle to a `Switchboard`, and a partner who is taken answers the
 call instead of starting a scenario of its own.
@@ -12,15 +13,23 @@ call instead of starting a scenario of its own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 import aiohttp
 
+from gws_client.control import ControlApi, ControlError
 from gws_client.desktop import Desktop, DesktopError
+from gws_client.media_scenarios import (
+    InteractionMirror, Pace, chat_scenario, email_scenario, im_initiator, im_responder, media_ready,
+    workitem_scenario, wrap_up_media,
+)
 
-SCENARIOS = ("inbound", "outbound", "agent_to_agent", "transfer", "conference", "not_ready_break")
+SCENARIOS = ("inbound", "outbound", "agent_to_agent", "transfer", "conference", "not_ready_break",
+             "chat", "email", "workitem", "im")
+CHANNELS = ("voice", "chat", "email", "workitem", "im")
 
 
 @dataclass
@@ -35,6 +44,7 @@ class AgentsConfig:
     think_time: float = 0.3       # seconds between steps; scaled by the random generator
     talk_time: float = 0.5
     scenarios: tuple[str, ...] = ()  # restrict to these scenario names; empty = all that apply
+    channels: tuple[str, ...] = ("voice",)  # StartContactCenterSession channels; media ones add scenarios
 
 
 @dataclass
@@ -52,6 +62,7 @@ class AgentsSummary:
 class Reservation:
     """A partner asked this agent to take a call from it."""
     caller: str
+    kind: str = "call"  # "call" or "im"
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -73,13 +84,13 @@ class Switchboard:
         self.idle.pop(agent.name, None)
         return self.reservations.get(agent.name)
 
-    def reserve_partner(self, caller: "ScriptedAgent", rng: random.Random) -> "ScriptedAgent | None":
+    def reserve_partner(self, caller: "ScriptedAgent", rng: random.Random, kind: str = "call") -> "ScriptedAgent | None":
         candidates = sorted(name for name in self.idle if name != caller.name)
         if not candidates:
             return None
         name = rng.choice(candidates)
         partner = self.idle.pop(name)
-        self.reservations[name] = Reservation(caller.name)
+        self.reservations[name] = Reservation(caller.name, kind)
         self._wakeups[name].set()
         return partner
 
@@ -97,6 +108,9 @@ class ScriptedAgent:
         self.phone = str(7000 + index)
         self.rng = random.Random(config.seed * 1000 + index)
         self.desktop = Desktop(config.target, self.name, config.password, transport=config.transport)
+        self.mirror = InteractionMirror(self.desktop)
+        self.pace = Pace(self.rng, config.think_time, config.talk_time)
+        self.media = tuple(c for c in config.channels if c != "voice")
         self.switchboard = switchboard
         self.control = control
         self.summary = summary
@@ -108,9 +122,10 @@ class ScriptedAgent:
     async def run(self, stop_at: float) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await self.desktop.login()
+            await self.desktop.login(channels=self.config.channels)
             self.summary.logged_in += 1
             await self.desktop.agent_state("Ready")
+            await media_ready(self.desktop, tuple(c for c in self.media if c != "im"))
             while loop.time() < stop_at:
                 wakeup = self.switchboard.announce_idle(self)
                 try:
@@ -122,13 +137,15 @@ class ScriptedAgent:
                     await self.take_partner_call(reservation)
                 elif loop.time() < stop_at:
                     await self.run_scenario()
-        except (DesktopError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (DesktopError, ControlError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
             self.summary.failures.append(f"{self.name}: {exc}")
         finally:
             self.switchboard.leave(self)
             reservation = self.switchboard.reservations.get(self.name)
             if reservation:
                 self.switchboard.finish(self)
+            if self.media:
+                await wrap_up_media(self.desktop, self.mirror)
             await self.wrap_up_calls()
             await self.desktop.logout()
 
@@ -153,6 +170,11 @@ class ScriptedAgent:
                 ("transfer", self.inbound_then_transfer, 2),
                 ("conference", self.inbound_then_conference, 2),
             ]
+            media = {"chat": chat_scenario, "email": email_scenario, "workitem": workitem_scenario}
+            scenarios += [(name, functools.partial(media[name], self.desktop, self.mirror, self.control, self.pace), 3)
+                          for name in self.media if name in media]
+        if "im" in self.media:
+            scenarios.append(("im", self.im_with_partner, 2))
         if self.config.scenarios:
             scenarios = [s for s in scenarios if s[0] in self.config.scenarios]
         if not scenarios:
@@ -261,6 +283,16 @@ class ScriptedAgent:
     async def inbound_then_conference(self) -> bool | None:
         return await self._consult_partner("InitiateConference", "CompleteConference")
 
+    async def im_with_partner(self) -> bool | None:
+        partner = self.switchboard.reserve_partner(self, self.rng, kind="im")
+        if partner is None:
+            return False
+        try:
+            await im_initiator(self.desktop, self.mirror, partner.phone, self.pace)
+        finally:
+            await self._await_partner(partner)
+        return None
+
     async def _await_partner(self, partner: "ScriptedAgent") -> None:
         reservation = self.switchboard.reservations.get(partner.name)
         if reservation:
@@ -271,7 +303,13 @@ class ScriptedAgent:
 
     # ---- partner side ------------------------------------------------------
     async def take_partner_call(self, reservation: Reservation) -> None:
-        """Answer the call a partner places to us, stay on it, and hang up what is left."""
+        """Answer the call (or IM) a partner places to us, stay on it, and hang up what is left."""
+        if reservation.kind == "im":
+            try:
+                await im_responder(self.desktop, self.mirror, self.pace, timeout=self.config.talk_time * 6 + 5)
+            finally:
+                self.switchboard.finish(self)
+            return
         try:
             known = {c for c, call in self.desktop.calls.items() if call.get("state") == "Released"}
             call = await self.desktop.wait_call(lambda c: c["id"] not in known and c.get("state") == "Ringing")
@@ -292,40 +330,14 @@ class ScriptedAgent:
             self.desktop.forget_released()
 
 
-class ControlApi:
-    """The simulator's control API (/sim/v1): what comes from outside the desktop."""
-
-    def __init__(self, target: str, http: aiohttp.ClientSession):
-        self.target = target.rstrip("/")
-        self.http = http
-
-    @classmethod
-    async def detect(cls, target: str, http: aiohttp.ClientSession) -> "ControlApi | None":
-        try:
-            async with http.get(f"{target.rstrip('/')}/sim/v1/stats") as response:
-                return cls(target, http) if response.status == 200 else None
-        except aiohttp.ClientError:
-            return None
-
-    async def inject_call(self, from_number: str, to_number: str, user_data: dict | None = None) -> dict:
-        async with self.http.post(f"{self.target}/sim/v1/calls",
-                                  json={"from": from_number, "to": to_number, "userData": user_data or {}}) as response:
-            body = await response.json()
-            if response.status != 200:
-                raise DesktopError(f"inject call failed: {body}")
-            return body
-
-    async def stats(self) -> dict:
-        async with self.http.get(f"{self.target}/sim/v1/stats") as response:
-            return await response.json()
-
-
 async def run_agents(config: AgentsConfig, on_progress: Callable[[AgentsSummary], None] | None = None) -> AgentsSummary:
     """Run the agents until config.duration is over, then log everybody out."""
     summary = AgentsSummary(agents=config.agents)
     switchboard = Switchboard()
     async with aiohttp.ClientSession() as http:
         control = await ControlApi.detect(config.target, http)
+        if control is None and set(config.channels) - {"voice", "im"}:
+            summary.failures.append("no control API at the target: chats, emails and workitems cannot be injected")
         loop = asyncio.get_running_loop()
         stop_at = loop.time() + config.duration
         agents = [ScriptedAgent(config, config.first_agent + i, switchboard, control, summary) for i in range(config.agents)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from gws_client.agents import SCENARIOS, AgentsConfig, AgentsSummary, run_agents
+from gws_client.agents import CHANNELS, SCENARIOS, AgentsConfig, AgentsSummary, run_agents
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,6 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--seed", type=int, default=1, help="scenario choices (default: %(default)s)")
     p.add_argument("--transport", choices=["long-polling", "websocket"], default="long-polling")
     p.add_argument("--password", default="password")
+    p.add_argument("--channels", default="voice", metavar="LIST",
+                   help=f"comma-separated channels to log in to: {', '.join(CHANNELS)} (default: %(default)s)")
     p.add_argument("--scenarios", default="", metavar="LIST",
                    help=f"comma-separated subset of: {', '.join(SCENARIOS)} (default: all)")
     p.add_argument("--think-time", type=float, default=0.3, help="seconds between steps (default: %(default)s)")
@@ -28,7 +30,8 @@ def config_from_args(args: argparse.Namespace) -> AgentsConfig:
     return AgentsConfig(target=args.target, agents=args.agents, duration=args.duration, seed=args.seed,
                         transport=args.transport, password=args.password, first_agent=args.first_agent,
                         think_time=args.think_time, talk_time=args.think_time * 2,
-                        scenarios=tuple(s for s in args.scenarios.split(",") if s))
+                        scenarios=tuple(s for s in args.scenarios.split(",") if s),
+                        channels=tuple(c for c in args.channels.split(",") if c))
 
 
 def run_with_progress(config: AgentsConfig) -> AgentsSummary:
@@ -76,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.agents < 1:
         raise UserError("--agents must be at least 1")
+    bad_channels = set(filter(None, args.channels.split(","))) - set(CHANNELS)
+    if bad_channels:
+        raise UserError(f"unknown channel(s) {', '.join(sorted(bad_channels))}; choose from {', '.join(CHANNELS)}")
     unknown = set(filter(None, args.scenarios.split(","))) - set(SCENARIOS)
     if unknown:
         raise UserError(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")

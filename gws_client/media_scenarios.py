@@ -6,8 +6,7 @@ Built on :class:`gws_client.desktop.Desktop` without changing it:
   IM-session resources, chat transcripts, IM messages and media channel states,
   folded from ``desktop.notifications`` (every CometD data message, in arrival
   order); ``wait_*`` block on ``desktop.wait_until``, which wakes on every message.
-* :class:`MediaControlApi` adds ``inject_chat``, ``chat_message``, ``inject_email``
-  and ``inject_workitem`` to the simulator's control API client.
+* the injectors (``inject_chat``, ``inject_email``, ...) are in :mod:`gws_client.control`.
 * The scenario functions (``chat_scenario``, ``email_scenario``,
   ``workitem_scenario``, ``im_initiator`` / ``im_responder``) each work one
   interaction from arrival to completion and raise ``DesktopError`` if an
@@ -24,7 +23,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from gws_client.agents import ControlApi
+from gws_client.control import ControlApi
 from gws_client.desktop import Desktop, DesktopError
 
 MEDIA_CHANNELS = ("chat", "email", "workitem", "im")
@@ -133,47 +132,6 @@ class InteractionMirror:
                 for store in ("chats", "emails", "workitems", "openmedia", "im_sessions")}
 
 
-class MediaControlApi(ControlApi):
-    """The simulator's control API with the multimedia injectors (/sim/v1/chats, ...)."""
-
-    async def _post(self, path: str, body: dict | None = None) -> dict:
-        async with self.http.post(f"{self.target}{path}", json=body or {}) as response:
-            payload = await response.json(content_type=None)
-            if response.status != 200:
-                raise DesktopError(f"POST {path} failed: HTTP {response.status} {payload}")
-            return payload
-
-    async def inject_chat(self, nickname: str, to: str | None = None, message: str | None = None,
-                          user_data: dict | None = None, subject: str | None = None) -> str:
-        body: dict[str, Any] = {"from": {"nickname": nickname}, "to": to}
-        for key, value in (("message", message), ("userData", user_data), ("subject", subject)):
-            if value is not None:
-                body[key] = value
-        return (await self._post("/sim/v1/chats", body))["id"]
-
-    async def chat_message(self, chat_id: str, text: str | None = None, kind: str = "Text") -> dict:
-        return await self._post(f"/sim/v1/chats/{chat_id}/messages", {"text": text, "type": kind})
-
-    async def customer_leaves(self, chat_id: str) -> dict:
-        return await self._post(f"/sim/v1/chats/{chat_id}/leave")
-
-    async def inject_email(self, from_address: str, to: str | None = None, subject: str = "",
-                           body: str = "", user_data: dict | None = None) -> str:
-        payload: dict[str, Any] = {"from": from_address, "to": to, "subject": subject, "body": body}
-        if user_data is not None:
-            payload["userData"] = user_data
-        return (await self._post("/sim/v1/emails", payload))["id"]
-
-    async def inject_workitem(self, to: str | None = None, user_data: dict | None = None,
-                              media_type: str | None = None) -> str:
-        payload: dict[str, Any] = {"to": to}
-        if user_data is not None:
-            payload["userData"] = user_data
-        if media_type is not None:
-            payload["mediaType"] = media_type
-        return (await self._post("/sim/v1/workitems", payload))["id"]
-
-
 @dataclass
 class Pace:
     """Think and talk times (seconds, scaled by the generator like agents.py)."""
@@ -198,7 +156,7 @@ async def media_ready(desktop: Desktop, channels: tuple[str, ...] = MEDIA_CHANNE
 
 # ----------------------------------------------------------------------------- scenarios
 
-async def chat_scenario(desktop: Desktop, mirror: InteractionMirror, control: MediaControlApi, pace: Pace) -> str:
+async def chat_scenario(desktop: Desktop, mirror: InteractionMirror, control: ControlApi, pace: Pace) -> str:
     """A customer chat: invitation, Accept, typing + messages both ways, disposition, Complete."""
     customer = f"Customer{pace.rng.randrange(1000):03d}"
     chat_id = await control.inject_chat(customer, desktop.user_name, "Hello, I have a question",
@@ -221,7 +179,7 @@ async def chat_scenario(desktop: Desktop, mirror: InteractionMirror, control: Me
     return chat_id
 
 
-async def email_scenario(desktop: Desktop, mirror: InteractionMirror, control: MediaControlApi,
+async def email_scenario(desktop: Desktop, mirror: InteractionMirror, control: ControlApi,
                          pace: Pace) -> str:
     """An inbound email: Accept, Reply (a new outbound draft), Send the reply, Complete the inbound."""
     sender = f"customer{pace.rng.randrange(1000):03d}@example.com"
@@ -243,7 +201,7 @@ async def email_scenario(desktop: Desktop, mirror: InteractionMirror, control: M
     return email_id
 
 
-async def workitem_scenario(desktop: Desktop, mirror: InteractionMirror, control: MediaControlApi,
+async def workitem_scenario(desktop: Desktop, mirror: InteractionMirror, control: ControlApi,
                             pace: Pace) -> str:
     """A workitem: invitation, Accept, UpdateUserData, Complete."""
     item_id = await control.inject_workitem(desktop.user_name, {"Task": pace.rng.choice(["Callback", "Refund"])})

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         with child(proxy_cmd, f"{proxy_url}/api/v2/diagnostics/version", log=args.out / "demo-proxy.log",
                    stop_signal=signal.SIGINT):
             config = AgentsConfig(target=proxy_url, agents=args.agents, duration=args.duration,
-                                  seed=args.seed + 1, transport=args.transport)
+                                  seed=args.seed + 1, transport=args.transport,
+                                  channels=("voice", "chat", "email", "workitem", "im"))
             summary = run_with_progress(config)
         after = _stats(sim_url)
     print_summary(summary)

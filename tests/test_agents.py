@@ -10,7 +10,7 @@ from gws_client.agents import AgentsConfig, run_agents
 @pytest.mark.parametrize("transport", ["long-polling", "websocket"])
 async def test_scripted_agents_work_every_scenario(sim_factory, transport):
     sim = await sim_factory(agents=4)
-    config = AgentsConfig(target=sim.url, agents=4, duration=12, seed=3, transport=transport,
+    config = AgentsConfig(target=sim.url, agents=4, duration=8, seed=3, transport=transport,
                           think_time=0.1, talk_time=0.2)
     summary = await run_agents(config)
 
@@ -31,11 +31,25 @@ async def test_scripted_agents_work_every_scenario(sim_factory, transport):
 
 async def test_transfers_and_conferences_between_agents(sim_factory):
     sim = await sim_factory(agents=4)
-    config = AgentsConfig(target=sim.url, agents=4, duration=10, seed=5, think_time=0.1, talk_time=0.2,
+    config = AgentsConfig(target=sim.url, agents=4, duration=8, seed=5, think_time=0.1, talk_time=0.2,
                           scenarios=("transfer", "conference", "agent_to_agent"))
     summary = await run_agents(config)
     assert summary.failures == [] and summary.errors == 0
     assert {"transfer", "conference", "agent_to_agent"} == set(summary.scenarios), summary.scenarios
+
+
+async def test_agents_work_every_media_channel(sim_factory):
+    sim = await sim_factory(agents=4)
+    config = AgentsConfig(target=sim.url, agents=4, duration=8, seed=2, think_time=0.1, talk_time=0.2,
+                          channels=("voice", "chat", "email", "workitem", "im"),
+                          scenarios=("chat", "email", "workitem", "im"))
+    summary = await run_agents(config)
+    assert summary.failures == [] and summary.errors == 0
+    assert {"chat", "email", "workitem", "im"} == set(summary.scenarios), summary.scenarios
+    media = (await sim.state())["media"]
+    done = {"Completed", "Sent", "Canceled", "Revoked"}
+    open_items = [i for i in media["interactions"] + media["imSessions"] if i.get("state") not in done]
+    assert open_items == [], "agents left interactions open"
 
 
 async def test_agents_without_control_api_skip_inbound(sim_factory, monkeypatch):

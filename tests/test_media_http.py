@@ -15,8 +15,9 @@ import aiohttp
 import pytest
 
 from gws_client.desktop import Desktop
+from gws_client.control import ControlApi
 from gws_client.media_scenarios import (
-    InteractionMirror, MediaControlApi, Pace, chat_scenario, email_scenario, im_initiator, im_responder,
+    InteractionMirror, Pace, chat_scenario, email_scenario, im_initiator, im_responder,
     media_ready, workitem_scenario,
 )
 from gws_client.rest import GWSClient
@@ -181,7 +182,7 @@ async def desktops(sim):
 @pytest.fixture
 async def media_control(sim):
     async with aiohttp.ClientSession() as http:
-        yield MediaControlApi(sim.url, http)
+        yield ControlApi(sim.url, http)
 
 
 @pytest.mark.parametrize("transport", ["long-polling", "websocket"])
