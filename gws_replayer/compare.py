@@ -166,9 +166,6 @@ class Matcher:
                  or self.notes[i].resource_id not in self.idmap.forward]
         if not fresh:
             return None
-        exact = [i for i in fresh if self.notes[i].resource_id == live.resource_id]
-        if exact:
-            return self.notes[exact[0]]
         first_resource = self.notes[fresh[0]].resource_id
         same_resource = [i for i in fresh if self.notes[i].resource_id == first_resource]
         wanted = _participants(self.idmap.unmap(live.data))

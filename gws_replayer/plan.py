@@ -49,6 +49,10 @@ RELEASE_OPS = frozenset({
     "MergeWithOtherCall", "SwapCalls", "EndContactCenterSession", "CancelSupervisorMonitoring",
 })
 SYNC_OPS = frozenset({"EndContactCenterSession"})
+# operations that make another agent's phone ring
+CALL_CREATING_OPS = frozenset({"Dial", "InitiateTransfer", "InitiateConference", "SingleStepTransfer",
+                               "SingleStepConference", "CompleteTransfer", "CompleteConference"})
+CALL_WINDOW = 10.0   # seconds between such a request and the ring it causes
 CALL_REF_KEYS = ("otherCallUri", "consultCallUri", "parentCallUri", "callUri", "otherCallId")
 PHONE_REF_KEYS = ("destination", "participant", "phoneNumber", "to")
 
@@ -476,11 +480,31 @@ class _Builder:
         for call_id, n in first.items():
             if n.state != "Ringing" or call_id in injected:
                 continue
-            earlier = [m for m in self.call_notes[call_id] if m.session != s.id and m.ts <= n.ts]
-            if earlier:
+            if self._called_by_peer(s, n):
                 continue  # another replayed agent's call (agent-to-agent, transfer, conference)
             out.append(n)
         return out
+
+    def _called_by_peer(self, s: _RawSession, ring: Note) -> bool:
+        """Did another replayed session ask for this call to ring here (Dial, consult, single-step)?
+
+        Decided from the requests, not from notification times: two agents'
+        long-polls are answered independently, so the callee's Ringing may be
+        recorded a few milliseconds before the caller's Dialing.
+        """
+        others = {m.session for m in self.call_notes[ring.call_id] if m.session != s.id}
+        for other in self.raw:
+            if other.id == s.id:
+                continue
+            for st in other.steps:
+                if st.kind != "rest" or st.operation not in CALL_CREATING_OPS:
+                    continue
+                if not (ring.ts - CALL_WINDOW <= st.ts <= ring.ts + 0.05):
+                    continue
+                body = st.body if isinstance(st.body, dict) else {}
+                if set(_phones_in(body)) & s.phones or other.id in others:
+                    return True
+        return False
 
     def _inferred_hangups(self, steps: dict[str, list[Step]], hung_up: set[str]) -> list[Note]:
         """Released notifications that no replayed session's request explains: the far end hung up."""

@@ -297,3 +297,30 @@ def test_user_map_file_and_pool(tmp_path):
     with pytest.raises(UserMapError):
         users.pool_user(3)
     assert UserMap.simulator().for_recorded("agent3") == Credentials("agent3", "password")
+
+
+# ----------------------------------------------------------------------------- plan building
+
+
+def test_callee_ringing_recorded_before_the_callers_dialing_is_not_an_external_call():
+    """Two long-polls are answered independently: the callee's Ringing may carry an earlier
+    timestamp than the caller's Dialing. The Dial request decides, not the notification times."""
+    from gws_replayer.plan import RecordedCapture, _RawSession, build_plan
+
+    call = "CALL000000000000000000000000001"
+    dial = rest(0, 1.000, "/api/v2/me/devices/dev-a1/calls",
+                body={"operationName": "Dial", "destination": {"phoneNumber": "7002"}}, op="Dial")
+    a1 = _RawSession("a1", "agent1", None, "long-polling", [dial],
+                     [note("a1", 0, 1.020, call_data(call, "Dialing", phone="7002"), 0)], {"7001"}, set())
+    answer = rest(0, 1.100, f"/api/v2/me/calls/{call}", "Answer")
+    hangup = rest(1, 1.200, f"/api/v2/me/calls/{call}", "Hangup")
+    a2 = _RawSession("a2", "agent2", None, "long-polling", [answer, hangup],
+                     [note("a2", 0, 1.015, call_data(call, "Ringing", phone="7001"), 0)], {"7002"}, set())
+    plan = build_plan(RecordedCapture("mem", 0, [], [a1, a2], []))
+    assert [s.kind for s in plan.session("a2").steps] == ["rest", "rest"]  # no inferred injection
+    waits = plan.session("a2").steps[0].waits
+    assert Wait("a1", 0) in waits and Wait("a2", 0) in waits             # Answer waits for both
+    # without agent1 in the replay the same Ringing has no cause among the replayed: injected
+    alone = build_plan(RecordedCapture("mem", 0, [], [a1, a2], []), ["a2"]).session("a2")
+    assert [s.kind for s in alone.steps] == ["inject_call", "rest", "rest"]
+    assert alone.steps[0].external["from"] == "7001" and alone.steps[0].inferred
