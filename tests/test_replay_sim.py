@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import duckdb
 import pytest
 
 from gws_replayer.engine import EngineOptions
-from gws_replayer.plan import build_plan, load_capture, read_plan
+from gws_replayer.plan import read_plan
 from gws_replayer.report import report_json, transcript
 from gws_replayer.runner import ReplayOptions, ReplayRefused, replay
 from gws_replayer.users import UserMap
