@@ -368,6 +368,9 @@ class SessionDriver:
             answer = await self._do(send)
         except (aiohttp.ClientError, asyncio.TimeoutError, CometdError, ConnectionError, OSError) as exc:
             answer = {"error": f"{type(exc).__name__}: {exc}"}
+        except Exception as exc:  # noqa: BLE001 - the engine must get an answer, or it waits forever
+            log.exception("step %s of %s failed", step.index, self.info.plan.id)
+            answer = {"error": f"{type(exc).__name__}: {exc}"}
         if step.kind == "rest":
             self.stats.operation((time.perf_counter() - started) * 1000)
         self.inbox.put_nowait(("answer", step.index, answer))
