@@ -64,19 +64,26 @@ def _run_column(con: duckdb.DuckDBPyConnection, catalog: str | None) -> str | No
 
 
 def replay_runs(con: duckdb.DuckDBPyConnection, catalog: str | None = None) -> pd.DataFrame:
-    """The replay runs a file holds (run_id, operations, first and last request); empty if none."""
+    """The replay runs a file holds (run_id, operations, first and last request, and the replayer's
+    own description from its ``replay_runs`` table when there is one); empty if none."""
     how = _run_column(con, catalog)
     if how is None or not has_table(con, "operations", catalog):
         return pd.DataFrame(columns=["run_id", "operations", "started_at", "ended_at"])
     side = Side("replayed", catalog)
-    return query(con, f"""
-        SELECT run_id, count(*) AS operations, min(requested_at) AS started_at, max(requested_at) AS ended_at
-        FROM ({_ops_sql(con, side, keep_run=True)}) WHERE run_id IS NOT NULL
+    runs = query(con, f"""
+        SELECT run_id::VARCHAR AS run_id, count(*) AS operations, min(requested_at) AS started_at,
+               max(requested_at) AS ended_at
+        FROM ({_ops_sql(con, side)}) WHERE run_id IS NOT NULL
         GROUP BY run_id ORDER BY started_at
     """)
+    if has_table(con, "replay_runs", catalog):
+        described = query(con, f"SELECT * FROM {side.rel('replay_runs')}")
+        described["run_id"] = described["run_id"].astype(str)
+        runs = runs.merge(described, on="run_id", how="left", suffixes=("", "_run"))
+    return runs
 
 
-def _ops_sql(con: duckdb.DuckDBPyConnection, side: Side, keep_run: bool = False) -> str:
+def _ops_sql(con: duckdb.DuckDBPyConnection, side: Side) -> str:
     how = _run_column(con, side.catalog)
     if how == "o":
         base = f"SELECT o.* FROM {side.rel('operations')} o"
@@ -117,7 +124,7 @@ def latency_distributions(con: duckdb.DuckDBPyConnection, replay_catalog: str | 
         return pd.DataFrame(columns=_DIST_COLUMNS)
     parts = [f"""SELECT '{s.label}' AS source, run_id::VARCHAR AS run_id, user_name, operation_name,
                         requested_at, ack_latency_ms, completion_latency_ms, outcome, status_code
-                 FROM ({_ops_sql(con, s, keep_run=True)})""" for s in pair]
+                 FROM ({_ops_sql(con, s)})""" for s in pair]
     return query(con, " UNION ALL ".join(parts) + " ORDER BY source, requested_at")
 
 

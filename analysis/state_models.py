@@ -105,6 +105,11 @@ CALL = StateModel(
         _t(NEW, "Dialing", ("Dial", "InitiateTransfer", "InitiateConference"), "L5313, L5367, L6682, L7338"),
         # Inbound call delivered: "Since this call is ringing ..." (L1139-1172).
         _t(NEW, "Ringing", "event: inbound call delivered", "L1139"),
+        # A party of a completed conference or transfer: "the two separate calls are brought
+        # together" (L6726-6730) and T-Server moves the party onto the merged call, which it first
+        # sees already Established (no sample shows that party's side).
+        _t(NEW, "Established", ("event: call merged by CompleteConference / CompleteTransfer",),
+           "L6726, L7765", inferred=True),
         # Consult call answered by the destination (InitiateTransfer sample L7461).
         _t("Dialing", "Established", "event: destination answered", "L7461"),
         # Hang up before the far end answers: Dialing capabilities "might be [\"HangUp\", \"Hold\"]" (L4310).

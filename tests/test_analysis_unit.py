@@ -217,7 +217,7 @@ def test_call_coverage_status(coverage_capture):
     assert cov.loc[(NEW, "Ringing"), "status"] == "covered"
     assert cov.loc[("Ringing", "Held"), "status"] == "anomaly"
     missing = coverage.missing_transitions(con, "call")
-    assert set(zip(missing["source"], missing["target"])) == {("Dialing", "Released")}
+    assert set(zip(missing["source"], missing["target"])) == {("Dialing", "Released"), (NEW, "Established")}
     anomalies = coverage.anomalies(con, "call")
     assert list(zip(anomalies["source"], anomalies["target"])) == [("Ringing", "Held")]
     assert anomalies.iloc[0]["example_user"] == "agent2"
@@ -398,10 +398,12 @@ def _ops_capture(path, completions: list[float], run_ids: list[str | None] | Non
         b.exchange(at(i), "agent1", "POST", f"/api/v2/me/calls/{call}", body={"operationName": "Answer"})
         b.event(at(i) + ms(done), "agent1", call_data(call, "Established"))
     b.write()
-    if run_ids is not None:
+    if run_ids is not None:      # as gws_replayer/output.py merges runs into one file
         con.execute("ALTER TABLE exchanges ADD COLUMN run_id VARCHAR")
         for i, run in enumerate(run_ids, start=1):
             con.execute("UPDATE exchanges SET run_id = ? WHERE id = ?", [run, i])
+        con.execute("CREATE TABLE replay_runs (run_id VARCHAR, target VARCHAR, divergences INTEGER)")
+        con.execute("INSERT INTO replay_runs VALUES ('r1', 'sim', 0), ('r2', 'sim', 3)")
     con.close()
     return path
 
@@ -427,6 +429,7 @@ def test_compare_runs_inside_one_file(tmp_path):
     con = open_ro(path)
     runs = compare.replay_runs(con)
     assert list(runs["run_id"]) == ["r1", "r2"]
+    assert list(runs["divergences"]) == [0, 3]        # the replayer's own replay_runs table, joined
     r1 = compare.compare_latency(con, run_id="r1").set_index("operation_name").loc["Answer"]
     assert r1["recorded_n"] == 2 and r1["replayed_n"] == 2
     assert r1["replayed_p50"] == pytest.approx(60)
@@ -452,3 +455,13 @@ def test_resolve_capture_path(tmp_path):
     assert db.resolve_capture_path("../captures/demo.duckdb", tmp_path / "notebooks") == \
         (tmp_path / "captures" / "demo.duckdb").resolve()
     assert db.resolve_capture_path("/abs/x.duckdb", tmp_path) == db.resolve_capture_path("/abs/x.duckdb")
+
+
+def test_docs_list_every_model_transition():
+    """docs/analysis.md carries the models' tables (regenerate them when a model changes)."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "docs" / "analysis.md").read_text(encoding="utf-8")
+    for name, m in MODELS.items():
+        section = text.split(f"#### `{name}`", 1)[1].split("####", 1)[0]
+        for t in m.transitions:
+            assert f"| {t.source} | {t.target} | {', '.join(t.triggers)} |" in section, (name, t)
