@@ -8,9 +8,10 @@ rules as :func:`gws_capture.classify.classify_bayeux` (a differential test keeps
 two in step). Doing this in DuckDB's C++ instead of per-message Python is what lets
 the writer ingest well over 100,000 messages/s.
 
-Staged columns: first_id, pos0, n, ts (µs), direction, transport, exchange_id,
-flow_id, frame_index, user_name, session_key, body (a JSON array of objects).
-Message ``i`` of a body gets id ``first_id + i`` and position ``pos0 + i``.
+Staged columns: seq (row number in the batch), pos0, ts (µs), direction, transport,
+exchange_id, flow_id, frame_index, user_name, session_key, body (a JSON array of
+objects, not parsed in Python on the fast path). Message ``i`` of a body gets position
+``pos0 + i`` and id ``$base + rank in (seq, i) order`` (the writer passes ``base``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from __future__ import annotations
 import pyarrow as pa
 
 STAGE_COLUMNS: list[tuple[str, str]] = [
-    ("first_id", "BIGINT"),
+    ("seq", "BIGINT"),
     ("pos0", "INTEGER"),
-    ("n", "INTEGER"),
     ("ts", "TIMESTAMP"),
     ("direction", "VARCHAR"),
     ("transport", "VARCHAR"),
@@ -32,49 +32,10 @@ STAGE_COLUMNS: list[tuple[str, str]] = [
     ("body", "VARCHAR"),
 ]
 
-_OBJ = '{"id":"VARCHAR","uri":"VARCHAR","path":"VARCHAR","state":"VARCHAR"}'
-_REC = '{"recordHandle":"VARCHAR","campaignName":"VARCHAR","name":"VARCHAR","state":"VARCHAR","status":"VARCHAR"}'
-_US = '{"state":"VARCHAR"}'
-
-MESSAGE_STRUCTURE = (
-    '{"channel":"VARCHAR","clientId":"VARCHAR","id":"VARCHAR","successful":"JSON","error":"VARCHAR",'
-    '"advice":"JSON","connectionType":"VARCHAR","subscription":"VARCHAR","ext":"JSON","data":{'
-    '"messageType":"VARCHAR","notificationType":"VARCHAR","referenceId":"VARCHAR",'
-    '"call":{"id":"VARCHAR","state":"VARCHAR","connId":"VARCHAR","deviceUri":"VARCHAR"},'
-    '"callId":"VARCHAR","deviceId":"VARCHAR",'
-    f'"devices":[{{"id":"VARCHAR","userState":{_US}}}],'
-    '"deviceUri":"VARCHAR","callUri":"VARCHAR","errorMessage":"VARCHAR",'
-    '"service":{"id":"VARCHAR","state":"VARCHAR","type":"VARCHAR"},'
-    f'"channels":[{{"channel":"VARCHAR","userState":{_US}}}],'
-    '"id":"VARCHAR","stateResource":"VARCHAR","action":"VARCHAR",'
-    f'"chat":{_OBJ},"email":{_OBJ},"facebook":{_OBJ},"facebooksession":{_OBJ},"facebooksessions":{_OBJ},'
-    f'"tweet":{_OBJ},"twitter":{_OBJ},"openmedia":{_OBJ},"interaction":{_OBJ},'
-    f'"workitem":{_OBJ},"smssession":{_OBJ},"smsession":{_OBJ},"imSession":{_OBJ},'
-    '"imSessionPath":"VARCHAR","imSessionUri":"VARCHAR","chatUri":"VARCHAR","chatPath":"VARCHAR",'
-    '"facebooksessionUri":"VARCHAR","facebooksessionPath":"VARCHAR","smssessionUri":"VARCHAR",'
-    '"smsessionUri":"VARCHAR","smssessionPath":"VARCHAR",'
-    f'"record":{_REC},"campaign":{_REC}'
-    '}}'
-)
-
-
+ENVELOPE = ('{"channel":"VARCHAR","clientId":"VARCHAR","id":"VARCHAR","successful":"JSON","error":"VARCHAR",'
+            '"advice":"JSON","connectionType":"VARCHAR","subscription":"VARCHAR","ext":"JSON","data":"JSON"}')
 _KNOWN_NULL = ('{"channel":null,"clientId":null,"id":null,"successful":null,"error":null,"advice":null,'
                '"connectionType":null,"subscription":null,"ext":null,"data":null}')
-
-
-def _idu(expr: str) -> str:
-    """SQL for gws_capture.classify.id_from_uri."""
-    return f"url_decode(nullif(regexp_extract({expr}, '/([^/?#]+)/?(?:[?#].*)?$', 1), ''))"
-
-
-def _media(keys: list[str], field: str) -> str:
-    if field == "id":
-        parts = []
-        for k in keys:
-            parts += [f"d.{k}.id", _idu(f"d.{k}.uri"), _idu(f"d.{k}.path")]
-        return "coalesce(" + ", ".join(parts) + ")"
-    return "coalesce(" + ", ".join(f"d.{k}.{field}" for k in keys) + ")"
-
 
 # messageType -> keys holding the interaction (same table as classify._MEDIA_MESSAGES)
 MEDIA = {
@@ -90,15 +51,45 @@ MEDIA = {
     "SMSsessionStateChangeMessage": ("smsession", ["smssession", "smsession"]),
     "IMSessionStateChangeMessage": ("im-session", ["imSession"]),
 }
+LOG_PATHS = ["facebooksessionUri", "facebooksessionPath", "smssessionUri", "smsessionUri", "smssessionPath",
+             "chatUri", "chatPath"]
 LOG_KEYS = {
     "facebooksession": ["facebooksessionUri", "facebooksessionPath"],
     "smsession": ["smssessionUri", "smsessionUri", "smssessionPath"],
     "chat": ["chatUri", "chatPath"],
 }
 
+# per kind: the data paths read (one json_extract_string call, one parse, per message)
+PATHS: dict[str, list[str]] = {
+    "call": ["call.id", "call.state", "call.connId", "call.deviceUri", "callId"],
+    "device": ["devices[0].id", "devices[0].userState.state", "deviceId"],
+    "error": ["callUri", "deviceUri", "errorMessage"],
+    "service": ["service.id", "service.type", "service.state"],
+    "channel": ["channels[0].channel", "channels[0].userState.state"],
+    "workbin": ["id", "stateResource", "action"],
+    "imlog": ["imSessionPath", "imSessionUri"],
+    "log": LOG_PATHS,
+    "outrec": ["record.recordHandle", "record.campaignName", "record.name", "record.state", "record.status"],
+    "outcamp": ["campaign.recordHandle", "campaign.campaignName", "campaign.name", "campaign.state",
+                "campaign.status"],
+    "userevent": ["deviceId"],
+}
+for _mt, (_t, _keys) in MEDIA.items():
+    PATHS["media:" + _mt] = [f"{k}.{f}" for k in _keys for f in ("id", "uri", "path", "state")] + ["errorMessage"]
+
+
+def _idu(expr: str) -> str:
+    """SQL for gws_capture.classify.id_from_uri."""
+    return f"url_decode(nullif(regexp_extract({expr}, '/([^/?#]+)/?(?:[?#].*)?$', 1), ''))"
+
+
+def _v(kind: str, path: str) -> str:
+    return f"v[{PATHS[kind].index(path) + 1}]"
+
 
 def _build_sql() -> str:
     kind_cases = [
+        "WHEN h IS NULL THEN NULL",
         "WHEN mt = 'CallStateChangeMessage' THEN 'call'",
         "WHEN mt = 'DeviceStateChangeMessage' THEN 'device'",
         "WHEN mt = 'ErrorMessage' THEN 'error'",
@@ -116,14 +107,20 @@ def _build_sql() -> str:
         "WHEN mt = 'OutboundCampaignMessage' THEN 'outcamp'",
         "WHEN mt = 'DeviceUserEventMessage' THEN 'userevent'",
     ]
-    kind = "CASE WHEN NOT coalesce(starts_with(CAST(data_json AS VARCHAR), '{'), false) THEN NULL " + " ".join(kind_cases) + " END"
+    kind = "CASE " + " ".join(kind_cases) + " END"
+    values = "CASE kind " + " ".join(
+        f"WHEN '{k}' THEN json_extract_string(data_json, [{', '.join(repr('$.' + p) for p in paths)}])"
+        for k, paths in PATHS.items()) + " END"
 
-    log_type = ("CASE WHEN d.facebooksessionUri IS NOT NULL OR d.facebooksessionPath IS NOT NULL THEN 'facebooksession' "
-                "WHEN d.smssessionUri IS NOT NULL OR d.smsessionUri IS NOT NULL OR d.smssessionPath IS NOT NULL "
-                "THEN 'smsession' WHEN channel = '/v2/me/facebooksession' THEN 'facebooksession' "
+    lv = lambda p: _v("log", p)  # noqa: E731
+    log_type = (f"CASE WHEN {lv('facebooksessionUri')} IS NOT NULL OR {lv('facebooksessionPath')} IS NOT NULL "
+                "THEN 'facebooksession' "
+                f"WHEN {lv('smssessionUri')} IS NOT NULL OR {lv('smsessionUri')} IS NOT NULL "
+                f"OR {lv('smssessionPath')} IS NOT NULL THEN 'smsession' "
+                "WHEN channel = '/v2/me/facebooksession' THEN 'facebooksession' "
                 "WHEN channel = '/v2/me/smsessions' THEN 'smsession' ELSE 'chat' END")
     log_id = "CASE log_type " + " ".join(
-        f"WHEN '{t}' THEN coalesce({', '.join(_idu('d.' + k) for k in keys)})" for t, keys in LOG_KEYS.items()
+        f"WHEN '{t}' THEN coalesce({', '.join(_idu(lv(k)) for k in keys)})" for t, keys in LOG_KEYS.items()
     ) + " END"
 
     rtype = ["CASE kind",
@@ -134,32 +131,36 @@ def _build_sql() -> str:
              "WHEN 'outrec' THEN 'outbound-record' WHEN 'outcamp' THEN 'outbound-campaign'"]
     rid = ["CASE kind",
            "WHEN 'call' THEN call_id",
-           "WHEN 'device' THEN coalesce(d.devices[1].id, d.deviceId)",
-           "WHEN 'userevent' THEN d.deviceId",
+           f"WHEN 'device' THEN coalesce({_v('device', 'devices[0].id')}, {_v('device', 'deviceId')})",
+           f"WHEN 'userevent' THEN {_v('userevent', 'deviceId')}",
            "WHEN 'error' THEN coalesce(err_call, err_dev)",
-           "WHEN 'service' THEN coalesce(d.service.id, d.service.type)",
-           "WHEN 'channel' THEN d.channels[1].channel",
-           "WHEN 'workbin' THEN d.id",
-           f"WHEN 'imlog' THEN coalesce({_idu('d.imSessionPath')}, {_idu('d.imSessionUri')})",
-           f"WHEN 'log' THEN {log_id}",
-           "WHEN 'outrec' THEN coalesce(d.record.recordHandle, d.record.campaignName, d.record.name)",
-           "WHEN 'outcamp' THEN coalesce(d.campaign.recordHandle, d.campaign.campaignName, d.campaign.name)"]
+           f"WHEN 'service' THEN coalesce({_v('service', 'service.id')}, {_v('service', 'service.type')})",
+           f"WHEN 'channel' THEN {_v('channel', 'channels[0].channel')}",
+           f"WHEN 'workbin' THEN {_v('workbin', 'id')}",
+           f"WHEN 'imlog' THEN coalesce({_idu(_v('imlog', 'imSessionPath'))}, {_idu(_v('imlog', 'imSessionUri'))})",
+           f"WHEN 'log' THEN {log_id}"]
     rstate = ["CASE kind",
-              "WHEN 'call' THEN d.call.state",
-              "WHEN 'device' THEN d.devices[1].userState.state",
+              f"WHEN 'call' THEN {_v('call', 'call.state')}",
+              f"WHEN 'device' THEN {_v('device', 'devices[0].userState.state')}",
               "WHEN 'error' THEN 'Error'",
-              "WHEN 'service' THEN d.service.state",
-              "WHEN 'channel' THEN d.channels[1].userState.state",
-              "WHEN 'workbin' THEN coalesce(d.stateResource, d.action)",
-              "WHEN 'outrec' THEN coalesce(d.record.state, d.record.status)",
-              "WHEN 'outcamp' THEN coalesce(d.campaign.state, d.campaign.status)"]
+              f"WHEN 'service' THEN {_v('service', 'service.state')}",
+              f"WHEN 'channel' THEN {_v('channel', 'channels[0].userState.state')}",
+              f"WHEN 'workbin' THEN coalesce({_v('workbin', 'stateResource')}, {_v('workbin', 'action')})"]
+    for k, rec in (("outrec", "record"), ("outcamp", "campaign")):
+        rid.append(f"WHEN '{k}' THEN coalesce({_v(k, rec + '.recordHandle')}, {_v(k, rec + '.campaignName')}, "
+                   f"{_v(k, rec + '.name')})")
+        rstate.append(f"WHEN '{k}' THEN coalesce({_v(k, rec + '.state')}, {_v(k, rec + '.status')})")
     for mt, (t, keys) in MEDIA.items():
-        rtype.append(f"WHEN 'media:{mt}' THEN '{t}'")
-        rid.append(f"WHEN 'media:{mt}' THEN {_media(keys, 'id')}")
-        rstate.append(f"WHEN 'media:{mt}' THEN {_media(keys, 'state')}")
-    rtype.append("END")
-    rid.append("END")
-    rstate.append("END")
+        k = "media:" + mt
+        ids = []
+        for key in keys:
+            ids += [_v(k, f"{key}.id"), _idu(_v(k, f"{key}.uri")), _idu(_v(k, f"{key}.path"))]
+        rtype.append(f"WHEN '{k}' THEN '{t}'")
+        rid.append(f"WHEN '{k}' THEN coalesce({', '.join(ids)})")
+        rstate.append(f"WHEN '{k}' THEN coalesce({', '.join(_v(k, key + '.state') for key in keys)})")
+    for lst in (rtype, rid, rstate):
+        lst.append("END")
+    media_err = " ".join(f"WHEN 'media:{mt}' THEN {_v('media:' + mt, 'errorMessage')}" for mt in MEDIA)
 
     return f"""
 INSERT INTO bayeux_messages BY NAME
@@ -168,20 +169,26 @@ WITH staged AS (
 ), exploded AS (
     SELECT * EXCLUDE (l), unnest(l) AS m, unnest(range(len(l))) AS i FROM staged
 ), parsed AS (
-    SELECT *, json_transform(m, '{MESSAGE_STRUCTURE}') AS s, json_extract(m, '$.data') AS data_json
-    FROM exploded
+    SELECT *, json_transform(m, '{ENVELOPE}') AS s FROM exploded
 ), named AS (
-    SELECT *, s.data AS d, s.data.messageType AS mt, s.channel AS channel FROM parsed
+    SELECT *, s.data AS data_json, s.channel AS channel,
+           CASE WHEN coalesce(starts_with(CAST(s.data AS VARCHAR), '{{'), false)
+                THEN json_extract_string(s.data, ['$.messageType', '$.notificationType', '$.referenceId']) END AS h
+    FROM parsed
 ), kinds AS (
-    SELECT *, {kind} AS kind,
-           coalesce(d.call.id, d.callId) AS call_id,
-           {_idu('d.callUri')} AS err_call,
-           {_idu('d.deviceUri')} AS err_dev,
-           {log_type} AS log_type
-    FROM named
+    SELECT *, h[1] AS mt, {kind} AS kind FROM named
+), vals AS (
+    SELECT *, {values} AS v FROM kinds
+), derived AS (
+    SELECT *,
+           CASE kind WHEN 'call' THEN coalesce({_v('call', 'call.id')}, {_v('call', 'callId')}) END AS call_id,
+           CASE kind WHEN 'error' THEN {_idu(_v('error', 'callUri'))} END AS err_call,
+           CASE kind WHEN 'error' THEN {_idu(_v('error', 'deviceUri'))} END AS err_dev,
+           CASE kind WHEN 'log' THEN {log_type} END AS log_type
+    FROM vals
 )
 SELECT
-    first_id + i AS id,
+    $base + row_number() OVER () - 1 AS id,  -- streaming, keeps the (seq, i) order of the scan
     ts, direction, transport, exchange_id, flow_id, frame_index,
     CAST(pos0 + i AS INTEGER) AS position,
     channel,
@@ -196,24 +203,26 @@ SELECT
     CASE WHEN starts_with(channel, '/meta/') THEN nullif(json_merge_patch(m, '{_KNOWN_NULL}'), '{{}}') END AS extra,
     data_json AS data,
     mt AS message_type,
-    d.notificationType AS notification_type,
+    h[2] AS notification_type,
     {' '.join(rtype)} AS resource_type,
     {' '.join(rid)} AS resource_id,
     {' '.join(rstate)} AS resource_state,
     CASE kind WHEN 'call' THEN call_id WHEN 'error' THEN err_call END AS call_id,
-    CASE WHEN kind = 'call' THEN coalesce(d.call.connId,
+    CASE WHEN kind = 'call' THEN coalesce({_v('call', 'call.connId')},
          CASE WHEN regexp_full_match(call_id, '[0-9a-fA-F]{{16}}') THEN call_id END) END AS conn_id,
-    CASE kind WHEN 'call' THEN {_idu('d.call.deviceUri')}
-              WHEN 'device' THEN coalesce(d.devices[1].id, d.deviceId)
-              WHEN 'userevent' THEN d.deviceId
+    CASE kind WHEN 'call' THEN {_idu(_v('call', 'call.deviceUri'))}
+              WHEN 'device' THEN coalesce({_v('device', 'devices[0].id')}, {_v('device', 'deviceId')})
+              WHEN 'userevent' THEN {_v('userevent', 'deviceId')}
               WHEN 'error' THEN err_dev END AS device_id,
-    CASE kind WHEN 'device' THEN d.devices[1].userState.state
-              WHEN 'channel' THEN d.channels[1].userState.state END AS user_state,
-    d.referenceId AS reference_id,
-    CASE WHEN kind = 'error' OR (starts_with(kind, 'media:') AND d.notificationType = 'Error')
-         THEN d.errorMessage END AS error_message,
-    user_name, session_key
-FROM kinds
+    CASE kind WHEN 'device' THEN {_v('device', 'devices[0].userState.state')}
+              WHEN 'channel' THEN {_v('channel', 'channels[0].userState.state')} END AS user_state,
+    h[3] AS reference_id,
+    CASE WHEN kind = 'error' THEN {_v('error', 'errorMessage')}
+         WHEN starts_with(kind, 'media:') AND h[2] = 'Error' THEN CASE kind {media_err} END END AS error_message,
+    user_name, session_key,
+    CASE WHEN NOT starts_with(CAST(m AS VARCHAR), '{{') THEN 'element is not an object' END AS parse_error,
+    CASE WHEN NOT starts_with(CAST(m AS VARCHAR), '{{') THEN CAST(m AS VARCHAR) END AS raw
+FROM derived
 """
 
 

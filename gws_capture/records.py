@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from . import bayeux_extract
-from .classify import classify_http
+from .classify import classify_http, classify_path
 from .redact import SESSION_COOKIES, Redactor, basic_user, cookie_value
 
 Headers = list[tuple[str, str]] | list[tuple[bytes, bytes]]
@@ -224,10 +224,47 @@ class Body:
     ok_json: bool = False
     json_bytes: bytes | None = None  # full (redacted) JSON bytes, also when truncated for storage
     str_text: str | None = None      # full decoded text when not JSON (for lenient Bayeux extraction)
+    fast: bytes | None = None        # Bayeux fast path: a complete-looking JSON array, not parsed in Python
+
+
+_WS_BYTES = b" \t\r\n"
+
+
+def is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def complete_json_array(data: bytes) -> bytes | None:
+    """``data`` as a JSON array text if it looks complete (``[...]`` or ``{...}``), else None.
+
+    A cheap bracket check, no parsing: DuckDB parses the array; truncated bodies fail
+    this check and take the lenient Python path instead."""
+    n = len(data)
+    i = 0
+    while i < n and data[i] in _WS_BYTES:
+        i += 1
+    j = n - 1
+    while j > i and data[j] in _WS_BYTES:
+        j -= 1
+    if j <= i:
+        return None
+    a, b = data[i], data[j]
+    if a == 0x5B and b == 0x5D:          # [ ... ]
+        return data
+    if a == 0x7B and b == 0x7D:          # { ... }
+        return b"[" + data + b"]"
+    return None
 
 
 def make_body(raw: bytes | None, headers: list[tuple[str, str]], decoded: bool,
-              max_body: int, redactor: Redactor) -> Body:
+              max_body: int, redactor: Redactor, bayeux: bool = False) -> Body:
+    """Decode, parse, redact and cap one body. ``bayeux``: a CometD body, whose messages
+    go to bayeux_messages; when it looks complete and holds nothing to redact it is not
+    parsed here (``Body.fast``) and is not stored again in exchanges."""
     b = Body()
     if not raw:
         return b
@@ -241,6 +278,12 @@ def make_body(raw: bytes | None, headers: list[tuple[str, str]], decoded: bool,
             errors.append("decoded body exceeds the decode limit")
             b.truncated = True
     b.size = len(data)
+    if bayeux and not b.truncated and not errors and not redactor.might_contain(data):
+        fast = complete_json_array(data)
+        if fast is not None and is_utf8(data):
+            b.fast = fast
+            b.encoding = "bayeux"
+            return b
     ctype = (get_header(headers, "content-type") or "").lower()
     charset = _charset(ctype)
     head = data[:64].lstrip()
@@ -341,7 +384,6 @@ class RowBuilder:
         self.max_body = max_body
         ids = next_ids or {}
         self.next_exchange = ids.get("exchanges", 1)
-        self.next_message = ids.get("bayeux_messages", 1)
         self.next_frame = ids.get("websocket_frames", 1)
         self.sessions = SessionTracker()
         # websocket flow id -> (exchange id, session key, user, ts of upgrade)
@@ -363,8 +405,9 @@ class RowBuilder:
             else:
                 qp[k] = v
 
-        req = make_body(rec.request_body, req_h, rec.decoded, self.max_body, rd)
-        resp = make_body(rec.response_body, resp_h, rec.decoded, self.max_body, rd)
+        bayeux = classify_path(path).is_bayeux and not rec.is_websocket
+        req = make_body(rec.request_body, req_h, rec.decoded, self.max_body, rd, bayeux)
+        resp = make_body(rec.response_body, resp_h, rec.decoded, self.max_body, rd, bayeux)
         cls = classify_http(rec.method, path, req.parsed, resp.parsed)
 
         auth_user = basic_user(get_header(req_h, "authorization"))
@@ -388,19 +431,17 @@ class RowBuilder:
         if len(self.flow_exchange) > 100_000:
             self.flow_exchange.clear()
 
-        n_msgs = 0
-        if cls.is_bayeux and not rec.is_websocket:
-            n_msgs += self._bayeux_body(req, "c2s", rec.ts_request_start, ex_id, rec.flow_id,
-                                        session_key, user, out)
-            n_msgs += self._bayeux_body(resp, "s2c", rec.ts_response_start or rec.ts_response_end,
-                                        ex_id, rec.flow_id, session_key or new_session_key, user, out)
+        if bayeux:
+            self._bayeux_body(req, "c2s", rec.ts_request_start, ex_id, rec.flow_id, session_key, user, out)
+            self._bayeux_body(resp, "s2c", rec.ts_response_start or rec.ts_response_end,
+                              ex_id, rec.flow_id, session_key or new_session_key, user, out)
         if rec.is_websocket:
             self.ws_flows[rec.flow_id] = (ex_id, session_key or new_session_key, user, rec.ts_response_start)
 
         host_port = rec.host + (f":{rec.port}" if rec.port and not (
             (rec.scheme == "http" and rec.port == 80) or (rec.scheme == "https" and rec.port == 443)) else "")
         url = f"{rec.scheme}://{host_port}{path}" + (f"?{query_r}" if query_r else "")
-        if cls.is_bayeux and not rec.is_websocket:
+        if bayeux:
             # the messages of a clean Bayeux body live in bayeux_messages (one row each, by
             # position): do not store them twice
             for b in (req, resp):
@@ -415,7 +456,7 @@ class RowBuilder:
             get_header(resp_h, "content-type"),
             resp.json_text, resp.text, resp.encoding, resp.size, resp.truncated, resp.error,
             _us(rec.ts_request_start), _us(rec.ts_request_end), _us(rec.ts_response_start), _us(rec.ts_response_end),
-            rec.client_addr, rec.server_addr, rec.error, rec.is_websocket, cls.is_bayeux, n_msgs,
+            rec.client_addr, rec.server_addr, rec.error, rec.is_websocket, cls.is_bayeux,
             cls.api_version, cls.api_area, cls.resource_type, cls.resource_id, cls.sub_resource, cls.owner_id,
             cls.operation_name, cls.status_code, cls.status_message, cls.reference_id,
             auth_user, user, session_key, new_session_key,
@@ -423,17 +464,31 @@ class RowBuilder:
 
     def _bayeux_body(self, body: Body, direction: str, ts: float | None, ex_id: int | None,
                      flow_id: str, key: str | None, user: str | None, out: dict[str, list],
-                     transport: str = "long-polling", frame_index: int | None = None) -> int:
+                     transport: str = "long-polling", frame_index: int | None = None) -> None:
         if body.size == 0 and body.encoding is None:
-            return 0
+            return
         where = (direction, _us(ts), ex_id, flow_id, frame_index, transport)
-        if body.ok_json:
-            return self._parsed(body.parsed, body.json_bytes or b"", where, key, user, out)
-        if body.str_text is not None:
+        if body.fast is not None:
+            self._fast(body.fast, where, key, user, out)
+        elif body.ok_json:
+            self._parsed(body.parsed, body.json_bytes or b"", where, key, user, out)
+        elif body.str_text is not None:
             msgs, err, rest = bayeux_extract.decode(body.str_text)
-            return self._recovered(msgs, err, rest, where, key, user, out)
-        self._error_row(out, where, 0, key, user, body.error or "binary body", None)
-        return 0
+            self._recovered(msgs, err, rest, where, key, user, out)
+        else:
+            self._error_row(out, where, 0, key, user, body.error or "binary body", None)
+
+    def _fast(self, text: bytes, where: tuple, key: str | None, user: str | None, out: dict[str, list]) -> None:
+        """A complete-looking array nobody needs to look inside: DuckDB explodes it."""
+        if key is None or (where[0] == "s2c" and b"/meta/handshake" in text):
+            try:
+                parsed = parse_json(text)
+            except (ValueError, RecursionError):
+                pass      # DuckDB will reject it too; the writer's fallback decodes it leniently
+            else:
+                self._parsed(parsed, text, where, key, user, out)
+                return
+        self._stage(out, text, 0, where, key, user)
 
     def _resolve(self, items: list, key: str | None, user: str | None) -> tuple[str | None, str | None]:
         if key is not None and user is not None:
@@ -452,16 +507,14 @@ class RowBuilder:
                         and m.get("successful") is not False):
                     self.sessions.observe_handshake(str(m["clientId"]), key, user)
 
-    def _stage(self, out: dict[str, list], text: bytes, n: int, pos0: int, where: tuple,
+    def _stage(self, out: dict[str, list], text: bytes, pos0: int, where: tuple,
                key: str | None, user: str | None) -> None:
         direction, ts_us, ex_id, flow_id, frame_index, transport = where
-        first = self.next_message
-        self.next_message += n
-        out["_bayeux_bodies"].append((first, pos0, n, ts_us, direction, transport, ex_id, flow_id, frame_index,
-                                      user, key, text))
+        rows = out["_bayeux_bodies"]
+        rows.append((len(rows), pos0, ts_us, direction, transport, ex_id, flow_id, frame_index, user, key, text))
 
     def _parsed(self, parsed: Any, text: bytes | str, where: tuple, key: str | None, user: str | None,
-                out: dict[str, list]) -> int:
+                out: dict[str, list]) -> None:
         """A body that parsed as JSON (text: its, possibly redacted, JSON text as UTF-8 bytes)."""
         if type(text) is str:
             text = text.encode("utf-8", "replace")
@@ -471,41 +524,36 @@ class RowBuilder:
             items = parsed
         else:
             self._error_row(out, where, 0, key, user, f"not a Bayeux message: JSON {type(parsed).__name__}", None)
-            return 0
+            return
         key, user = self._resolve(items, key, user)
         self._observe(items, where[0], text, key, user)
         if all(type(m) is dict for m in items):
             if items:
-                self._stage(out, text, len(items), 0, where, key, user)
-            return len(items)
+                self._stage(out, text, 0, where, key, user)
+            return
         for pos, m in enumerate(items):
             if type(m) is dict:
-                self._stage(out, ("[" + dumps(m) + "]").encode("utf-8", "replace"), 1, pos, where, key, user)
+                self._stage(out, ("[" + dumps(m) + "]").encode("utf-8", "replace"), pos, where, key, user)
             else:
                 self._error_row(out, where, pos, key, user, "element is not an object",
                                 dumps(m)[: self.max_body])
-        return len(items)
 
     def _recovered(self, msgs: list, err: str | None, rest: str | None, where: tuple, key: str | None,
-                   user: str | None, out: dict[str, list]) -> int:
+                   user: str | None, out: dict[str, list]) -> None:
         """Messages salvaged from a damaged body, plus one row carrying the error and the raw text."""
         if msgs and self.redactor.enabled:
             msgs, _ = self.redactor.json(msgs)
-        n = 0
         if msgs:
-            n = self._parsed(msgs, dumps(msgs), where, key, user, out)
+            self._parsed(msgs, dumps(msgs), where, key, user, out)
         if err is not None:
             raw = self.redactor.text(rest)[: self.max_body] if rest else None
             k, u = self._resolve(msgs, key, user)
             self._error_row(out, where, len(msgs), k, u, err, raw)
-        return n
 
     def _error_row(self, out: dict[str, list], where: tuple, pos: int, key: str | None, user: str | None,
                    err: str, raw: str | None) -> None:
         direction, ts_us, ex_id, flow_id, frame_index, transport = where
-        mid = self.next_message
-        self.next_message += 1
-        out["bayeux_messages"].append((mid, ts_us, direction, transport, ex_id, flow_id, frame_index, pos)
+        out["bayeux_messages"].append((None, ts_us, direction, transport, ex_id, flow_id, frame_index, pos)
                                       + (None,) * 22 + (user, key, err[:500], raw))
 
     # ---------------------------------------------------------------- websocket
@@ -518,29 +566,34 @@ class RowBuilder:
         content = rec.content or b""
         stored = stored_enc = parse_error = None
         truncated = False
-        n = 0
         if rec.is_text:
-            try:
-                if b"\x00" in content[:4] or content.startswith(b"\xef\xbb\xbf"):
-                    raise ValueError("not UTF-8 JSON")
-                parsed = parse_json(content)
-            except (ValueError, RecursionError):
-                text = content.decode("utf-8", "replace")
-                msgs, parse_error, rest = bayeux_extract.decode(text)
-                n = self._recovered(msgs, parse_error, rest, where, key, user, out)
-                stored, stored_enc = self.redactor.text(text), "text"
+            fast = None
+            if b"\x00" not in content[:4] and not self.redactor.might_contain(content) and is_utf8(content):
+                fast = complete_json_array(content)
+            if fast is not None:
+                self._fast(fast, where, key, user, out)
             else:
-                text = content
-                if self.redactor.might_contain(content):
-                    parsed, changed = self.redactor.json(parsed)
-                    if changed:
-                        text = dumps(parsed).encode("utf-8", "replace")
-                if type(parsed) not in (dict, list):
-                    parse_error = f"not a Bayeux message: JSON {type(parsed).__name__}"
-                    stored, stored_enc = text.decode("utf-8", "replace"), "text"
-                elif type(parsed) is list and not all(type(m) is dict for m in parsed):
-                    parse_error = "elements are not all objects"
-                n = self._parsed(parsed, text, where, key, user, out)
+                try:
+                    if b"\x00" in content[:4] or content.startswith(b"\xef\xbb\xbf"):
+                        raise ValueError("not UTF-8 JSON")
+                    parsed = parse_json(content)
+                except (ValueError, RecursionError):
+                    text = content.decode("utf-8", "replace")
+                    msgs, parse_error, rest = bayeux_extract.decode(text)
+                    self._recovered(msgs, parse_error, rest, where, key, user, out)
+                    stored, stored_enc = self.redactor.text(text), "text"
+                else:
+                    text = content
+                    if self.redactor.might_contain(content):
+                        parsed, changed = self.redactor.json(parsed)
+                        if changed:
+                            text = dumps(parsed).encode("utf-8", "replace")
+                    if type(parsed) not in (dict, list):
+                        parse_error = f"not a Bayeux message: JSON {type(parsed).__name__}"
+                        stored, stored_enc = text.decode("utf-8", "replace"), "text"
+                    elif type(parsed) is list and not all(type(m) is dict for m in parsed):
+                        parse_error = "elements are not all objects"
+                    self._parsed(parsed, text, where, key, user, out)
         else:
             parse_error = "binary frame"
             stored, stored_enc = base64.b64encode(content[: self.max_body]).decode("ascii"), "base64"
@@ -549,7 +602,7 @@ class RowBuilder:
             stored, truncated = stored[: self.max_body], True
         out["websocket_frames"].append((
             fid, rec.flow_id, ex_id, rec.index, _us(rec.ts), direction, "text" if rec.is_text else "binary",
-            len(content), n, stored, stored_enc, truncated, parse_error, rec.dropped, rec.injected,
+            len(content), stored, stored_enc, truncated, parse_error, rec.dropped, rec.injected,
         ))
 
     def ws_end(self, rec: WsEndRecord, out: dict[str, list]) -> None:

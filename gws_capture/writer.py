@@ -38,7 +38,7 @@ from typing import Any, Callable
 import duckdb
 import pyarrow as pa
 
-from . import bayeux_sql, schema
+from . import bayeux_extract, bayeux_sql, schema
 from .records import (DEFAULT_MAX_BODY, ErrorRecord, HttpRecord, RowBuilder, WsEndRecord,
                       WsFrameRecord, fix_surrogates)
 from .redact import Redactor
@@ -63,6 +63,8 @@ class WriterStats:
     users: set[str] = field(default_factory=set)
     last_error: str | None = None
     snapshots: int = 0
+    convert_s: float = 0.0         # cumulative time spent turning records into Arrow tables
+    insert_s: float = 0.0          # cumulative time spent in DuckDB transactions
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,15 @@ class WriterStats:
             "max_lag_ms": round(self.max_lag_ms, 1), "queued": self.queued, "agents": len(self.users),
             "last_error": self.last_error, "snapshots": self.snapshots,
         }
+
+
+@dataclass
+class _Prepared:
+    tables: dict[str, pa.Table]
+    staged: list[tuple]
+    stage: pa.Table | None
+    oldest: float
+    t0: float
 
 
 def new_out() -> dict[str, list]:
@@ -171,12 +182,16 @@ class CaptureWriter:
         next_ids = {}
         for t in ("exchanges", "bayeux_messages", "websocket_frames"):
             next_ids[t] = int(self.con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {t}").fetchall()[0][0])
+        self.next_message = next_ids["bayeux_messages"]
         self.builder = RowBuilder(self.redactor, max_body=max_body, next_ids=next_ids)
 
     # ------------------------------------------------------------------ producer side
     def start(self) -> "CaptureWriter":
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="gws-capture-writer", daemon=True)
+            self._ins_queue: queue.Queue = queue.Queue(maxsize=2)
+            self._ins_thread = threading.Thread(target=self._run_inserter, name="gws-capture-insert", daemon=True)
+            self._ins_thread.start()
+            self._thread = threading.Thread(target=self._run, name="gws-capture-convert", daemon=True)
             self._thread.start()
         return self
 
@@ -225,25 +240,33 @@ class CaptureWriter:
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join(timeout)
+            self._ins_thread.join(timeout)
         else:
-            self._drain_and_write()
+            self.write_records(self._drain_nowait())
         try:
             self.con.execute("CHECKPOINT")
         except duckdb.Error:
             pass
         self.con.close()
 
-    # ------------------------------------------------------------------ writer thread
+    # ------------------------------------------------------------------ threads
+    # Two stages so that Python work (decode, redact, classify, Arrow) overlaps with
+    # DuckDB's (which releases the GIL): the converter thread turns queued records into
+    # Arrow tables, the insert thread owns the connection and commits them.
+    MAX_BATCH_RECORDS = 20_000
+    MAX_BATCH_BYTES = 32 * 1024 * 1024
+
     def _run(self) -> None:
         stop = False
         while not stop:
             deadline = time.monotonic() + self.flush_interval
             items: list[Any] = []
             waiters: list[threading.Event] = []
+            size = 0
             while True:
                 remaining = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=max(remaining, 0.0)) if remaining > 0 else self._queue.get_nowait()
+                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
@@ -253,23 +276,35 @@ class CaptureWriter:
                     waiters.append(item[1])
                     break
                 items.append(item)
-                if len(items) >= 50_000:
+                size += _record_bytes(item)
+                if len(items) >= self.MAX_BATCH_RECORDS or size >= self.MAX_BATCH_BYTES:
                     break
             if stop:
                 items.extend(self._drain_nowait())
+            prep = None
             try:
-                self._write(items)
+                prep = self._convert(items)
+            except Exception as exc:  # noqa: BLE001 - the writer must survive
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("gws capture: conversion failed")
+            self._ins_queue.put((prep, waiters))
+        self._ins_queue.put(_STOP)
+
+    def _run_inserter(self) -> None:
+        while True:
+            item = self._ins_queue.get()
+            if item is _STOP:
+                return
+            prep, waiters = item
+            try:
+                if prep is not None:
+                    self._commit(prep)
                 self._check_snapshot_request()
             except Exception as exc:  # noqa: BLE001 - the writer must survive
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("gws capture: writer failed")
+                log.exception("gws capture: insert failed")
             for ev in waiters:
                 ev.set()
-        # anything that raced in after STOP
-        try:
-            self._write(self._drain_nowait())
-        except Exception:  # noqa: BLE001
-            log.exception("gws capture: final flush failed")
 
     def _drain_nowait(self) -> list[Any]:
         items = []
@@ -285,19 +320,18 @@ class CaptureWriter:
                 continue
             items.append(item)
 
-    def _drain_and_write(self) -> None:
-        self._write(self._drain_nowait())
-
     def write_records(self, records: list[Any]) -> None:
-        """Synchronous path for importers: convert and write ``records`` now (no thread)."""
+        """Synchronous path (importers, tests): convert and commit ``records`` now."""
         now = time.monotonic()
         for r in records:
             r.submitted = now
-        self._write(records)
+        prep = self._convert(records)
+        if prep is not None:
+            self._commit(prep)
 
-    def _write(self, items: list[Any]) -> None:
+    def _convert(self, items: list[Any]) -> "_Prepared | None":
         if not items and not self._dropped_unreported:
-            return
+            return None
         t0 = time.monotonic()
         out: dict[str, list] = new_out()
         oldest = t0
@@ -329,14 +363,23 @@ class CaptureWriter:
             n, self._dropped_unreported = self._dropped_unreported, 0
             out["capture_errors"].append((int(time.time() * 1e6), "dropped", None, n,
                                           f"writer queue full: {n} record(s) refused"))
-        self._insert(out)
         for row in out["exchanges"]:
             if row[-3]:
                 self.stats.users.add(row[-3])
+        staged = out.pop("_bayeux_bodies")
+        tables = {name: rows_to_table(schema.TABLES[name], rows) for name, rows in out.items() if rows}
+        stage = bayeux_sql.stage_table(staged) if staged else None
+        self.stats.convert_s += time.monotonic() - t0
+        return _Prepared(tables, staged, stage, oldest, t0)
+
+    def _commit(self, prep: "_Prepared") -> None:
+        t1 = time.monotonic()
+        self._insert(prep.tables, prep.staged, prep.stage)
         now = time.monotonic()
+        self.stats.insert_s += now - t1
         self.stats.flushes += 1
-        self.stats.last_flush_ms = (now - t0) * 1000
-        self.stats.lag_ms = (now - oldest) * 1000
+        self.stats.last_flush_ms = (now - prep.t0) * 1000
+        self.stats.lag_ms = (now - prep.oldest) * 1000
         self.stats.max_lag_ms = max(self.stats.max_lag_ms, self.stats.lag_ms)
         self.stats.queued = self._queue.qsize()
         if self._on_flush is not None:
@@ -345,82 +388,106 @@ class CaptureWriter:
             except Exception:  # noqa: BLE001
                 pass
 
-    def _insert(self, out: dict[str, list]) -> None:
-        staged = out.pop("_bayeux_bodies", [])
-        tables = {name: rows_to_table(schema.TABLES[name], rows) for name, rows in out.items() if rows}
-        if not tables and not staged:
+    def _insert(self, tables: dict[str, pa.Table], staged: list[tuple], stage: pa.Table | None) -> None:
+        if not tables and stage is None:
             return
-        stage = bayeux_sql.stage_table(staged) if staged else None
-        n_staged = sum(r[2] for r in staged)
         con = self.con
+        base = self.next_message
+        written: dict[str, int] = {}
         try:
             con.execute("BEGIN TRANSACTION")
-            for name, tbl in tables.items():
-                with _registered(con, "_batch", tbl):
-                    con.execute(f"INSERT INTO {name} SELECT * FROM _batch").fetchall()
+            n = 0
             if stage is not None:
                 with _registered(con, "_bayeux_bodies", stage):
-                    con.execute(bayeux_sql.INSERT_SQL).fetchall()
+                    n = con.execute(bayeux_sql.INSERT_SQL, {"base": base}).fetchall()[0][0]
+            written["bayeux_messages"] = n
+            for name, tbl in tables.items():
+                if name == "bayeux_messages":
+                    tbl = _with_ids(tbl, base + n)
+                with _registered(con, "_batch", tbl):
+                    con.execute(f"INSERT INTO {name} SELECT * FROM _batch").fetchall()
+                written[name] = written.get(name, 0) + tbl.num_rows
             con.execute("COMMIT")
         except duckdb.Error as exc:
             _rollback(con)
             log.warning("gws capture: batch insert failed (%s); retrying value by value", exc)
             self._insert_safe(tables, staged, str(exc))
             return
-        for name, tbl in tables.items():
-            self.stats.written[name] += tbl.num_rows
-        self.stats.written["bayeux_messages"] += n_staged
+        self.next_message = base + written["bayeux_messages"]
+        for name, k in written.items():
+            self.stats.written[name] += k
 
     def _insert_safe(self, tables: dict[str, pa.Table], staged: list[tuple], why: str) -> None:
-        """Second chance for a batch DuckDB refused (JSON it cannot parse, e.g. lone surrogates):
-        JSON values it rejects are kept as text where there is a text column, else NULL; Bayeux
-        bodies it rejects become one error row each (with the raw text)."""
+        """Second chance for a batch DuckDB refused (JSON it cannot parse: a damaged body that
+        looked complete, lone surrogates...): JSON values it rejects are kept as text where
+        there is a text column, else NULL; Bayeux bodies it rejects are decoded leniently in
+        Python (complete messages kept, one error row with the raw text) and their exchange
+        gets the raw body and the error, as if they had been parsed in Python."""
         con = self.con
+        base = self.next_message
+        written: dict[str, int] = {}
+        tables = dict(tables)
         try:
             con.execute("BEGIN TRANSACTION")
+            n = 0
+            if staged:
+                with _registered(con, "_all_bodies", bayeux_sql.stage_table(staged)):
+                    bad = {r[0] for r in con.execute(
+                        "SELECT seq FROM _all_bodies WHERE try_cast(body AS JSON[]) IS NULL").fetchall()}
+                    con.execute("CREATE OR REPLACE TEMP VIEW _bayeux_bodies AS SELECT * FROM _all_bodies "
+                                "WHERE try_cast(body AS JSON[]) IS NOT NULL").fetchall()
+                    try:
+                        n = con.execute(bayeux_sql.INSERT_SQL, {"base": base}).fetchall()[0][0]
+                    finally:
+                        con.execute("DROP VIEW IF EXISTS _bayeux_bodies").fetchall()
+                if bad:
+                    restaged, errors, fixes = [], [], {}
+                    for row in staged:
+                        if row[0] in bad:
+                            r, e, fix = recover_staged(row, self.max_body)
+                            restaged += r
+                            errors += e
+                            fixes[(row[5], row[3])] = fix
+                    if restaged:
+                        with _registered(con, "_bayeux_bodies", bayeux_sql.stage_table(
+                                [(i,) + r[1:] for i, r in enumerate(restaged)])):
+                            n += con.execute(bayeux_sql.INSERT_SQL, {"base": base + n}).fetchall()[0][0]
+                    if errors:
+                        err_tbl = rows_to_table(schema.BAYEUX_MESSAGES, errors)
+                        if "bayeux_messages" in tables:
+                            err_tbl = pa.concat_tables([tables["bayeux_messages"], err_tbl])
+                        tables["bayeux_messages"] = err_tbl
+                    if "exchanges" in tables and fixes:
+                        tables["exchanges"] = _patch_exchanges(tables["exchanges"], fixes)
+            written["bayeux_messages"] = n
             for name, tbl in tables.items():
+                if name == "bayeux_messages":
+                    tbl = _with_ids(tbl, base + n)
                 cols = []
                 for c, typ in schema.TABLES[name]:
                     if typ == "JSON":
-                        cols.append(f"try_cast({c} AS JSON)")
+                        cols.append(f"try_cast({c} AS JSON) AS {c}")
                     elif name == "exchanges" and c in ("request_body_text", "response_body_text"):
                         j = c[: -len("_text")]
-                        cols.append(f"coalesce({c}, CASE WHEN try_cast({j} AS JSON) IS NULL THEN {j} END)")
+                        cols.append(f"coalesce({c}, CASE WHEN try_cast({j} AS JSON) IS NULL THEN {j} END) AS {c}")
                     else:
                         cols.append(c)
                 with _registered(con, "_batch", tbl):
-                    con.execute(f"INSERT INTO {name} SELECT {', '.join(cols)} FROM _batch").fetchall()
-                self.stats.written[name] += tbl.num_rows
-            if staged:
-                fixed = [r[:-1] + (_fix_body(r[-1]),) for r in staged]
-                ok = "try_cast(body AS JSON[]) IS NOT NULL"
-                with _registered(con, "_all_bodies", bayeux_sql.stage_table(fixed)):
-                    con.execute(f"CREATE OR REPLACE TEMP VIEW _bayeux_bodies AS "
-                                f"SELECT * FROM _all_bodies WHERE {ok}").fetchall()
-                    try:
-                        con.execute(bayeux_sql.INSERT_SQL).fetchall()
-                        con.execute(f"""
-                            INSERT INTO bayeux_messages BY NAME
-                            SELECT first_id AS id, ts, direction, transport, exchange_id, flow_id, frame_index,
-                                   pos0 AS position, user_name, session_key,
-                                   'DuckDB rejected the JSON of this body' AS parse_error,
-                                   left(body, {self.max_body}) AS raw
-                            FROM _all_bodies WHERE NOT ({ok})""").fetchall()
-                        self.stats.written["bayeux_messages"] += con.execute(
-                            f"SELECT coalesce(sum(CASE WHEN {ok} THEN n ELSE 1 END), 0) FROM _all_bodies"
-                        ).fetchall()[0][0]
-                    finally:
-                        con.execute("DROP VIEW IF EXISTS _bayeux_bodies")
+                    con.execute(f"INSERT INTO {name} BY NAME SELECT {', '.join(cols)} FROM _batch").fetchall()
+                written[name] = written.get(name, 0) + tbl.num_rows
             with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [
                     (int(time.time() * 1e6), "invalid_json", None, 1, why[:2000])])):
                 con.execute("INSERT INTO capture_errors SELECT * FROM _err").fetchall()
             con.execute("COMMIT")
+            self.next_message = base + written["bayeux_messages"]
+            for name, k in written.items():
+                self.stats.written[name] += k
         except Exception as exc:  # noqa: BLE001 - give up on this batch, keep the writer alive
             _rollback(con)
             self.stats.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("gws capture: batch lost")
             try:
-                lost = sum(t.num_rows for t in tables.values()) + sum(r[2] for r in staged)
+                lost = sum(t.num_rows for t in tables.values()) + len(staged)
                 with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [
                         (int(time.time() * 1e6), "batch_lost", None, lost, f"{why} / {exc}"[:2000])])):
                     con.execute("INSERT INTO capture_errors SELECT * FROM _err").fetchall()
@@ -470,10 +537,53 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
-def _fix_body(body: Any) -> Any:
-    if type(body) is bytes:
-        return fix_surrogates(body.decode("utf-8", "replace")).encode("utf-8")
-    return fix_surrogates(body) if type(body) is str else body
+def _with_ids(tbl: pa.Table, start: int) -> pa.Table:
+    ids = pa.array(range(start, start + tbl.num_rows), pa.int64())
+    return tbl.set_column(0, "id", ids)
+
+
+def _patch_exchanges(tbl: pa.Table, fixes: dict[tuple[Any, str], tuple[str, str]]) -> pa.Table:
+    """Put the raw text and the error of rejected Bayeux bodies back on their exchange."""
+    rows = tbl.to_pylist()
+    for row in rows:
+        for direction, side in (("c2s", "request"), ("s2c", "response")):
+            fix = fixes.get((row["id"], direction))
+            if fix is not None and row[f"{side}_body_encoding"] == "bayeux":
+                text, err = fix
+                row[f"{side}_body_text"] = text
+                row[f"{side}_body_encoding"] = "text"
+                row[f"{side}_body_error"] = err
+    names = [c for c, _ in schema.EXCHANGES]
+    ts_cols = {c for c, typ in schema.EXCHANGES if typ == "TIMESTAMP"}
+    table = rows_to_table(schema.EXCHANGES, [tuple(None if c in ts_cols else r[c] for c in names) for r in rows])
+    # to_pylist turned timestamps into datetimes: take the original columns back
+    for c, typ in schema.EXCHANGES:
+        if typ == "TIMESTAMP":
+            table = table.set_column(names.index(c), c, tbl.column(c))
+    return table
+
+
+def recover_staged(row: tuple, max_body: int) -> tuple[list[tuple], list[tuple], tuple[str, str]]:
+    """A staged Bayeux body DuckDB could not parse: salvage its complete messages (re-staged as
+    one JSON array DuckDB accepts), describe the damage in an error row, and return the
+    (raw text, error) its exchange should show."""
+    seq, pos0, ts_us, direction, transport, ex_id, flow_id, frame_index, user, key, body = row
+    text = body.decode("utf-8", "replace") if type(body) is bytes else str(body)
+    msgs, err, rest = bayeux_extract.decode(fix_surrogates(text))
+    good = [m for m in msgs if type(m) is dict]
+    restaged, errors = [], []
+    if good and len(good) == len(msgs):
+        clean = fix_surrogates(json.dumps(good, ensure_ascii=True, separators=(",", ":"), default=str))
+        restaged.append((seq, pos0, ts_us, direction, transport, ex_id, flow_id, frame_index, user, key,
+                         clean.encode("ascii")))
+    elif msgs:
+        err = (err + "; " if err else "") + "elements are not all objects"
+    if err is None and not restaged:
+        err = "DuckDB rejected the JSON of this body"
+    if err is not None:
+        errors.append((None, ts_us, direction, transport, ex_id, flow_id, frame_index, pos0 + len(good))
+                      + (None,) * 22 + (user, key, err[:500], (rest or text)[:max_body]))
+    return restaged, errors, (text[:max_body], err or "JSON rejected by DuckDB (repaired)")
 
 
 def snapshot_connection(con: duckdb.DuckDBPyConnection, out: str | os.PathLike) -> None:
