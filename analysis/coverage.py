@@ -20,7 +20,7 @@ offered in the ``capabilities`` of the resources it sent.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import duckdb
 import pandas as pd

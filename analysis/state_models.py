@@ -335,3 +335,24 @@ def get_model(name: str) -> StateModel:
         return MODELS[name]
     except KeyError:
         raise KeyError(f"unknown state model {name!r}; known: {', '.join(MODELS)}") from None
+
+
+def markdown_tables() -> str:
+    """The models as the markdown tables of docs/analysis.md (``python -m analysis.state_models``)."""
+    out = []
+    for m in MODELS.values():
+        src = ("read from the recorder's `resource_id` / `resource_state` columns" if m.state_sql is None
+               else "read from each device object of the message (parsed once, `DEVICE_STRUCTURE`)")
+        creation = "" if m.observes_creation else \
+            " A device's first notification is not a transition (it shows where the agent already was)."
+        out += [f"#### `{m.name}`: {m.title}", "",
+                f"States: {', '.join(m.states)}. `{m.state_path}` of {', '.join(m.message_types)}, {src}.{creation}",
+                "", "| from | to | driven by | reference |", "|---|---|---|---|"]
+        out += [f"| {t.source} | {t.target} | {', '.join(t.triggers)} | {t.ref}{' (inferred)' if t.inferred else ''} |"
+                for t in m.transitions]
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(markdown_tables())
