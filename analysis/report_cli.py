@@ -24,15 +24,33 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _check_capture(path: Path, error: type[Exception]) -> None:
+    """Fail before starting any kernel when the file is missing, locked or not a capture."""
+    import duckdb
+
+    from . import db
+
+    try:
+        con = db.open_capture(path, cache_operations=False)
+    except db.CaptureNotFound as exc:
+        raise error(str(exc)) from None
+    except (RuntimeError, duckdb.Error) as exc:
+        raise error(f"cannot open {path}: {exc}") from None
+    try:
+        if not (db.has_table(con, "exchanges") and db.has_table(con, "bayeux_messages")):
+            raise error(f"{path} is not a gwsreplay capture (no exchanges / bayeux_messages tables)")
+    finally:
+        con.close()
+
+
 def run(args: argparse.Namespace) -> int:
     from gwsreplay.cli import UserError
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    if not args.db.is_file():
-        raise UserError(f"capture not found: {args.db}")
-    if args.replay is not None and not args.replay.is_file():
-        raise UserError(f"replay capture not found: {args.replay}")
+    _check_capture(args.db, UserError)
+    if args.replay is not None:
+        _check_capture(args.replay, UserError)
     names = tuple(n.strip() if n.strip().endswith(".ipynb") else n.strip() + ".ipynb"
                   for n in args.notebooks.split(",") if n.strip())
     unknown = [n for n in names if n not in NOTEBOOKS]

@@ -139,6 +139,15 @@ def test_cli_report_missing_capture(tmp_path, capsys):
     assert not (tmp_path / "x.html").exists()
 
 
+def test_cli_report_not_a_capture(tmp_path, capsys):
+    other = tmp_path / "other.duckdb"
+    import duckdb
+    duckdb.connect(str(other)).execute("CREATE TABLE t (x INTEGER)").close()
+    code = cli.main(["report", "--db", str(other), "--out", str(tmp_path / "x.html")])
+    assert code == 2
+    assert "not a gwsreplay capture" in capsys.readouterr().err
+
+
 def test_cli_report_unknown_notebook(capture, tmp_path, capsys):
     code = cli.main(["report", "--db", str(capture), "--out", str(tmp_path / "x.html"), "--notebooks", "nope"])
     assert code == 2
