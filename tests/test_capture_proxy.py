@@ -291,3 +291,111 @@ def _swallow(fn) -> None:
         fn()
     except Exception:  # noqa: BLE001
         pass
+
+
+# --------------------------------------------------------------------------- in front of the simulator
+
+SIM_CANARY_PW = "Sim-Canary-Pw-93ab1c"
+
+
+def _file_bytes(db: Path) -> bytes:
+    blob = db.read_bytes()
+    wal = Path(str(db) + ".wal")
+    return blob + (wal.read_bytes() if wal.exists() else b"")
+
+
+async def test_canary_through_the_simulator(tmp_path, sim_factory):
+    from gws_simulator.roster import Roster, UserSpec
+
+    roster = Roster([UserSpec("agent1", SIM_CANARY_PW, "Agent", "1", "7001", "Place7001")])
+    sim = await sim_factory(roster=roster)
+    db = tmp_path / "sim-canary.duckdb"
+    proxy = Proxy(sim.port, db)
+    try:
+        from gws_client.rest import GWSClient
+
+        async with GWSClient(f"http://127.0.0.1:{proxy.port}", "agent1", SIM_CANARY_PW) as client:
+            assert (await client.me()).ok
+            token = client.csrf_headers().get("X-CSRF-TOKEN")
+            session_id = client.session_id
+            assert token and session_id
+            async with client.cometd("long-polling") as cometd:
+                await cometd.handshake()
+                await cometd.subscribe("/v2/me/*")
+                assert (await client.start_session(place="Place7001")).status == 200
+                assert (await client.ready()).ok
+                await asyncio.sleep(0.5)
+                await cometd.disconnect()
+            await client.end_session()
+    finally:
+        assert await asyncio.to_thread(proxy.stop) == 0
+    blob = _file_bytes(db)
+    for secret in (SIM_CANARY_PW, token, session_id):
+        assert secret.encode() not in blob, secret
+    assert base64.b64encode(f"agent1:{SIM_CANARY_PW}".encode()) not in blob
+    con = duckdb.connect(str(db), read_only=True)
+    ops = dict(con.execute("SELECT operation_name, outcome FROM operations").fetchall())
+    assert ops["Ready"] == "completed"
+    assert con.execute("SELECT count(*) FROM sessions WHERE user_name = 'agent1'").fetchone()[0] >= 1
+    assert con.execute("SELECT count(*) FROM bayeux_messages WHERE user_name IS NULL").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+async def test_capture_counts_match_the_simulator(tmp_path, sim, transport):
+    """Scripted agents through the proxy: the capture holds exactly what the simulator
+    served (REST requests under /api/v2) and received/delivered (Bayeux messages)."""
+    from gws_client.agents import AgentsConfig, run_agents
+
+    db = tmp_path / f"counts-{transport}.duckdb"
+    proxy = Proxy(sim.port, db)
+    try:
+        summary = await run_agents(AgentsConfig(target=f"http://127.0.0.1:{proxy.port}", agents=3, duration=4.0,
+                                                seed=5, transport=transport, think_time=0.05, talk_time=0.1))
+        assert summary.logged_in == 3 and summary.operations > 10, summary
+        await asyncio.sleep(0.3)
+    finally:
+        assert await asyncio.to_thread(proxy.stop) == 0
+    stats = await sim.stats()
+    con = duckdb.connect(str(db), read_only=True)
+    rest = con.execute("SELECT count(*) FROM exchanges WHERE path LIKE '/api/v2/%' "
+                       "AND NOT is_bayeux AND status IS NOT NULL").fetchone()[0]
+    received = con.execute("SELECT count(*) FROM bayeux_messages WHERE direction = 'c2s' "
+                           "AND parse_error IS NULL").fetchone()[0]
+    delivered = con.execute("SELECT count(*) FROM bayeux_messages WHERE direction = 's2c' "
+                            "AND parse_error IS NULL").fetchone()[0]
+    assert rest == stats["rest"]["total"]
+    assert received == stats["bayeux"]["received"]["total"]
+    assert delivered == stats["bayeux"]["delivered"]["total"]
+    # per agent, too
+    by_user = dict(con.execute("SELECT user_name, count(*) FROM bayeux_messages WHERE direction = 's2c' "
+                               "GROUP BY ALL").fetchall())
+    for user, n in stats["bayeux"]["delivered"]["by_user"].items():
+        assert by_user.get(user) == n, user
+    assert con.execute("SELECT count(*) FROM bayeux_messages WHERE parse_error IS NOT NULL").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM capture_errors WHERE kind <> 'upstream_connect_error'"
+                       ).fetchone()[0] == 0
+    outcomes = dict(con.execute("SELECT outcome, count(*) FROM operations GROUP BY ALL").fetchall())
+    assert outcomes.get("completed", 0) > 0
+
+
+def test_gwsreplay_record_cli_flushes_on_sigint(tmp_path, upstream):
+    from conftest import gwsreplay_command
+
+    db = tmp_path / "cli.duckdb"
+    port = free_port()
+    proc = subprocess.Popen([*gwsreplay_command(), "record", "--upstream", f"http://127.0.0.1:{upstream.port}",
+                             "--listen-port", str(port), "--db", str(db)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_port(port)
+        for i in range(25):
+            req(f"http://127.0.0.1:{port}/api/v2/notifications", "POST",
+                [{"channel": "/meta/connect", "id": str(i)}], headers={"Authorization": basic("agent9", "pw")})
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "capture closed" in err and "25 exchanges" in err and "75 Bayeux messages" in err
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM bayeux_messages").fetchone()[0] == 75
+    assert con.execute("SELECT DISTINCT user_name FROM bayeux_messages").fetchall() == [("agent9",)]
