@@ -729,3 +729,27 @@ _message = st.fixed_dictionaries(
 @given(msgs=st.lists(_message, min_size=1, max_size=25))
 def test_fuzz_sql_and_python_classification_agree(tmp_path, msgs):
     _assert_same(tmp_path, msgs)
+
+
+def test_bayeux_contentview(tmp_path):
+    from mitmproxy import contentviews
+
+    from proxy_addons import bayeux_view
+
+    body = json.dumps([CALL_86, {"channel": "/meta/connect", "id": "7", "successful": True}]).encode()
+    text = bayeux_view.render(body)
+    assert "CallStateChangeMessage/StatusChange" in text and "call 013V08JRL498H10I04000VTAES000015 -> Established" in text
+    assert "/meta/connect  id=7  ok" in text
+    assert "(!)" in bayeux_view.render(body[:-20])
+    f = tflow.tflow(resp=True)
+    f.request.path = "/api/v2/notifications/connect"
+    f.response.content = body
+    with taddons.context() as tctx:
+        for a in bayeux_view.addons:
+            tctx.master.addons.add(a)
+        view = contentviews.get("Bayeux")
+        assert view is not None
+        desc, lines, _err = contentviews.get_message_content_view("Bayeux", f.response, f)
+        assert desc == "Bayeux" and "CallStateChangeMessage" in str(list(lines))
+        desc, _, _ = contentviews.get_message_content_view("auto", f.response, f)
+        assert desc == "Bayeux"          # chosen automatically for /notifications bodies
