@@ -29,7 +29,9 @@ from . import catalog
 from .db import query, sql_list
 from .state_models import DEVICE_STRUCTURE, MODELS, NEW, StateModel
 
+
 def resolve_models(models: str | Iterable[str] | None) -> list[StateModel]:
+    """Model names (one, several, or None for all) -> StateModel objects."""
     if models is None:
         return list(MODELS.values())
     if isinstance(models, str):
