@@ -399,3 +399,27 @@ def test_gwsreplay_record_cli_flushes_on_sigint(tmp_path, upstream):
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM bayeux_messages").fetchone()[0] == 75
     assert con.execute("SELECT DISTINCT user_name FROM bayeux_messages").fetchall() == [("agent9",)]
+
+
+def test_snapshot_while_mitmdump_records(tmp_path, upstream):
+    from gws_capture.snapshot import snapshot
+
+    db = tmp_path / "live.duckdb"
+    proxy = Proxy(upstream.port, db, "--set", "capture_flush_ms=50")
+    try:
+        for i in range(10):
+            req(proxy.url("/api/v2/notifications"), "POST", [{"channel": "/meta/connect", "id": str(i)}])
+        time.sleep(0.3)
+        with pytest.raises(duckdb.Error):
+            duckdb.connect(str(db), read_only=True)         # held by the recorder
+        out = snapshot(db, tmp_path / "snap.duckdb", timeout=20)
+        con = duckdb.connect(str(out), read_only=True)
+        assert con.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 10
+        assert con.execute("SELECT count(*) FROM bayeux_messages").fetchone()[0] == 30
+        assert con.execute("SELECT count(*) FROM sessions").fetchone()[0] >= 0     # views came along
+        con.close()
+        req(proxy.url("/api/v2/notifications"), "POST", [{"channel": "/meta/connect", "id": "x"}])
+    finally:
+        proxy.stop()
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 11

@@ -753,3 +753,18 @@ def test_bayeux_contentview(tmp_path):
         assert desc == "Bayeux" and "CallStateChangeMessage" in str(list(lines))
         desc, _, _ = contentviews.get_message_content_view("auto", f.response, f)
         assert desc == "Bayeux"          # chosen automatically for /notifications bodies
+
+
+def test_message_ids_follow_arrival_order_within_a_batch(tmp_path):
+    db = tmp_path / "order.duckdb"
+    w = CaptureWriter(db)
+    recs = []
+    for k in range(60):
+        recs.append(_ex(f"p{k}", k, "/api/v2/notifications/connect",
+                        [{"channel": "/meta/connect", "clientId": "c1", "id": str(k)}],
+                        resp=[CALL_852] * (k % 7) + [{"channel": "/meta/connect", "id": str(k), "successful": True}]))
+    w.write_records(recs)
+    w.close()
+    rows = _rows(db, "SELECT exchange_id, direction, position FROM bayeux_messages ORDER BY id")
+    assert rows == sorted(rows, key=lambda r: (r[0], r[1] != "c2s", r[2]))
+    assert _rows(db, "SELECT min(id), max(id), count(*) FROM bayeux_messages")[0] == (1, len(rows), len(rows))
