@@ -23,7 +23,7 @@ from typing import Any
 
 from gws_capture.classify import classify_bayeux
 
-from .idmap import ID_KEYS, IdMap, split_origin
+from .idmap import IdMap, is_id_key, split_origin
 from .plan import Note, Step
 
 MASKED_KEYS = frozenset({"duration", "timestamp", "time", "startTime", "endTime", "startDate", "endDate",
@@ -59,19 +59,25 @@ def normalize(document: Any, symbols: Symbols, key: str | None = None) -> Any:
             return sorted(items, key=lambda v: json.dumps(v, sort_keys=True))
         return items
     if isinstance(document, str):
-        if key in MASKED_KEYS:
+        if _masked(key):
             return "<masked>"
         uri = split_origin(document)
         if uri:
             return "<host>" + _normalize_path(uri[1], symbols)
-        if key in ("path", "parentCallPath") and document.startswith("/"):
+        if key is not None and (key == "path" or key.endswith("Path")) and document.startswith("/"):
             return _normalize_path(document, symbols)
-        if key in ID_KEYS and key not in ("userName", "place", "referenceId") and len(document) >= 8:
+        if is_id_key(key) and key not in ("userName", "place", "referenceId") and len(document) >= 8:
             return symbols.name(document, key)
         return document
-    if key in MASKED_KEYS:
+    if _masked(key):
         return "<masked>"
     return document
+
+
+def _masked(key: str | None) -> bool:
+    """Durations and times change from run to run: `duration`, `receivedDate`, `startTime`, ..."""
+    return key is not None and (key in MASKED_KEYS or key.endswith(("Date", "Time"))
+                                or "timestamp" in key.lower())
 
 
 def _normalize_path(path: str, symbols: Symbols) -> str:

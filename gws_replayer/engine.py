@@ -23,6 +23,7 @@ Rules, in the order `poll` applies them:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -30,7 +31,7 @@ from .compare import Divergence, LiveNote, Matcher, StepOutcome, Symbols, diff, 
 from .idmap import IdMap
 from .plan import Note, ReplayPlan, SessionPlan, Step, Wait
 
-EXTERNAL_KINDS = ("inject_call", "far_end_hangup")
+EXTERNAL_KINDS = ("inject_call", "far_end_hangup", "control")
 
 
 @dataclass
@@ -245,8 +246,11 @@ class SessionEngine:
             if step.kind == "inject_call":
                 external["to"] = idmap.live(external["to"], "to")
                 external["from"] = idmap.live(external["from"], "from")
-            else:
+            elif step.kind == "far_end_hangup":
                 external["call_id"] = idmap.live(external["call_id"])
+            else:
+                external["path"] = idmap.substitute_path(external["path"])
+                external["body"] = idmap.substitute(external["body"])
             if not self.options.can_inject:
                 text = _external_text(self.plan, step, external)
                 self._awaiting_external = text
@@ -316,4 +320,6 @@ def _external_text(plan: SessionPlan, step: Step, ext: dict) -> str:
     if step.kind == "inject_call":
         data = f" with userData {ext['userData']}" if ext.get("userData") else ""
         return f"an inbound call from {ext.get('from')} to {ext.get('to')}{data} ({at})"
+    if step.kind == "control":
+        return f"what the simulator's POST {ext.get('path')} {json.dumps(ext.get('body'))} did ({at})"
     return f"the far end hanging up the call of {plan.user_name} ({at})"

@@ -35,10 +35,15 @@ PHONE_TARGET_KEYS = frozenset({"phoneNumber", "destination", "participant", "num
 SKIP_KEYS = frozenset({"userState", "capabilities", "userData", "extensions", "settings"})
 
 
+def is_id_key(key: str | None) -> bool:
+    """`id`, `connId`, `uri`... and by GWS naming any `...Id`, `...Uri`, `...Path` (participantId, callUri)."""
+    return key is not None and (key in ID_KEYS or key.endswith(("Id", "Uri", "Path")))
+
+
 def _kind(key: str | None) -> str | None:
     if key in PHONE_KEYS:
         return "phone"
-    if key in ID_KEYS:
+    if is_id_key(key):
         return "id"
     return None
 

@@ -43,7 +43,7 @@ from aiohttp import hdrs, web
 from gws_simulator.cometd_server import CometdServer, HttpSession
 
 from .engine import EXTERNAL_KINDS
-from .idmap import ID_KEYS, IdMap, split_origin
+from .idmap import IdMap, is_id_key, split_origin
 from .plan import SessionPlan, Step
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def rewriting_map(plan: SessionPlan, base_url: str, seed: int, origins: list[str
         elif isinstance(doc, list):
             for v in doc:
                 walk(v, key)
-        elif isinstance(doc, str) and key in ID_KEYS and key not in NOT_REWRITTEN:
+        elif isinstance(doc, str) and is_id_key(key) and key not in NOT_REWRITTEN:
             uri = split_origin(doc)
             path = uri[1] if uri else doc if doc.startswith("/") else None
             if path is None:

@@ -92,6 +92,8 @@ class Note:
             return ("call", self.call_id)
         if self.resource_type in ("device", "channel"):
             return ("agent", self.session)
+        if self.resource_type and self.resource_id and self.resource_type != "service":
+            return (self.resource_type, self.resource_id)   # chat, email, workitem, im-session, ...
         return ("other", self.message_type or self.channel)
 
     def label(self) -> str:
@@ -109,7 +111,7 @@ class Step:
 
     index: int
     kind: str                          # rest | handshake | subscribe | unsubscribe | disconnect
-                                       # | inject_call | far_end_hangup
+                                       # | inject_call | far_end_hangup | control (other /sim/v1 events)
     ts: float                          # recorded request time, seconds since the capture started
     end_ts: float                      # recorded answer time
     think: float = 0.0                 # recorded pause before it, once its waits were over
@@ -136,6 +138,8 @@ class Step:
             return f"external: call {self.external.get('from')} -> {self.external.get('to')}"
         if self.kind == "far_end_hangup":
             return "external: far end hangs up"
+        if self.kind == "control":
+            return f"external: POST {self.path}"
         sub = (self.message or {}).get("subscription")
         return f"{self.operation}" + (f" {sub}" if sub else "")
 
@@ -269,7 +273,7 @@ def _load(con: duckdb.DuckDBPyConnection, path: str) -> RecordedCapture:
     } for r in _rows(con, """
         SELECT id, path, request_body, response_body, status, epoch_us(ts_request_start) AS t,
                epoch_us(coalesce(ts_response_end, ts_response_start)) AS t_end
-        FROM exchanges WHERE method = 'POST' AND (path = '/sim/v1/calls' OR regexp_matches(path, '^/sim/v1/calls/[^/]+/hangup$'))
+        FROM exchanges WHERE method = 'POST' AND starts_with(path, '/sim/v1/')
         ORDER BY ts_request_start, id""")]
     origins = _recorded_origins(con)
     return RecordedCapture(path, t0, origins, sessions, control)
@@ -406,6 +410,13 @@ class _Builder:
                         self.conn_to_call[conn] = n.call_id
         for notes in self.call_notes.values():
             notes.sort(key=lambda n: n.ts)
+        # any other resource with an id (chat, email, workitem, im-session): id -> notes, all sessions
+        self.resource_notes: dict[str, list[Note]] = defaultdict(list)
+        for s in sessions:
+            for n in s.notes:
+                kind, rid = n.resource
+                if kind not in ("call", "agent", "other"):
+                    self.resource_notes[rid].append(n)
 
     def build(self) -> list[SessionPlan]:
         steps = {s.id: list(s.steps) for s in self.raw}
@@ -442,6 +453,15 @@ class _Builder:
                     external={"from": str(body.get("from")), "to": str(body.get("to")),
                               "userData": body.get("userData") or {}, "call_id": call_id},
                     exchange_id=c["id"]))
+            elif not c["path"].startswith("/sim/v1/calls/"):
+                owner = self._control_owner(c, body)
+                if owner is None:
+                    continue
+                steps[owner].append(Step(
+                    index=0, kind="control", ts=c["ts"], end_ts=c["end_ts"], method="POST", path=c["path"],
+                    body=c["body"], status=c["status"], status_code=_status_code(c["response"]),
+                    response=c["response"], external={"path": c["path"], "body": c["body"]},
+                    exchange_id=c["id"]))
             else:
                 call_id = c["path"].split("/")[4]
                 owner = self._call_owner(call_id, c["ts"])
@@ -465,6 +485,22 @@ class _Builder:
             steps[n.session].append(Step(
                 index=0, kind="far_end_hangup", ts=max(n.ts - 0.001, 0.0), end_ts=n.ts, inferred=True,
                 external={"call_id": n.call_id}))
+
+    def _control_owner(self, control: dict, body: dict) -> str | None:
+        """Whose session an external media event belongs to: the `to` user's, else whoever hears of it."""
+        if isinstance(body.get("to"), str):
+            mine = [s for s in self.raw if s.user_name == body["to"] and s.steps and s.steps[0].ts <= control["ts"]]
+            if mine:
+                return mine[-1].id
+        response = control["response"] if isinstance(control["response"], dict) else {}
+        ids = [seg for seg in control["path"].split("/") if seg in self.resource_notes]
+        if isinstance(response.get("id"), str):
+            ids.append(response["id"])
+        for rid in ids:
+            heard = [n for n in self.resource_notes.get(rid, []) if n.ts >= control["ts"] - 1.0]
+            if heard:
+                return min(heard, key=lambda n: n.ts).session
+        return None
 
     def _call_owner(self, call_id: str, ts: float) -> str | None:
         notes = [n for n in self.call_notes.get(call_id, []) if n.ts <= ts + 1.0]
@@ -567,8 +603,9 @@ class _Builder:
             return []
         calls, agents = self._touches(plan, step)
         found = []
-        for call_id in calls:
-            found += [n for n in self.call_notes.get(call_id, []) if before(n) and n.session in notes_by_session]
+        for rid in calls:
+            found += [n for n in self.call_notes.get(rid, []) + self.resource_notes.get(rid, [])
+                      if before(n) and n.session in notes_by_session]
         for sid in agents:
             found += [n for n in notes_by_session.get(sid, []) if before(n) and n.resource == ("agent", sid)]
         if step.kind == "rest" and step.method == "GET" and (step.path or "").rstrip("/").endswith("/me/calls"):
@@ -576,6 +613,7 @@ class _Builder:
         return found
 
     def _touches(self, plan: SessionPlan, step: Step) -> tuple[set[str], set[str]]:
+        """(ids of calls and other resources, sessions whose agent state) the step depends on."""
         calls: set[str] = set()
         agents: set[str] = set()
         if step.kind == "inject_call":
@@ -590,6 +628,10 @@ class _Builder:
             at = segments.index("calls")
             if at + 1 < len(segments):
                 calls.add(self.conn_to_call.get(segments[at + 1], segments[at + 1]))
+        calls.update(seg for seg in segments if seg in self.resource_notes)   # /me/chats/{id}, ...
+        if step.kind == "control":
+            agents.add(plan.id)
+            return calls, agents
         if "me" in segments and not calls:
             agents.add(plan.id)
         if "devices" in segments:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .compare import Symbols, normalize, normalize_path
+from .engine import EXTERNAL_KINDS
 from .runner import LiveStats, ReplayResult
 
 MISSING = "<missing>"
@@ -40,7 +41,7 @@ def transcript(result: ReplayResult, copy: int = 0) -> list[dict]:
             if step.kind == "rest":
                 entry.update(method=step.method, path=normalize_path(step.path or "", None, symbols),
                              status=outcome.status, statusCode=outcome.status_code)
-            elif step.kind in ("inject_call", "far_end_hangup"):
+            elif step.kind in EXTERNAL_KINDS:
                 entry.update(status=outcome.status, statusCode=outcome.status_code, skipped=outcome.skipped)
             else:
                 entry.update(successful=outcome.successful)

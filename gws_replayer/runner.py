@@ -410,6 +410,8 @@ class SessionDriver:
                                                          "userData": ext.get("userData") or {}})
         if step.kind == "far_end_hangup":
             return await self._control(f"/sim/v1/calls/{(send.external or {}).get('call_id')}/hangup", None)
+        if step.kind == "control":
+            return await self._control(send.external["path"], send.external.get("body"))
         return {"error": f"unknown step kind {step.kind}"}
 
     async def _control(self, path: str, body: Any) -> dict:

@@ -108,6 +108,33 @@ async def scripted_session(url: str, transport: str = "long-polling") -> None:
         await control.close()
 
 
+async def media_session(url: str, transport: str = "long-polling") -> None:
+    """Two agents on every channel: a chat, an email, a workitem, and an IM between them."""
+    import random
+
+    from gws_client.control import ControlApi
+    from gws_client.media_scenarios import (InteractionMirror, Pace, chat_scenario, email_scenario, im_initiator,
+                                            im_responder, media_ready, workitem_scenario)
+
+    channels = ("voice", "chat", "email", "workitem", "im")
+    a1, a2 = (Desktop(url, f"agent{k}", transport=transport) for k in (1, 2))
+    async with aiohttp.ClientSession() as http:
+        control = ControlApi(url, http)
+        try:
+            for desktop in (a1, a2):
+                await desktop.login(channels=channels)
+                await media_ready(desktop, channels)
+            m1, m2 = InteractionMirror(a1), InteractionMirror(a2)
+            pace = Pace(random.Random(7), think_time=0.05, talk_time=0.05)
+            await chat_scenario(a1, m1, control, pace)
+            await workitem_scenario(a2, m2, control, pace)
+            await email_scenario(a1, m1, control, pace)
+            await asyncio.gather(im_initiator(a1, m1, "7002", pace), im_responder(a2, m2, pace, timeout=10))
+        finally:
+            for desktop in (a1, a2):
+                await desktop.logout()
+
+
 def record_capture(db: Path, transport: str = "long-polling", *, agents: int = SIM_AGENTS, seed: int = SIM_SEED,
                    script=scripted_session) -> Path:
     """Simulator + capture proxy as child processes, the script through the proxy, SIGINT to flush."""
@@ -176,10 +203,12 @@ _CACHE: dict[str, Path] = {}
 _DIR: Path | None = None
 
 
-def capture(transport: str = "long-polling") -> Path:
-    """The scripted capture for `transport`, recorded once per test session (in a temp dir)."""
+def capture(transport: str = "long-polling", script: str = "voice") -> Path:
+    """The scripted capture (`voice`: scripted_session, `media`: media_session) for `transport`,
+    recorded once per test session (in a temp dir)."""
     global _DIR
-    if transport not in _CACHE:
+    key = f"{script}-{transport}"
+    if key not in _CACHE:
         if _DIR is None:
             import atexit
             import shutil
@@ -187,5 +216,6 @@ def capture(transport: str = "long-polling") -> Path:
 
             _DIR = Path(tempfile.mkdtemp(prefix="gwsreplay-captures-"))
             atexit.register(shutil.rmtree, _DIR, True)
-        _CACHE[transport] = record_capture(_DIR / f"scripted-{transport}.duckdb", transport)
-    return _CACHE[transport]
+        _CACHE[key] = record_capture(_DIR / f"{key}.duckdb", transport,
+                                     script=media_session if script == "media" else scripted_session)
+    return _CACHE[key]

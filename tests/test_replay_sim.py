@@ -110,6 +110,22 @@ async def test_replay_maps_every_id_when_the_simulator_has_another_seed(sim_fact
     assert transcript(result) == transcript(same_seed)
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_replay_of_chat_email_workitem_and_im(sim_factory, transport):
+    """Media events recorded as control requests (/sim/v1/chats, ...) are injected again; IM
+    operations wait for the notification that created the session; ids map for every medium."""
+    plan = read_plan(capture(transport, "media"))
+    kinds = [s.kind for s in plan.session("agent1").steps]
+    assert kinds.count("control") >= 3                     # chat, chat message, email
+    first = await run(plan, await sim_factory(seed=SIM_SEED, agents=SIM_AGENTS))
+    no_divergence(first)
+    other_seed = await run(plan, await sim_factory(seed=SIM_SEED + 3, agents=SIM_AGENTS))
+    no_divergence(other_seed)
+    assert transcript(first) == transcript(other_seed)
+    media = {n.resource_type for s in plan.sessions for n in s.notes}
+    assert {"chat", "email", "workitem", "im-session"} <= media
+
+
 async def test_replay_with_inferred_external_events(sim_factory, tmp_path):
     result = await run(read_plan(without_control_requests(tmp_path)), await sim_factory(seed=SIM_SEED, agents=SIM_AGENTS))
     no_divergence(result)
