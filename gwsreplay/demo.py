@@ -5,7 +5,8 @@
 3. run scripted agents through the proxy for a short while;
 4. stop the proxy (SIGINT flushes the capture) and summarise captures/demo.duckdb,
    checking it against the simulator's own counters: nothing lost, nothing doubled;
-5. render the HTML report from the capture.
+5. replay every recorded session against a fresh simulator and print the divergences;
+6. render the HTML report (latency, coverage, timelines, recorded vs replayed).
 """
 
 from __future__ import annotations
@@ -79,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"simulator served {served['rest']} REST requests and {served['bayeux']} Bayeux messages; "
                   f"the capture holds {captured['rest']} and {captured['bayeux']}: {verdict}")
 
+    from gws_replayer.demo import replay_demo_capture
+
+    console.rule("[bold]replay of the demo capture against a fresh simulator")
+    replay_code = replay_demo_capture(db, agents=args.agents, seed=args.seed, answer_delay=0.3,
+                                      out=args.out / "demo-replay.duckdb", console=console)
+
     if not args.no_report:
         report = args.out / "demo-report.html"
         from analysis.report import build_report
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         build_report(db, report)
         console.print(f"report         {report}")
     console.print(f"capture        {db}")
-    ok = summary.logged_in == args.agents and not summary.failures and lossless
+    ok = summary.logged_in == args.agents and not summary.failures and lossless and replay_code == 0
     return 0 if ok else 1
 
 
