@@ -106,10 +106,10 @@ def generate(path: Path, messages: int, agents: int) -> dict:
     # the long-poll exchange that delivered each notification
     con.execute("""
         INSERT INTO exchanges (id, method, path, status, ts_request_start, ts_response_start, ts_response_end,
-                               is_websocket, is_bayeux, bayeux_count, api_version, api_area, resource_type,
+                               is_websocket, is_bayeux, api_version, api_area, resource_type,
                                user_name, session_key)
         SELECT seq * 2 + 1, 'POST', '/api/v2/notifications/connect', 200,
-               note_ts - INTERVAL 5 SECONDS, note_ts, note_ts + INTERVAL 1 MILLISECOND, false, true, 2, 'v2',
+               note_ts - INTERVAL 5 SECONDS, note_ts, note_ts + INTERVAL 1 MILLISECOND, false, true, 'v2',
                'notifications', 'bayeux', user_name, 'sess-' || user_name
         FROM ev2
     """)
