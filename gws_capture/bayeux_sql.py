@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from .classify import ITEM_FIELDS, WORKBIN_ITEMS
+from .schema import BAYEUX_MESSAGES
+
 STAGE_COLUMNS: list[tuple[str, str]] = [
     ("seq", "BIGINT"),
     ("pos0", "INTEGER"),
@@ -66,13 +69,16 @@ PATHS: dict[str, list[str]] = {
     "error": ["callUri", "deviceUri", "errorMessage"],
     "service": ["service.id", "service.type", "service.state"],
     "channel": ["channels[0].channel", "channels[0].userState.state"],
-    "workbin": ["id", "stateResource", "action"],
+    "workbin": ["id", "stateResource", "action"]
+               + [f"{k}StateResourceV2.{f}" for k in WORKBIN_ITEMS for f in ("id", "uri", "path", "state")],
     "imlog": ["imSessionPath", "imSessionUri"],
     "log": LOG_PATHS,
     "outrec": ["record.recordHandle", "record.campaignName", "record.name", "record.state", "record.status"],
     "outcamp": ["campaign.recordHandle", "campaign.campaignName", "campaign.name", "campaign.state",
                 "campaign.status"],
     "userevent": ["deviceId"],
+    "mmevent": ["topic", "stateResource"],
+    "opresp": ["errorMessage"],
 }
 for _mt, (_t, _keys) in MEDIA.items():
     PATHS["media:" + _mt] = [f"{k}.{f}" for k in _keys for f in ("id", "uri", "path", "state")] + ["errorMessage"]
@@ -87,7 +93,28 @@ def _v(kind: str, path: str) -> str:
     return f"v[{PATHS[kind].index(path) + 1}]"
 
 
-def _build_sql() -> str:
+#: The item columns (the interaction inside a WorkbinStateChangeMessage) this capture schema has:
+#: classify.ITEM_FIELDS once gws_capture/schema.py declares them, none before.
+ITEM_COLUMNS: tuple[str, ...] = tuple(f for f in ITEM_FIELDS if f in dict(BAYEUX_MESSAGES))
+
+
+def _item_sql() -> dict[str, str]:
+    """SQL for classify's item_type / item_id / item_state (WorkbinStateChangeMessage only)."""
+    keys = [k + "StateResourceV2" for k in WORKBIN_ITEMS]
+    is_item = "kind = 'workbin' AND mt = 'WorkbinStateChangeMessage'"
+    item_type = "CASE " + " ".join(f"WHEN json_type(data_json, '$.{k}') = 'OBJECT' THEN '{WORKBIN_ITEMS[k[:-15]]}'"
+                                   for k in keys) + " END"
+    ids = []
+    for k in keys:
+        ids += [_v("workbin", f"{k}.id"), _idu(_v("workbin", f"{k}.uri")), _idu(_v("workbin", f"{k}.path"))]
+    return {
+        "item_type": f"CASE WHEN {is_item} THEN {item_type} END",
+        "item_id": f"CASE WHEN {is_item} THEN coalesce({', '.join(ids)}) END",
+        "item_state": f"CASE WHEN {is_item} THEN coalesce({', '.join(_v('workbin', k + '.state') for k in keys)}) END",
+    }
+
+
+def _build_sql(item_columns: tuple[str, ...] = ()) -> str:
     kind_cases = [
         "WHEN h IS NULL THEN NULL",
         "WHEN mt = 'CallStateChangeMessage' THEN 'call'",
@@ -106,6 +133,9 @@ def _build_sql() -> str:
         "WHEN mt = 'OutboundRecordMessage' THEN 'outrec'",
         "WHEN mt = 'OutboundCampaignMessage' THEN 'outcamp'",
         "WHEN mt = 'DeviceUserEventMessage' THEN 'userevent'",
+        "WHEN mt IN ('MultimediaEventNotificationMessage', 'MultimediaEventSubscriptionStateChangeMessage') "
+        "THEN 'mmevent'",
+        "WHEN mt IN ('TwitterOperationResponse', 'TweetOperationResponse') THEN 'opresp'",
     ]
     kind = "CASE " + " ".join(kind_cases) + " END"
     values = "CASE kind " + " ".join(
@@ -128,7 +158,8 @@ def _build_sql() -> str:
              "WHEN 'error' THEN CASE WHEN err_call IS NOT NULL THEN 'call' WHEN err_dev IS NOT NULL THEN 'device' END",
              "WHEN 'service' THEN 'service' WHEN 'channel' THEN 'channel' WHEN 'workbin' THEN 'workbin'",
              "WHEN 'imlog' THEN 'im-session' WHEN 'log' THEN log_type",
-             "WHEN 'outrec' THEN 'outbound-record' WHEN 'outcamp' THEN 'outbound-campaign'"]
+             "WHEN 'outrec' THEN 'outbound-record' WHEN 'outcamp' THEN 'outbound-campaign'",
+             "WHEN 'mmevent' THEN 'multimediaevent' WHEN 'opresp' THEN 'tweet'"]
     rid = ["CASE kind",
            "WHEN 'call' THEN call_id",
            f"WHEN 'device' THEN coalesce({_v('device', 'devices[0].id')}, {_v('device', 'deviceId')})",
@@ -138,14 +169,16 @@ def _build_sql() -> str:
            f"WHEN 'channel' THEN {_v('channel', 'channels[0].channel')}",
            f"WHEN 'workbin' THEN {_v('workbin', 'id')}",
            f"WHEN 'imlog' THEN coalesce({_idu(_v('imlog', 'imSessionPath'))}, {_idu(_v('imlog', 'imSessionUri'))})",
-           f"WHEN 'log' THEN {log_id}"]
+           f"WHEN 'log' THEN {log_id}",
+           f"WHEN 'mmevent' THEN {_v('mmevent', 'topic')}"]
     rstate = ["CASE kind",
               f"WHEN 'call' THEN {_v('call', 'call.state')}",
               f"WHEN 'device' THEN {_v('device', 'devices[0].userState.state')}",
               "WHEN 'error' THEN 'Error'",
               f"WHEN 'service' THEN {_v('service', 'service.state')}",
               f"WHEN 'channel' THEN {_v('channel', 'channels[0].userState.state')}",
-              f"WHEN 'workbin' THEN coalesce({_v('workbin', 'stateResource')}, {_v('workbin', 'action')})"]
+              f"WHEN 'workbin' THEN coalesce({_v('workbin', 'stateResource')}, {_v('workbin', 'action')})",
+              f"WHEN 'mmevent' THEN {_v('mmevent', 'stateResource')}"]
     for k, rec in (("outrec", "record"), ("outcamp", "campaign")):
         rid.append(f"WHEN '{k}' THEN coalesce({_v(k, rec + '.recordHandle')}, {_v(k, rec + '.campaignName')}, "
                    f"{_v(k, rec + '.name')})")
@@ -161,6 +194,8 @@ def _build_sql() -> str:
     for lst in (rtype, rid, rstate):
         lst.append("END")
     media_err = " ".join(f"WHEN 'media:{mt}' THEN {_v('media:' + mt, 'errorMessage')}" for mt in MEDIA)
+    items = _item_sql()
+    item_select = "".join(f"\n    {items[c]} AS {c}," for c in item_columns)
 
     return f"""
 INSERT INTO bayeux_messages BY NAME
@@ -218,7 +253,8 @@ SELECT
               WHEN 'channel' THEN {_v('channel', 'channels[0].userState.state')} END AS user_state,
     h[3] AS reference_id,
     CASE WHEN kind = 'error' THEN {_v('error', 'errorMessage')}
-         WHEN starts_with(kind, 'media:') AND h[2] = 'Error' THEN CASE kind {media_err} END END AS error_message,
+         WHEN kind = 'opresp' THEN {_v('opresp', 'errorMessage')}
+         WHEN starts_with(kind, 'media:') AND h[2] = 'Error' THEN CASE kind {media_err} END END AS error_message,{item_select}
     user_name, session_key,
     CASE WHEN NOT starts_with(CAST(m AS VARCHAR), '{{') THEN 'element is not an object' END AS parse_error,
     CASE WHEN NOT starts_with(CAST(m AS VARCHAR), '{{') THEN CAST(m AS VARCHAR) END AS raw
@@ -226,7 +262,7 @@ FROM derived
 """
 
 
-INSERT_SQL = _build_sql()
+INSERT_SQL = _build_sql(ITEM_COLUMNS)
 
 
 def stage_table(rows: list[tuple]) -> pa.Table:

@@ -147,6 +147,28 @@ def _ref(v: Any) -> str | None:
     return str(v)
 
 
+# simulator control API (/sim/v1/...) collection -> resource type (docs/media-model.md, "Control API")
+_SIM_TYPES: dict[str, str] = {
+    "calls": "call", "chats": "chat", "emails": "email", "workitems": "workitem", "openmedia": "openmedia",
+    "services": "service", "im-sessions": "im-session",
+}
+
+
+def _classify_sim(c: HttpClass, p: str) -> None:
+    """/sim/v1/{collection}[/{id}[/{action}]]; /sim/v1/openmedia/{mediaType}; other names as they are."""
+    c.api_area = "sim"
+    segs = [unquote(s) for s in p.split("/") if s][2:]
+    if not segs:
+        return
+    c.resource_type = _SIM_TYPES.get(segs[0], segs[0])
+    rest = segs[1:]
+    if c.resource_type == "openmedia" and rest:
+        c.owner_id, rest = rest[0], rest[1:]
+    if rest:
+        c.resource_id = rest[0]
+        c.sub_resource = "/".join(rest[1:]) or None
+
+
 def classify_path(path: str) -> HttpClass:
     """Area and resource from the path alone (query string ignored)."""
     c = HttpClass()
@@ -154,9 +176,7 @@ def classify_path(path: str) -> HttpClass:
     m = re.search(r"/api/(v\d+)(/.*)?$", p)
     if not m:
         if p.startswith("/sim/"):
-            c.api_area = "sim"
-            segs = [s for s in p.split("/") if s]
-            c.resource_type = segs[2] if len(segs) > 2 else None
+            _classify_sim(c, p)
         else:
             c.api_area = "other"
         return c
@@ -239,6 +259,11 @@ def classify_http(method: str, path: str, request_body: Any = None, response_bod
         ref = _ref(response_body.get("referenceId"))
         if ref is not None:
             c.reference_id = ref
+        if c.api_area == "sim" and c.resource_id is None and method.upper() == "POST":
+            # the control API answers an injection with the new resource's id (a chat, email, call...)
+            new_id = response_body.get("id")
+            if isinstance(new_id, (str, int)) and not isinstance(new_id, bool) and str(new_id):
+                c.resource_id = str(new_id)
     return c
 
 
@@ -272,7 +297,15 @@ class BayeuxClass:
     user_state: str | None = None
     reference_id: str | None = None
     error_message: str | None = None
+    # the interaction inside a WorkbinStateChangeMessage (<kind>StateResourceV2): its type, id, state
+    item_type: str | None = None
+    item_id: str | None = None
+    item_state: str | None = None
 
+
+#: BayeuxClass fields that are not (yet) columns of every capture: the SQL writes them
+#: only when bayeux_messages has them (gws_capture/bayeux_sql.py, ITEM_COLUMNS).
+ITEM_FIELDS = ("item_type", "item_id", "item_state")
 
 # messageType -> (resource type, keys holding the interaction), as in bayeux_sql.MEDIA
 _MEDIA_MESSAGES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -294,6 +327,14 @@ _LOG_KEYS = {
     "chat": ("chatUri", "chatPath"),
 }
 _WORKBIN_MESSAGES = ("WorkbinSubscriptionStateChangeMessage", "WorkbinStateChangeMessage", "WorkbinStatsMessage")
+#: WorkbinStateChangeMessage: data.<key>StateResourceV2 -> resource type of the item (media.md §12),
+#: in the order they are tried, as in bayeux_sql.WORKBIN_ITEMS
+WORKBIN_ITEMS: dict[str, str] = {
+    "chat": "chat", "email": "email", "workitem": "workitem", "openmedia": "openmedia", "facebook": "facebook",
+    "facebooksession": "facebooksession", "tweet": "tweet",
+}
+_MMEVENT_MESSAGES = ("MultimediaEventNotificationMessage", "MultimediaEventSubscriptionStateChangeMessage")
+_OPERATION_RESPONSES = ("TwitterOperationResponse", "TweetOperationResponse")
 _ID_FROM_URI = re.compile(r"/([^/?#]+)/?(?:[?#].*)?$")
 _HEX16 = re.compile(r"[0-9a-fA-F]{16}")
 
@@ -405,6 +446,14 @@ def _classify_data(c: BayeuxClass, d: dict) -> None:
         c.resource_type = "workbin"
         c.resource_id = g(d, "id")
         c.resource_state = _coalesce(g(d, "stateResource"), g(d, "action"))
+        if mt == "WorkbinStateChangeMessage":
+            keys = [k + "StateResourceV2" for k in WORKBIN_ITEMS]
+            c.item_type = next((WORKBIN_ITEMS[k[:-len("StateResourceV2")]] for k in keys
+                                if isinstance(d.get(k), dict)), None)
+            objs = [_obj(d, k) for k in keys]
+            c.item_id = _coalesce(*[v for o in objs for v in (g(o, "id"), id_from_uri(o.get("uri")),
+                                                              id_from_uri(o.get("path")))])
+            c.item_state = _coalesce(*[g(o, "state") for o in objs])
     elif mt in _MEDIA_MESSAGES:
         rtype, keys = _MEDIA_MESSAGES[mt]
         objs = [_obj(d, k) for k in keys]
@@ -438,3 +487,12 @@ def _classify_data(c: BayeuxClass, d: dict) -> None:
     elif mt == "DeviceUserEventMessage":
         c.resource_type = "device"
         c.device_id = c.resource_id = g(d, "deviceId")
+    elif mt in _MMEVENT_MESSAGES:
+        # Digital User Events (media.md §4): a topic's event, or the subscription's state
+        c.resource_type = "multimediaevent"
+        c.resource_id = g(d, "topic")
+        c.resource_state = g(d, "stateResource")
+    elif mt in _OPERATION_RESPONSES:
+        # Twitter Follow/Unfollow/Retweet answers (media.md §11): success + errorMessage, no interaction
+        c.resource_type = "tweet"
+        c.error_message = g(d, "errorMessage")
