@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import sys
 import time
@@ -44,6 +45,8 @@ def run(args) -> int:
 
     if not args.mode and not args.upstream:
         raise UserError("--upstream is required (or give --mode)")
+    if args.upstream and not re.match(r"^(https?|wss?)://[^/\s:]+(:\d+)?/?$", args.upstream):
+        raise UserError(f"--upstream must look like http://HOST:PORT, not {args.upstream!r}")
     try:
         return asyncio.run(_record(args))
     except SystemExit as exc:   # mitmproxy's errorcheck exits when the proxy cannot start

@@ -36,7 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     from gwsreplay.cli import UserError
 
-    from .plan import build_plan, load_capture
+    from .plan import build_plan, CaptureError, load_capture
     from .replay_cli import parse_speed
 
     speed = parse_speed(args.speed)
@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
         recorded = load_capture(args.db)
     except FileNotFoundError:
         raise UserError(f"capture not found: {args.db}") from None
+    except CaptureError as exc:
+        raise UserError(str(exc)) from None
     ids = recorded.session_ids()
     if args.session is None:
         if len(ids) != 1:

@@ -228,11 +228,20 @@ def load_capture(path: str | Path) -> RecordedCapture:
     path = str(path)
     if not Path(path).is_file():
         raise FileNotFoundError(path)
-    con = duckdb.connect(path, read_only=True)
+    try:
+        con = duckdb.connect(path, read_only=True)
+    except duckdb.Error as exc:
+        raise CaptureError(f"cannot open {path}: {exc}") from None
     try:
         return _load(con, path)
+    except duckdb.CatalogException as exc:
+        raise CaptureError(f"{path} is not a gwsreplay capture ({exc})") from None
     finally:
         con.close()
+
+
+class CaptureError(Exception):
+    """The file exists but cannot be read as a capture (not DuckDB, locked by a recorder, other schema)."""
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[dict]:

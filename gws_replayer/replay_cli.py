@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from gwsreplay.cli import UserError
 
     from .engine import EngineOptions
-    from .plan import load_capture, build_plan
+    from .plan import CaptureError, load_capture, build_plan
     from .runner import ReplayOptions, ReplayRefused, check_target
     from .users import UserMap, UserMapError
 
@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         recorded = load_capture(args.db)
     except FileNotFoundError:
         raise UserError(f"capture not found: {args.db}") from None
+    except CaptureError as exc:
+        raise UserError(str(exc)) from None
     if not recorded.sessions:
         raise UserError(f"{args.db} holds no agent session")
     try:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 
 # (subcommand, module providing add_parser/run)
 SUBCOMMANDS = [
@@ -58,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # last resort: one line for the user, the traceback on request
+        if os.environ.get("GWSREPLAY_DEBUG"):
+            traceback.print_exc()
+        print(f"gwsreplay {args.command}: unexpected error: {type(exc).__name__}: {exc}\n"
+              f"(set GWSREPLAY_DEBUG=1 to see the traceback; please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
