@@ -462,31 +462,7 @@ def check_capture(con, stats: dict, seen: list[dict], transport: str) -> None:
             problems.append(f"{name}: outcome {outcome} with {message_type} {resource_state}, expected {expected}")
         if message_type == "CallStateChangeMessage" and call_id != resource_id:
             problems.append(f"{name}: correlated with call {call_id}, not {resource_id}")
-    known = known_capture_bugs(con, problems)
     assert not problems, "\n".join(problems)
-    if known:
-        # Everything else above held; report the known capture bug without failing the suite.
-        pytest.xfail("; ".join(known))
-
-
-def known_capture_bugs(con, problems: list[str]) -> list[str]:
-    """Take known capture bugs out of ``problems`` and describe them.
-
-    After Call Work: GWS (and the simulator) report it as userState.state NotReady with
-    workMode AfterCallWork, but gws_capture/schema.py's operation_expectations expects
-    a user_state of 'AfterCallWork', so the operation is never correlated. Once the
-    capture matches on what GWS sends, this helper finds nothing and the test passes.
-    """
-    expected = con.execute(
-        "SELECT expected_state FROM operation_expectations WHERE operation_name = 'AfterCallWork'").fetchone()
-    acw = [p for p in problems if p.startswith("AfterCallWork: outcome no_notification")]
-    if not acw or expected is None or expected[0] != "AfterCallWork":
-        return []
-    for p in acw:
-        problems.remove(p)
-    return ["capture bug: operation_expectations expects user_state 'AfterCallWork' for the AfterCallWork "
-            "operation, but GWS sends userState {state: NotReady, workMode: AfterCallWork}, so the "
-            "operation stays 'no_notification' (gws_capture/schema.py _USER_STATE)"]
 
 
 @pytest.mark.parametrize("transport", ["long-polling", "websocket"])
