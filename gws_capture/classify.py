@@ -108,7 +108,8 @@ def _area_for(first: str, rtype: str | None, under_me: bool) -> str:
     if rtype in ("call", "device"):
         return "voice"
     if rtype in MULTIMEDIA_TYPES:
-        return "multimedia" if (under_me or rtype != "chat") else "customer-chat"
+        # /api/v2/chats/... is the Customer Chat API; /me/chats and /users/{id}/chats are the agent's
+        return "customer-chat" if (first == "chats" and not under_me) else "multimedia"
     if rtype in ("outbound-campaign", "outbound-record"):
         return "outbound"
     if first == "ucs":
@@ -259,6 +260,10 @@ def classify_http(method: str, path: str, request_body: Any = None, response_bod
         ref = _ref(response_body.get("referenceId"))
         if ref is not None:
             c.reference_id = ref
+        if (c.api_area == "sim" and c.resource_type == "workitem" and isinstance(request_body, dict)
+                and isinstance(request_body.get("mediaType"), str) and request_body["mediaType"] != "workitem"):
+            # POST /sim/v1/workitems {"mediaType": "promotion"} injects open media of that type
+            c.resource_type, c.owner_id = "openmedia", request_body["mediaType"]
         if c.api_area == "sim" and c.resource_id is None and method.upper() == "POST":
             # the control API answers an injection with the new resource's id (a chat, email, call...)
             new_id = response_body.get("id")

@@ -330,6 +330,11 @@ def test_simulator_shapes():
     ("GET", "/api/v2/me/channels", None, None, ("agent", "channel", None, None, None, None)),
     ("POST", "/api/v2/users/6c991eb2c1ba48d5b637d569a5295388/channels/chat", {"operationName": "Offline"}, None,
      ("agent", "channel", "chat", None, "6c991eb2c1ba48d5b637d569a5295388", "Offline")),
+    # the supervisor's Intrude (L15155) is the agent-side chat API, not the customer's
+    ("POST", "/api/v2/users/6c991eb2c1ba48d5b637d569a5295388/chats/0001BaBFVPR20035", {"operationName": "Intrude"},
+     None, ("multimedia", "chat", "0001BaBFVPR20035", None, "6c991eb2c1ba48d5b637d569a5295388", "Intrude")),
+    ("POST", "/api/v2/chats/0001BaBFVPR20035", {"operationName": "SendMessage"}, None,
+     ("customer-chat", "chat", "0001BaBFVPR20035", None, None, "SendMessage")),
     # Digital User Events (media.md §4)
     ("POST", "/api/v2/me/multimediaevents", {"operationName": "Publish"}, None,
      ("multimedia", "multimediaevent", None, None, None, "Publish")),
@@ -346,6 +351,8 @@ def test_simulator_shapes():
      ("sim", "workitem", "0003Ha9R7UU40003", None, None, None)),
     ("POST", "/sim/v1/openmedia/promotion", {"to": "agent2"}, {"statusCode": 0, "id": "0003Ha9R7UU40004"},
      ("sim", "openmedia", "0003Ha9R7UU40004", None, "promotion", None)),
+    ("POST", "/sim/v1/workitems", {"to": "agent2", "mediaType": "promotion"}, {"statusCode": 0, "id": "0003Ha9R7UU4"},
+     ("sim", "openmedia", "0003Ha9R7UU4", None, "promotion", None)),
     ("POST", "/sim/v1/calls", {"from": "5551234", "to": "7001"}, {"statusCode": 0, "id": "CALL1"},
      ("sim", "call", "CALL1", None, None, None)),
     ("POST", "/sim/v1/calls/CALL1/hangup", None, {"statusCode": 0}, ("sim", "call", "CALL1", "hangup", None, None)),
