@@ -74,12 +74,18 @@ LATENCY = _nb(
     "failures and operations that never completed are counted beside them.",
     PARAMS,
     [
-        md("## Per operation"),
-        code("ops = latency.operation_latencies(con)\nlatency.latency_table(con, 'operation').round(1)"),
-        code("figures.latency_box(ops, 'completion')"),
-        code("figures.latency_histogram(ops, 'completion')"),
-        code("figures.latency_box(ops, 'ack')"),
-        code("figures.latency_percentile_bars(latency.latency_by_operation(con),\n"
+        md("## Per channel\n\nVoice (calls, devices), chat, email, workitem, open media, IM, workbins, and "
+           "`all channels` for the session and the agent-state operations of `/api/v2/me`; a media "
+           "channel's own Ready/NotReady/DND count for that channel."),
+        code("ops = latency.operation_latencies(con)\nlatency.latency_table(con, 'channel').round(1)"),
+        code("figures.latency_box(ops, 'completion', by='channel')"),
+        md("## Per operation\n\nOperations are named by channel (`chat Accept`, `email Accept`, "
+           "`voice Answer`): the same operationName means different work on different channels."),
+        code("latency.latency_table(con, 'channel_operation').round(1)"),
+        code("figures.latency_box(ops, 'completion', by='channel_operation')"),
+        code("figures.latency_histogram(ops, 'completion', by='channel_operation')"),
+        code("figures.latency_box(ops, 'ack', by='channel_operation')"),
+        code("figures.latency_percentile_bars(latency.latency_stats(con, 'channel_operation'), key='channel_operation',\n"
              "                                 title='Completion latency percentiles per operation (ms)')"),
         md("## Per agent"),
         code("latency.latency_table(con, 'agent').round(1)"),
@@ -89,10 +95,12 @@ LATENCY = _nb(
         code("bucket = latency.auto_bucket_seconds(con)\n"
              "over_time = latency.latency_over_time(con, bucket, by=None)\n"
              "figures.latency_over_time(over_time, title=f'Completion latency over time ({bucket:g} s buckets)')"),
-        code("figures.latency_over_time(latency.latency_over_time(con, bucket, by='operation'), by='operation_name',\n"
-             "                          title='Completion p50 per operation over time')"),
-        md("## Failures and operations that never completed"),
-        code("figures.outcome_bars(latency.outcome_counts(con))"),
+        code("figures.latency_over_time(latency.latency_over_time(con, bucket, by='channel'), by='channel',\n"
+             "                          title='Completion p50 per channel over time')"),
+        md("## Failures and operations that never completed\n\n`acknowledged`: operations the reference "
+           "documents without a notification (SetInFocus, CancelConsult, EndContactCenterSession, ...), "
+           "complete on their HTTP answer."),
+        code("figures.outcome_bars(latency.outcome_counts(con, by='channel_operation'))"),
         code("latency.failed_operations(con)"),
         code("latency.never_completed(con)"),
     ],
@@ -117,15 +125,21 @@ COVERAGE = _nb(
         code("for model in ('call', 'agent_state', 'dnd', 'forwarding'):\n"
              "    figures.coverage_heatmap(cov, model).show()\n"
              "    figures.state_diagram(cov, model).show()"),
-        md("## Interactions: IM, chat, email, workitem\n\nModels with no observation in this capture are "
-           "listed but not drawn."),
-        code("media = [m for m in ('im_session', 'chat', 'email', 'workitem')\n"
-             "         if (observed['model'] == m).any()]\n"
+        md("## Agent state per media channel\n\nThe Channels API's Ready / NotReady / Offline and "
+           "do-not-disturb of each media channel (ChannelStateChangeMessageV2 on `/v2/me/channels`); voice "
+           "is the device above. One model for every channel; the table breaks it down per channel."),
+        code("for model in ('channel_state', 'channel_dnd'):\n"
+             "    figures.coverage_heatmap(cov, model).show()\n"
+             "    figures.state_diagram(cov, model).show()"),
+        code("coverage.channel_transitions(con)"),
+        md("## Interactions: IM, chat, email, workitem, open media\n\nModels with no observation in this "
+           "capture are listed but not drawn."),
+        code("INTERACTIONS = ('im_session', 'chat', 'email', 'workitem', 'openmedia')\n"
+             "media = [m for m in INTERACTIONS if (observed['model'] == m).any()]\n"
              "for model in media:\n"
              "    figures.coverage_heatmap(cov, model).show()\n"
              "    figures.state_diagram(cov, model).show()\n"
-             "print('not seen in this capture:', [m for m in ('im_session', 'chat', 'email', 'workitem') "
-             "if m not in media] or 'none')"),
+             "print('not seen in this capture:', [m for m in INTERACTIONS if m not in media] or 'none')"),
         md("## Transitions never reached"),
         code("coverage.missing_transitions(con, observed=observed)"),
         md("## Anomalies: observed transitions the model does not allow\n\n"
@@ -137,7 +151,7 @@ COVERAGE = _nb(
              "ops_summary = coverage.operation_coverage_summary(ops_cov)\nops_summary"),
         code("figures.operation_coverage_bars(ops_summary)"),
         code("ops_cov[ops_cov['exercised']][['resource_family', 'operation_name', 'requests', 'completed', "
-             "'failed', 'no_notification', 'documented']]"),
+             "'acknowledged', 'failed', 'no_notification', 'documented']]"),
         md("## Capabilities: offered by GWS vs used by the desktop"),
         code("caps = coverage.capability_coverage(con)\nfigures.capability_bars(caps)"),
         code("caps[caps['status'] != 'used']"),
@@ -146,13 +160,17 @@ COVERAGE = _nb(
 
 SESSION = _nb(
     "Session explorer",
-    "What exactly happened on one agent's desktop: REST requests, notifications per CometD channel and "
-    "CometD meta traffic on one time axis, with the agent state, DND, forwarding, calls and interactions "
-    "as bands. Set `AGENT` (and optionally `START`/`END`, e.g. `'2024-03-04 10:42'`) in the parameters "
-    "cell; by default the busiest agent is shown.",
+    "What happened on the desktops: first every agent's activity on one lane per channel (voice, chat, "
+    "email, workitem, open media, IM, workbins), then one agent's REST requests, notifications per CometD "
+    "channel and CometD meta traffic on one time axis, with the agent state (voice and each media channel), "
+    "DND, forwarding, calls and interactions as bands. Set `AGENT` (and optionally `START`/`END`, e.g. "
+    "`'2024-03-04 10:42'`) in the parameters cell; by default the busiest agent is shown.",
     PARAMS + "\nAGENT = None   # user name; None = the agent with the most operations\n"
              "START = None   # optional time window\nEND = None",
     [
+        md("## All agents, per channel"),
+        code("figures.channel_activity(timeline.channel_activity(con, START, END))"),
+        md("## One agent"),
         code("agents = timeline.agents(con)\nagents"),
         code("agent = AGENT or (agents.sort_values('operations', ascending=False)['user_name'].iloc[0]\n"
              "                 if len(agents) else None)\n"

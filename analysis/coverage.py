@@ -9,7 +9,9 @@ with the reference models of ``state_models.py``:
    time (a DuckDB window), give transitions; repeats of a state collapse, and
    a resource's first observation counts as a transition from ``(new)`` when the
    model sees resources being born (calls, interactions) and is skipped when it
-   does not (devices: the first DeviceStateChange shows where the agent already was);
+   does not (devices and channels: the first notification shows where the agent
+   already was); after one of the model's terminal states (a chat Completed, an
+   email Sent) the next StatusChange is a new participation, from ``(new)``;
 3. observed transitions are matched against the model: covered, never reached
    (missing), or not allowed by the model (anomaly).
 
@@ -27,7 +29,7 @@ import pandas as pd
 
 from . import catalog
 from .db import query, sql_list
-from .state_models import DEVICE_STRUCTURE, MODELS, NEW, StateModel
+from .state_models import ELEMENTS, MODELS, NEW, StateModel
 
 
 def resolve_models(models: str | Iterable[str] | None) -> list[StateModel]:
@@ -43,23 +45,32 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _devices_cte(models: list[StateModel], user_filter: str) -> str:
-    """``devices``: every device of every DeviceStateChangeMessage, parsed once into a typed struct ``d``."""
-    types = sorted({t for m in models if m.state_sql is not None for t in m.message_types})
-    if not types:
-        return ""
-    return f"""devices AS MATERIALIZED (
-            SELECT message_id, ts, user_name, unnest(doc.devices) AS d
-            FROM (SELECT m.id AS message_id, m.ts, m.user_name, from_json(m.data, '{DEVICE_STRUCTURE}') AS doc
+def _element_groups(models: list[StateModel]) -> dict[str, list[StateModel]]:
+    """Element models by the list they read (``devices``, ``channels``), in model order."""
+    groups: dict[str, list[StateModel]] = {}
+    for m in models:
+        if m.state_sql is not None:
+            groups.setdefault(m.element or "devices", []).append(m)
+    return groups
+
+
+def _element_cte(element: str, models: list[StateModel], user_filter: str) -> str:
+    """``el_<element>``: every object of that list in the models' messages, parsed once into a typed struct ``d``."""
+    el = ELEMENTS[element]
+    types = sorted({t for m in models for t in m.message_types})
+    return f"""el_{element} AS MATERIALIZED (
+            SELECT message_id, ts, user_name, unnest(doc.{element}) AS d
+            FROM (SELECT m.id AS message_id, m.ts, m.user_name, from_json(m.data, '{el.structure}') AS doc
                   FROM bayeux_messages m
                   WHERE m.direction = 's2c' AND m.message_type IN {sql_list(types)}{user_filter})
         )"""
 
 
-def _column_obs_sql(models: list[StateModel], user_filter: str) -> str:
+def _column_obs_sql(models: list[StateModel], user_filter: str, *, notification_type: bool = False) -> str:
+    nt = ", m.notification_type" if notification_type else ""
     return "\nUNION ALL\n".join(f"""
             SELECT '{m.name}' AS model, m.id AS message_id, m.ts, m.user_name,
-                   m.resource_id, trim(m.resource_state) AS state
+                   m.resource_id, trim(m.resource_state) AS state{nt}
             FROM bayeux_messages m
             WHERE m.direction = 's2c' AND m.message_type IN {sql_list(m.message_types)}
               AND m.resource_id IS NOT NULL AND m.resource_state IS NOT NULL{user_filter}""" for m in models)
@@ -72,62 +83,71 @@ def _user_filter(user: str | None) -> str:
 def observations_sql(models: list[StateModel], user: str | None = None) -> str:
     """SELECT model, message_id, ts, user_name, resource_id, state for the given models.
 
-    Column models read the recorder's resource columns; device models share one
-    pass that parses each DeviceStateChangeMessage once (``from_json`` into a
-    typed struct) and unnests its devices.
+    Column models read the recorder's resource columns; element models share one
+    pass per list (devices, channels) that parses each message once (``from_json``
+    into a typed struct) and unnests its objects.
     """
     uf = _user_filter(user)
     parts = []
     column_models = [m for m in models if m.state_sql is None]
     if column_models:
         parts.append(_column_obs_sql(column_models, uf))
-    parts += [f"SELECT '{m.name}' AS model, message_id, ts, user_name, d.id AS resource_id, "
-              f"{m.state_sql} AS state FROM devices" for m in models if m.state_sql is not None]
-    devices = _devices_cte(models, uf)
-    return (f"WITH {devices}\n" if devices else "") + "\nUNION ALL\n".join(parts)
+    groups = _element_groups(models)
+    for element, ms in groups.items():
+        parts += [f"SELECT '{m.name}' AS model, message_id, ts, user_name, {ELEMENTS[element].id_sql} AS resource_id, "
+                  f"{m.state_sql} AS state FROM el_{element}" for m in ms]
+    ctes = [_element_cte(element, ms, uf) for element, ms in groups.items()]
+    return (f"WITH {', '.join(ctes)}\n" if ctes else "") + "\nUNION ALL\n".join(parts)
 
 
 def _transitions_sql(models: list[StateModel], user: str | None = None) -> str:
     """Per-occurrence transitions (model, message_id, ts, user_name, resource_id, source, target).
 
-    Two window passes: one over the column models' observations, partitioned by
-    resource; one over the devices, carrying every device model's state as its
+    One window pass over the column models' observations, partitioned by
+    resource, and one per element list, carrying every model of that list as its
     own column (so a device is sorted once, not once per model). ``lag(...
-    IGNORE NULLS)`` keeps a device model's chain across notifications that do
+    IGNORE NULLS)`` keeps an element model's chain across notifications that do
     not show its field. Partition keys lead with their hash: sorting on one
     integer is much cheaper than on strings, which then only break hash ties.
+    A column model's terminal state makes the next observation a transition
+    from NEW (a new participation).
     """
     uf = _user_filter(user)
     column_models = [m for m in models if m.state_sql is None]
-    device_models = [m for m in models if m.state_sql is not None]
     ctes, selects = [], []
     if column_models:
         creators = sql_list([m.name for m in column_models if m.observes_creation] or ["-"])
+        terminal = [f"(model = '{m.name}' AND prev IN {sql_list(m.terminal_states)})"
+                    for m in column_models if m.observes_creation and m.terminal_states]
+        restart = (f"CASE WHEN ({' OR '.join(terminal)}) AND coalesce(notification_type, 'StatusChange') = "
+                   f"'StatusChange' THEN '{NEW}' ELSE prev END") if terminal else "prev"
         ctes.append(f"""col_seq AS (
             SELECT *, lag(state) OVER (PARTITION BY hash(model, user_name, resource_id), model, user_name,
                                        resource_id ORDER BY ts, message_id) AS prev
-            FROM ({_column_obs_sql(column_models, uf)})
+            FROM ({_column_obs_sql(column_models, uf, notification_type=True)})
         )""")
         selects.append(f"""
-        SELECT model, message_id, ts, user_name, resource_id, coalesce(prev, '{NEW}') AS source, state AS target
+        SELECT model, message_id, ts, user_name, resource_id, coalesce({restart}, '{NEW}') AS source,
+               state AS target
         FROM col_seq
         WHERE prev IS DISTINCT FROM state AND (prev IS NOT NULL OR model IN {creators})""")
-    if device_models:
-        ctes.append(_devices_cte(device_models, uf))
-        states = ", ".join(f"{m.state_sql} AS s{i}" for i, m in enumerate(device_models))
-        lags = ", ".join(f"lag(s{i} IGNORE NULLS) OVER w AS p{i}" for i in range(len(device_models)))
-        ctes.append(f"""dev_seq AS (
+    for element, ms in _element_groups(models).items():
+        ctes.append(_element_cte(element, ms, uf))
+        states = ", ".join(f"{m.state_sql} AS s{i}" for i, m in enumerate(ms))
+        lags = ", ".join(f"lag(s{i} IGNORE NULLS) OVER w AS p{i}" for i in range(len(ms)))
+        rid = ELEMENTS[element].id_sql
+        ctes.append(f"""seq_{element} AS (
             SELECT *, {lags}
-            FROM (SELECT message_id, ts, user_name, d.id AS resource_id, {states}
-                  FROM devices WHERE d.id IS NOT NULL)
+            FROM (SELECT message_id, ts, user_name, {rid} AS resource_id, {states}
+                  FROM el_{element} WHERE {rid} IS NOT NULL)
             WINDOW w AS (PARTITION BY hash(user_name, resource_id), user_name, resource_id
                          ORDER BY ts, message_id)
         )""")
-        for i, m in enumerate(device_models):
+        for i, m in enumerate(ms):
             first = f"coalesce(p{i}, '{NEW}')" if m.observes_creation else f"p{i}"
             selects.append(f"""
         SELECT '{m.name}' AS model, message_id, ts, user_name, resource_id, {first} AS source, s{i} AS target
-        FROM dev_seq
+        FROM seq_{element}
         WHERE s{i} IS NOT NULL AND p{i} IS DISTINCT FROM s{i}{'' if m.observes_creation else f' AND p{i} IS NOT NULL'}""")
     return "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(selects)
 
@@ -261,16 +281,35 @@ def coverage_summary(coverage: pd.DataFrame) -> pd.DataFrame:
     })
     out["coverage_pct"] = (100.0 * out["covered"] / out["transitions"]).round(1)
     order = [m for m in MODELS if m in out.index]
-    return out.loc[order].reset_index()
+    out = out.loc[order].reset_index()
+    out.insert(1, "channel", [MODELS[m].channel if m in MODELS else None for m in out["model"]])
+    return out
+
+
+def channel_transitions(con: duckdb.DuckDBPyConnection, *, user: str | None = None) -> pd.DataFrame:
+    """The per-channel agent models (state, DND) broken down by channel: one row per
+    (model, channel, source, target) with its count, agents and ``allowed``."""
+    occ = transition_occurrences(con, [m.name for m in MODELS.values() if m.element == "channels"], user=user)
+    cols = ["model", "channel", "source", "target", "count", "agents", "allowed"]
+    if occ.empty:
+        return pd.DataFrame(columns=cols)
+    out = occ.groupby(["model", "resource_id", "source", "target", "allowed"], as_index=False).agg(
+        count=("message_id", "size"), agents=("user_name", "nunique"))
+    return out.rename(columns={"resource_id": "channel"})[cols].sort_values(cols[:4]).reset_index(drop=True)
 
 
 # ------------------------------------------------------------------ operations and capabilities
 
 def operations_used(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Requested operations per (resource type, operationName) with their outcomes."""
+    """Requested operations per (resource type, API area, operationName) with their outcomes.
+
+    ``acknowledged``: operations documented without a notification, complete on their HTTP answer
+    (the capture's ``ack_only`` rule); ``no_notification``: a notification was expected, none came.
+    """
     return query(con, """
-        SELECT resource_type, operation_name, count(*) AS requests,
+        SELECT resource_type, api_area, operation_name, count(*) AS requests,
                count(*) FILTER (WHERE outcome = 'completed') AS completed,
+               count(*) FILTER (WHERE outcome = 'acknowledged') AS acknowledged,
                count(*) FILTER (WHERE outcome IN ('failed', 'error_message', 'http_error')) AS failed,
                count(*) FILTER (WHERE outcome = 'no_notification') AS no_notification,
                count(DISTINCT user_name) AS agents,
@@ -280,6 +319,10 @@ def operations_used(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """)
 
 
+def _families(used: pd.DataFrame) -> list:
+    return [catalog.resource_family(t, a) for t, a in zip(used["resource_type"], used["api_area"])]
+
+
 def operation_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Documented operations against requested ones.
 
@@ -287,14 +330,14 @@ def operation_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     operations requested that the catalog does not document (``documented`` False).
     """
     used = operations_used(con)
-    used["resource_family"] = used["resource_type"].map(catalog.resource_family)
+    used["resource_family"] = _families(used)
     used = used.groupby(["resource_family", "operation_name"], as_index=False, dropna=False).agg(
-        requests=("requests", "sum"), completed=("completed", "sum"), failed=("failed", "sum"),
-        no_notification=("no_notification", "sum"), agents=("agents", "max"))
+        requests=("requests", "sum"), completed=("completed", "sum"), acknowledged=("acknowledged", "sum"),
+        failed=("failed", "sum"), no_notification=("no_notification", "sum"), agents=("agents", "max"))
     doc = catalog.documented_operations()
     out = doc.merge(used, on=["resource_family", "operation_name"], how="outer", indicator=True)
     out["documented"] = out["_merge"] != "right_only"
-    for c in ("requests", "completed", "failed", "no_notification", "agents"):
+    for c in ("requests", "completed", "acknowledged", "failed", "no_notification", "agents"):
         out[c] = out[c].fillna(0).astype("int64")
     out["exercised"] = out["requests"] > 0
     return out.drop(columns="_merge").sort_values(["resource_family", "operation_name"]).reset_index(drop=True)
@@ -321,6 +364,14 @@ CAPABILITY_PATHS: dict[str, tuple[str, str]] = {
     "WorkitemStateChangeMessage": ("workitem", "$.workitem.capabilities"),
     "OpenmediaStateChangeMessage": ("openmedia", "$.openmedia.capabilities"),
 }
+
+
+#: Operation and capability names that differ for the same operation (media.md §0): the chat
+#: operation SendStopTypingToAgentNotification is offered as SendStopTypingToAgentsNotification,
+#: older samples list InFocus for SetInFocus and SendURL for SendUrl. Both sides are compared by
+#: the name on the right.
+CAPABILITY_ALIASES = {"SendStopTypingToAgentNotification": "SendStopTypingToAgentsNotification",
+                      "InFocus": "SetInFocus", "SendURL": "SendUrl"}
 
 
 def capabilities_offered(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -353,8 +404,12 @@ def capability_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     it, as for agent-state operations, or the desktop ignores them).
     """
     offered = capabilities_offered(con).rename(columns={"capability": "operation_name"})
+    offered["operation_name"] = offered["operation_name"].map(lambda c: CAPABILITY_ALIASES.get(c, c))
+    offered = offered.groupby(["resource_type", "operation_name"], as_index=False).agg(
+        messages=("messages", "sum"), resources=("resources", "max"))
     used = operations_used(con)
-    used["resource_type"] = used["resource_type"].map(catalog.resource_family)
+    used["resource_type"] = _families(used)
+    used["operation_name"] = used["operation_name"].map(lambda c: CAPABILITY_ALIASES.get(c, c))
     used = used.groupby(["resource_type", "operation_name"], as_index=False).agg(
         requests=("requests", "sum"), failed=("failed", "sum"))
     used = used[used["resource_type"].isin(offered["resource_type"].unique())]

@@ -50,20 +50,26 @@ def _completed(ops: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------ latency
 
+_BY_LABELS = {"operation_name": "operation", "user_name": "agent", "channel": "channel",
+              "channel_operation": "operation"}
+
+
 def latency_histogram(ops: pd.DataFrame, metric: str = "completion", *, top: int = 8,
-                      log_x: bool = True) -> go.Figure:
-    """Distribution of one latency per operation (the ``top`` most frequent operations)."""
-    title = f"{metric.capitalize()} latency by operation (ms)"
+                      log_x: bool = True, by: str = "operation_name") -> go.Figure:
+    """Distribution of one latency per operation (the ``top`` most frequent ones; ``by`` another
+    column of ``operation_latencies``, e.g. ``channel`` or ``channel_operation``)."""
+    label = _BY_LABELS.get(by, by)
+    title = f"{metric.capitalize()} latency by {label} (ms)"
     df = _completed(ops, metric)
     if df.empty:
         return _empty(title)
     col = _metric_col(metric)
-    keep = df["operation_name"].value_counts().index[:top]
-    df = df[df["operation_name"].isin(keep)]
+    keep = df[by].value_counts().index[:top]
+    df = df[df[by].isin(keep)]
     x = np.log10(df[col].clip(lower=0.01)) if log_x else df[col]
-    fig = px.histogram(df.assign(_x=x), x="_x", color="operation_name", barmode="stack",
-                       nbins=60, category_orders={"operation_name": list(keep)},
-                       labels={"_x": "log10(ms)" if log_x else "ms", "operation_name": "operation"})
+    fig = px.histogram(df.assign(_x=x), x="_x", color=by, barmode="stack",
+                       nbins=60, category_orders={by: list(keep)},
+                       labels={"_x": "log10(ms)" if log_x else "ms", by: label})
     if log_x:
         ticks = [v for v in (0.1, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
                  if math.log10(df[col].min() or 0.01) - 0.3 <= math.log10(v) <= math.log10(df[col].max()) + 0.3]
@@ -74,8 +80,9 @@ def latency_histogram(ops: pd.DataFrame, metric: str = "completion", *, top: int
 
 
 def latency_box(ops: pd.DataFrame, metric: str = "completion", *, by: str = "operation_name") -> go.Figure:
-    """Box plot of one latency per operation (or per agent with ``by="user_name"``)."""
-    title = f"{metric.capitalize()} latency per {'operation' if by == 'operation_name' else 'agent'} (ms)"
+    """Box plot of one latency per operation (or per agent with ``by="user_name"``, per channel
+    with ``by="channel"``, per channel and operation with ``by="channel_operation"``)."""
+    title = f"{metric.capitalize()} latency per {_BY_LABELS.get(by, by)} (ms)"
     df = _completed(ops, metric)
     if df.empty:
         return _empty(title)
@@ -125,10 +132,11 @@ def outcome_bars(outcomes: pd.DataFrame, title: str = "Outcome per operation") -
     """Stacked requests per operation and outcome (from ``latency.outcome_counts``)."""
     if outcomes.empty:
         return _empty(title)
-    colors = {"completed": "#2ca02c", "no_notification": "#bcbd22", "failed": "#d62728",
+    colors = {"completed": "#2ca02c", "acknowledged": "#98df8a", "no_notification": "#bcbd22", "failed": "#d62728",
               "error_message": "#e377c2", "http_error": "#8c564b"}
-    fig = px.bar(outcomes, x="operation_name", y="requests", color="outcome", color_discrete_map=colors,
-                 labels={"operation_name": ""})
+    x = next((c for c in ("channel_operation", "operation_name", "channel") if c in outcomes.columns),
+             outcomes.columns[0])
+    fig = px.bar(outcomes, x=x, y="requests", color="outcome", color_discrete_map=colors, labels={x: ""})
     fig.update_layout(title=title, template=_TEMPLATE, height=420, barmode="stack")
     return fig
 
@@ -199,8 +207,12 @@ _LAYOUTS: dict[str, dict[str, tuple[float, float]]] = {
               "Sent": (2.4, -0.9), "Canceled": (2.4, -1.9), "Completed": (3.6, 0), "InWorkbin": (3.6, 1.6)},
     "workitem": {NEW: (0, 0), "Invited": (1.2, 0.8), "Processing": (2.4, 0), "Completed": (3.6, 0.8),
                  "InWorkbin": (2.4, -1.2)},
+    "openmedia": {NEW: (0, 0), "Invited": (1.2, 0.8), "Processing": (2.4, 0), "Completed": (3.6, 0.8),
+                  "InWorkbin": (2.4, -1.2)},
     "dnd": {"Off": (0, 0), "On": (1.6, 0)},
     "forwarding": {"Off": (0, 0), "On": (1.6, 0)},
+    "channel_state": {"NotReady": (0, 0), "Ready": (2.4, 0), "LoggedOut": (1.2, -1.4)},
+    "channel_dnd": {"Off": (0, 0), "On": (1.6, 0)},
 }
 
 
@@ -329,6 +341,10 @@ _BAND_LANES = {"agent_state": "agent state", "dnd": "do not disturb", "forwardin
 def _band_lane(model: str, resource_id: str) -> str:
     if model in _BAND_LANES:
         return _BAND_LANES[model]
+    if model == "channel_state":
+        return f"{resource_id} channel"
+    if model == "channel_dnd":
+        return f"{resource_id} do not disturb"
     return f"{model.replace('_', ' ')} …{str(resource_id)[-6:]}"
 
 
@@ -368,6 +384,32 @@ def swimlane(events: pd.DataFrame, bands: pd.DataFrame | None = None, *, title: 
                             hovertext=g["label"] + "<br>" + g["detail"].fillna(""), hoverinfo="text")
     fig.update_layout(title=title, template=_TEMPLATE, barmode="overlay", bargap=0.35,
                       height=max(420, 160 + 26 * len(lanes)), xaxis={"type": "date", "title": ""},
+                      yaxis={"categoryorder": "array", "categoryarray": list(reversed(lanes)), "title": ""})
+    return fig
+
+
+def channel_activity(activity: pd.DataFrame, title: str = "Activity per channel (all agents)") -> go.Figure:
+    """Every agent's requests and notifications, one lane per channel, coloured by agent
+    (from ``timeline.channel_activity``); failures are crosses."""
+    if activity.empty:
+        return _empty(title)
+    from .timeline import CHANNEL_ORDER
+
+    lanes = [c for c in CHANNEL_ORDER if c in set(activity["channel"])]
+    lanes += sorted(set(activity["channel"]) - set(lanes))
+    symbols = {"request": "line-ns-open", "notification": "diamond", "injection": "star"}
+    fig = go.Figure()
+    for (user, kind), g in activity.groupby(["user_name", "kind"], sort=True, dropna=False):
+        ok, bad = g[g["ok"]], g[~g["ok"]]
+        for part, symbol in ((ok, symbols.get(kind, "circle")), (bad, "x")):
+            if part.empty:
+                continue
+            fig.add_scatter(x=part["ts"], y=part["channel"], mode="markers", name=f"{user} {kind}",
+                            legendgroup=str(user), marker={"symbol": symbol, "size": 9 if kind != "request" else 12,
+                                                           "line": {"width": 1.5}},
+                            hovertext=str(user) + ": " + part["label"], hoverinfo="text")
+    fig.update_layout(title=title, template=_TEMPLATE, height=max(360, 140 + 42 * len(lanes)),
+                      xaxis={"type": "date", "title": ""},
                       yaxis={"categoryorder": "array", "categoryarray": list(reversed(lanes)), "title": ""})
     return fig
 

@@ -32,7 +32,36 @@ NEVER_COMPLETED = ("no_notification",)
 _FAILED, _NEVER = sql_list(FAILED_OUTCOMES), sql_list(NEVER_COMPLETED)
 
 _METRICS = {"ack": "ack_latency_ms", "completion": "completion_latency_ms"}
-_GROUPS = {"operation": "operation_name", "agent": "user_name", "resource": "resource_type"}
+
+#: The channel an operation belongs to, from its URL's resource: ``voice`` (calls, devices,
+#: /me/channels/voice), ``chat``, ``email``, ``workitem``, ``openmedia``, ``im``, ``workbin``,
+#: the channel of /me/channels/{channel}, ``all channels`` for /api/v2/me (the session and
+#: "set all channels" operations), else the resource type.
+CHANNEL_SQL = ("CASE WHEN resource_type IN ('call', 'device') THEN 'voice' "
+               "WHEN resource_type = 'channel' THEN coalesce(resource_id, 'all channels') "
+               "WHEN resource_type = 'me' THEN 'all channels' "
+               "WHEN resource_type = 'im-session' THEN 'im' "
+               "ELSE coalesce(resource_type, 'other') END")
+#: "chat Accept", "email Accept", "voice Answer": operationNames are shared between channels.
+CHANNEL_OPERATION_SQL = f"({CHANNEL_SQL}) || ' ' || coalesce(operation_name, '?')"
+
+# group name -> (SQL, output column)
+_GROUPS = {"operation": ("operation_name", "operation_name"), "agent": ("user_name", "user_name"),
+           "resource": ("resource_type", "resource_type"), "channel": (CHANNEL_SQL, "channel"),
+           "channel_operation": (CHANNEL_OPERATION_SQL, "channel_operation")}
+
+
+def channel_of(resource_type: str | None, resource_id: str | None = None) -> str:
+    """CHANNEL_SQL in Python."""
+    if resource_type in ("call", "device"):
+        return "voice"
+    if resource_type == "channel":
+        return resource_id or "all channels"
+    if resource_type == "me":
+        return "all channels"
+    if resource_type == "im-session":
+        return "im"
+    return resource_type or "other"
 
 
 def _metric_column(metric: str) -> str:
@@ -42,12 +71,22 @@ def _metric_column(metric: str) -> str:
         raise ValueError(f"metric must be one of {sorted(_METRICS)}, not {metric!r}") from None
 
 
-def _group_columns(by: str | Sequence[str] | None) -> list[str]:
+def _groups(by: str | Sequence[str] | None) -> list[tuple[str, str]]:
+    """(SQL, output column) of each group: a name of ``_GROUPS`` or an operations column."""
     if by is None:
         return []
     if isinstance(by, str):
         by = [by]
-    return [_GROUPS.get(b, b) for b in by]
+    return [_GROUPS.get(b, (b, b)) for b in by]
+
+
+def _group_columns(by: str | Sequence[str] | None) -> list[str]:
+    return [alias for _, alias in _groups(by)]
+
+
+def _group_select(by: str | Sequence[str] | None, lead: str = "", trail: str = ", ") -> str:
+    return "".join(f"{lead}{expr} AS {alias}{trail}" if expr != alias else f"{lead}{alias}{trail}"
+                   for expr, alias in _groups(by))
 
 
 def _where(user: str | None, operation: str | None) -> tuple[str, list]:
@@ -66,7 +105,8 @@ def operation_latencies(con: duckdb.DuckDBPyConnection, *, user: str | None = No
     """One row per operation request, in request order: when, who, what, both latencies, outcome."""
     where, params = _where(user, operation)
     return query(con, f"""
-        SELECT exchange_id, requested_at, user_name, operation_name, resource_type, resource_id,
+        SELECT exchange_id, requested_at, user_name, {CHANNEL_SQL} AS channel, operation_name,
+               {CHANNEL_OPERATION_SQL} AS channel_operation, resource_type, resource_id,
                status, status_code, status_message, outcome, outcome_detail,
                ack_latency_ms, completion_latency_ms
         FROM {relation}
@@ -90,14 +130,15 @@ def latency_stats(con: duckdb.DuckDBPyConnection, by: str | Sequence[str] | None
                   relation: str = "operations") -> pd.DataFrame:
     """Percentiles (p50, p90, p99), max and mean of one latency, per group.
 
-    ``by`` is "operation", "agent", "resource" (or any operations column, or a
-    list of them, or None for one overall row). Every row also counts the
-    requests, the failed ones and the ones that never completed.
+    ``by`` is "operation", "agent", "resource", "channel" (voice, chat, email, ...),
+    "channel_operation" ("chat Accept": operationNames are shared between channels),
+    or any operations column, or a list of them, or None for one overall row. Every
+    row also counts the requests, the failed ones and the ones that never completed.
     """
     col = _metric_column(metric)
     groups = _group_columns(by)
     where, params = _where(user, None)
-    select_groups = "".join(f"{g}, " for g in groups)
+    select_groups = _group_select(by)
     group_by = f"GROUP BY {', '.join(groups)}" if groups else ""
     order = ", ".join(groups) if groups else "1"
     return query(con, f"""
@@ -123,6 +164,11 @@ def latency_by_agent(con: duckdb.DuckDBPyConnection, metric: str = "completion",
     return latency_stats(con, "agent", metric=metric, **kw)
 
 
+def latency_by_channel(con: duckdb.DuckDBPyConnection, metric: str = "completion", **kw) -> pd.DataFrame:
+    """Percentiles per channel (voice, chat, email, workitem, openmedia, im, workbin, ...)."""
+    return latency_stats(con, "channel", metric=metric, **kw)
+
+
 def latency_table(con: duckdb.DuckDBPyConnection, by: str | Sequence[str] = "operation",
                   relation: str = "operations") -> pd.DataFrame:
     """Ack and completion percentiles side by side: the table a person reads first."""
@@ -143,8 +189,7 @@ def latency_over_time(con: duckdb.DuckDBPyConnection, bucket_seconds: float = 60
                       relation: str = "operations") -> pd.DataFrame:
     """Percentiles per time bucket (and group): is the system getting slower?"""
     col = _metric_column(metric)
-    groups = _group_columns(by)
-    select_groups = "".join(f", {g}" for g in groups)
+    select_groups = _group_select(by, lead=", ", trail="")
     bucket_us = int(round(bucket_seconds * 1_000_000))
     return query(con, f"""
         SELECT time_bucket(to_microseconds({bucket_us}), requested_at) AS bucket{select_groups},
@@ -161,7 +206,8 @@ def latency_over_time(con: duckdb.DuckDBPyConnection, bucket_seconds: float = 60
 def failed_operations(con: duckdb.DuckDBPyConnection, relation: str = "operations") -> pd.DataFrame:
     """Operations that failed: HTTP error or statusCode != 0, ErrorMessage, or an Error notification."""
     return query(con, f"""
-        SELECT requested_at, user_name, operation_name, resource_type, resource_id, outcome,
+        SELECT requested_at, user_name, {CHANNEL_SQL} AS channel, operation_name, resource_type, resource_id,
+               outcome,
                status, status_code, status_message, error, outcome_detail,
                ack_latency_ms, completion_latency_ms
         FROM {relation}
@@ -173,7 +219,7 @@ def failed_operations(con: duckdb.DuckDBPyConnection, relation: str = "operation
 def never_completed(con: duckdb.DuckDBPyConnection, relation: str = "operations") -> pd.DataFrame:
     """Operations acknowledged but never followed by a notification showing their effect."""
     return query(con, f"""
-        SELECT requested_at, user_name, operation_name, resource_type, resource_id,
+        SELECT requested_at, user_name, {CHANNEL_SQL} AS channel, operation_name, resource_type, resource_id,
                status, status_code, ack_latency_ms, match_kind, expected_state
         FROM {relation}
         WHERE outcome IN {_NEVER}
@@ -181,10 +227,11 @@ def never_completed(con: duckdb.DuckDBPyConnection, relation: str = "operations"
     """)
 
 
-def outcome_counts(con: duckdb.DuckDBPyConnection, relation: str = "operations") -> pd.DataFrame:
-    """Requests per operation and outcome (long form, for stacked bars)."""
+def outcome_counts(con: duckdb.DuckDBPyConnection, relation: str = "operations",
+                   by: str | Sequence[str] = "operation") -> pd.DataFrame:
+    """Requests per operation (or ``by`` as in latency_stats) and outcome (long form, for stacked bars)."""
     return query(con, f"""
-        SELECT operation_name, outcome, count(*) AS requests
+        SELECT {_group_select(by)}outcome, count(*) AS requests
         FROM {relation} GROUP BY ALL ORDER BY ALL
     """)
 

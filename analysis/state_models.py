@@ -23,8 +23,18 @@ How a model is read from a capture is also data. Calls and interactions come
 from the columns the recorder already extracted (``resource_id`` and
 ``resource_state`` of the notifications whose ``messageType`` the model names,
 i.e. ``data.<state_path>``). Agent state, DND and forwarding live in the device
-objects of DeviceStateChangeMessage: those models give a SQL expression over one
-device, parsed once into the typed struct ``d`` (``DEVICE_STRUCTURE``).
+objects of DeviceStateChangeMessage, and the per-channel agent state and DND in the
+channel objects of ChannelStateChangeMessageV2: those models name the list
+(``element``) and give a SQL expression over one of its objects, parsed once into the
+typed struct ``d`` (``ELEMENTS``).
+
+Interactions end for an agent (a chat Completed or Revoked, an email Sent...): a
+model's ``terminal_states`` say so, and the same interaction coming back to that agent
+with a StatusChange (re-offered after a Reject, transferred back, re-invited to a chat,
+pulled from a workbin) is a new participation, i.e. a transition from ``(new)``. Any
+other notification after a terminal state (a late PropertiesUpdated) stays a transition
+from that state, so out-of-order delivery still shows as an anomaly. Calls have no
+terminal state: a call that comes back after Released is an anomaly.
 """
 
 from __future__ import annotations
@@ -50,6 +60,24 @@ class Transition:
 #: data is parsed once into this structure (DuckDB ``from_json``).
 DEVICE_STRUCTURE = ('{"devices": [{"id": "VARCHAR", "doNotDisturb": "VARCHAR", "forwardTo": "VARCHAR", '
                     '"capabilities": ["VARCHAR"], "userState": {"state": "VARCHAR", "workMode": "VARCHAR"}}]}')
+#: The same for the channel objects of ChannelStateChangeMessageV2 (L44962: channel, dndState, userState).
+CHANNEL_STRUCTURE = ('{"channels": [{"channel": "VARCHAR", "dndState": "VARCHAR", '
+                     '"userState": {"state": "VARCHAR", "workMode": "VARCHAR"}}]}')
+
+
+@dataclass(frozen=True)
+class Element:
+    """A list of objects in a notification's data, each carrying the state of one resource."""
+
+    name: str          # the list's key in data ("devices", "channels"); also names the SQL CTE
+    structure: str     # DuckDB from_json structure of data, reduced to what the models read
+    id_sql: str        # SQL over one object ``d``: the resource id (a device id, a channel name)
+
+
+ELEMENTS: dict[str, Element] = {
+    "devices": Element("devices", DEVICE_STRUCTURE, "d.id"),
+    "channels": Element("channels", CHANNEL_STRUCTURE, "d.channel"),
+}
 
 
 @dataclass(frozen=True)
@@ -60,16 +88,24 @@ class StateModel:
     #: Where the state is in the notification's ``data`` (documentation; the
     #: recorder extracts it into ``resource_state``).
     state_path: str
-    #: Device models only: SQL over one device ``d`` (DEVICE_STRUCTURE) -> state label.
+    #: Element models only: SQL over one object ``d`` of ``element`` -> state label.
     #: None: read the recorder's ``resource_id`` / ``resource_state`` columns.
     state_sql: str | None = None
     states: tuple[str, ...] = ()
     transitions: tuple[Transition, ...] = ()
     #: True when a resource's first notification shows its birth (a call appears
-    #: as Dialing or Ringing). False for devices: the first DeviceStateChange of
-    #: a capture says where the agent already was, not how it got there.
+    #: as Dialing or Ringing). False for devices and channels: the first
+    #: notification of a capture says where the agent already was, not how it got there.
     observes_creation: bool = True
     notes: str = ""
+    #: The list of ``ELEMENTS`` the states are read from (with ``state_sql``).
+    element: str | None = None
+    #: States that end the agent's participation: a later StatusChange about the same
+    #: resource for the same agent is a new participation (a transition from NEW).
+    terminal_states: tuple[str, ...] = ()
+    #: The channel the model belongs to (voice, chat, email, workitem, openmedia, im) or
+    #: "media channels" for the per-channel agent models (their resource is the channel).
+    channel: str = "voice"
 
     @property
     def edges(self) -> set[tuple[str, str]]:
@@ -185,6 +221,7 @@ AGENT_STATE = StateModel(
     message_types=("DeviceStateChangeMessage",),
     state_path="$.devices[*].userState",
     state_sql=_agent_label_sql(),
+    element="devices",
     states=_LOGGED_IN + ("LoggedOut",),
     transitions=_agent_transitions(),
     observes_creation=False,
@@ -200,6 +237,7 @@ DND = StateModel(
     message_types=("DeviceStateChangeMessage",),
     state_path="$.devices[*].doNotDisturb",
     state_sql="d.doNotDisturb",
+    element="devices",
     states=("Off", "On"),
     transitions=(
         _t("Off", "On", "DoNotDisturbOn", "L5010, L5067"),
@@ -220,6 +258,7 @@ FORWARDING = StateModel(
     state_sql=("CASE WHEN list_contains(d.capabilities, 'ForwardCallsOff') THEN 'On' "
                "WHEN list_contains(d.capabilities, 'ForwardCallsOn') THEN 'Off' "
                "WHEN coalesce(d.forwardTo, '') <> '' THEN 'On' ELSE 'Off' END"),
+    element="devices",
     states=("Off", "On"),
     transitions=(
         _t("Off", "On", "ForwardCallsOn", "L5158, L5220"),
@@ -234,17 +273,21 @@ FORWARDING = StateModel(
 # "Alerting" (EventRinging), "Completed" (EventReleased) (L10739; M§1).
 IM_SESSION = StateModel(
     name="im_session",
+    channel="im",
     title="IM session (IMSessionStateChangeMessage.imSession.state)",
     message_types=("IMSessionStateChangeMessage",),
     state_path="$.imSession.state",   # trimmed: L10644 has " Talking"
     states=("Initiating", "Alerting", "Talking", "Completed"),
+    terminal_states=("Completed",),
     transitions=(
         # The InitiateIMSession sample goes straight to Talking (L10748, L10802).
         _t(NEW, "Talking", "InitiateIMSession", "L10748, L10802"),
         _t(NEW, "Initiating", "InitiateIMSession", "L10739", inferred=True),
+        # The destination's side: EventRinging, then EventEstablished (L10739).
         _t(NEW, "Alerting", "event: inbound IM (EventRinging)", "L10739", inferred=True),
         _t("Initiating", "Talking", "event: EventEstablished", "L10739", inferred=True),
         _t("Alerting", "Talking", "event: EventEstablished", "L10739", inferred=True),
+        # Complete (L11107, Completed L11154); either party completing releases both (two-party call).
         _t("Talking", "Completed", ("Complete", "event: EventReleased"), "L11107, L11154"),
         _t("Initiating", "Completed", "event: EventReleased", "L10739", inferred=True),
         _t("Alerting", "Completed", "event: EventReleased", "L10739", inferred=True),
@@ -252,29 +295,44 @@ IM_SESSION = StateModel(
 )
 
 # Chat states are not enumerated by the reference (M§2, M§15.1); these are the
-# ones its samples show. InWorkbin comes from the Workbins API (M§12).
+# ones its samples show. InWorkbin comes from the Workbins API (M§12). A chat has one
+# party per agent: each agent's copy has its own state.
 CHAT = StateModel(
     name="chat",
+    channel="chat",
     title="Chat (ChatStateChangeMessage.chat.state)",
     message_types=("ChatStateChangeMessage",),
     state_path="$.chat.state",
     states=("Invited", "Chatting", "LeftChat", "Completed", "Revoked", "InWorkbin"),
+    terminal_states=("Completed", "Revoked"),
     transitions=(
-        # Agent-side Invited appears only in the supervisor Intrude sample (L15155, L15243).
-        _t(NEW, "Invited", ("event: chat offered", "Intrude"), "L15243", inferred=True),
+        # An invitation: routing, a Transfer, an Invite or a Consult names the agent; agent-side
+        # Invited appears only in the supervisor Intrude sample (L15155, L15243).
+        _t(NEW, "Invited", ("event: chat offered", "Transfer", "Invite", "Consult", "Intrude"), "L15243, L13563",
+           inferred=True),
+        # A chat pulled from a workbin by an agent who was not in it joins that agent Chatting
+        # (PullChat with a nickname, L33441; enableJoinOnPullChat, M§12).
+        _t(NEW, "Chatting", "PullChat", "L33441", inferred=True),
         _t("Invited", "Chatting", "Accept", "L11560, L11620"),
         # Reject: "presented to another agent", Completed (L11765, L11822).
         _t("Invited", "Completed", "Reject", "L11765, L11822"),
-        # Leave outside a conference -> LeftChat (L11904, L11957) ...
-        _t("Chatting", "LeftChat", "Leave", "L11904, L11957"),
+        # A consultation cancelled before the consultant accepted (CancelConsult, L13979), or an
+        # invitation whose inviter left: the invitation is withdrawn.
+        _t("Invited", "Revoked", ("CancelConsult", "event: inviter left"), "L13979", inferred=True),
+        # Leave outside a conference -> LeftChat (L11904, L11957); a party removed from a
+        # conference is LeftChat too (RemoveParticipantFromConference, Agent2's side L14443) ...
+        _t("Chatting", "LeftChat", ("Leave", "RemoveParticipantFromConference"), "L11904, L11957, L14443"),
         # ... inside a conference/consultation -> Completed (L11977); Complete (L11985, L12046);
         # Transfer: no notification sample (L13563), sender side by analogy with workitems.
         _t("Chatting", "Completed", ("Complete", "Leave", "Transfer"), "L11977, L11985, L12046"),
-        # LeftChat capabilities still offer Complete (L11957-11965).
-        _t("LeftChat", "Completed", "Complete", "L11957", inferred=True),
+        # LeftChat capabilities still offer Complete (L11957-11965); a removed conference party goes
+        # LeftChat then Completed (media_operations.csv, RemoveParticipantFromConference).
+        _t("LeftChat", "Completed", ("Complete", "RemoveParticipantFromConference"), "L11957", inferred=True),
         # Supervisor's copy when the chat is completed or queued (L14962).
         _t("Chatting", "Revoked", "event: chat completed or placed in a queue", "L14953, L14962"),
         _t("Chatting", "InWorkbin", "AddChat", "L33346", inferred=True),
+        # AddChat names no state condition (L33346): a chat the agent left but did not complete.
+        _t("LeftChat", "InWorkbin", "AddChat", "L33346", inferred=True),
         _t("InWorkbin", "Chatting", "PullChat", "L33441", inferred=True),
     ),
 )
@@ -283,24 +341,36 @@ CHAT = StateModel(
 # Completed (L16824); samples add Sent and Canceled (M§5).
 EMAIL = StateModel(
     name="email",
+    channel="email",
     title="Email (EmailStateChangeMessage.email.state)",
     message_types=("EmailStateChangeMessage",),
     state_path="$.email.state",
     states=("Invited", "Processing", "Composing", "Sent", "Canceled", "Completed", "InWorkbin"),
+    terminal_states=("Completed", "Sent", "Canceled"),
     transitions=(
-        _t(NEW, "Invited", "event: inbound email offered", "L16824", inferred=True),
+        # An inbound email offered by routing, or a transferred one (the Transfer sample L18728
+        # shows the receiving side).
+        _t(NEW, "Invited", ("event: inbound email offered", "Transfer"), "L16824, L18728", inferred=True),
         # Create (L17099, Composing L17147); Reply/ReplyAll create the outbound reply
-        # in Composing (L17323, L17428).
-        _t(NEW, "Composing", ("Create", "Reply", "ReplyAll"), "L17099, L17147, L17323, L17428"),
+        # in Composing (L17323, L17428); a draft pulled from a workbin by another agent (L33441).
+        _t(NEW, "Composing", ("Create", "Reply", "ReplyAll", "PullEmail"), "L17099, L17147, L17323, L17428"),
+        # An inbound email pulled from a workbin by an agent who did not have it (L33441).
+        _t(NEW, "Processing", "PullEmail", "L33441", inferred=True),
         _t("Invited", "Processing", "Accept", "L16838, L16965"),
+        # A transferred draft (Composing offers Transfer, L17389) is worked on as a draft.
+        _t("Invited", "Composing", "Accept", "L17389", inferred=True),
         _t("Invited", "Completed", "Reject", "L16983, L17079"),
         _t("Composing", "Sent", "Send", "L17536, L17652"),
         _t("Composing", "Canceled", "Cancel", "L17264, L17314"),
         # Complete (L17824, L17949); Transfer's sample (L18728) shows the receiving
         # side, the sender's Completed is by analogy with workitems (L36409).
         _t("Processing", "Completed", ("Complete", "Transfer"), "L17824, L17949"),
+        _t("Composing", "Completed", "Transfer", "L17389, L36409", inferred=True),
         _t("Processing", "InWorkbin", "AddEmail", "L33332", inferred=True),
         _t("InWorkbin", "Processing", "PullEmail", "L33441", inferred=True),
+        # Drafts live in their own workbin (email-draft-wb; AddEmail names no state, L33332).
+        _t("Composing", "InWorkbin", "AddEmail", "L33332", inferred=True),
+        _t("InWorkbin", "Composing", "PullEmail", "L33441", inferred=True),
     ),
 )
 
@@ -308,14 +378,17 @@ EMAIL = StateModel(
 # Completed, and the Workbins API adds InWorkbin (M§13).
 WORKITEM = StateModel(
     name="workitem",
+    channel="workitem",
     title="Workitem (WorkitemStateChangeMessage.workitem.state)",
     message_types=("WorkitemStateChangeMessage",),
     state_path="$.workitem.state",
     states=("Invited", "Processing", "Completed", "InWorkbin"),
+    terminal_states=("Completed",),
     transitions=(
         # An invitation, e.g. after a transfer (L36497, L36535).
-        _t(NEW, "Invited", "event: workitem offered", "L36535"),
-        _t(NEW, "Processing", "Create", "L35754, L35799"),
+        _t(NEW, "Invited", ("event: workitem offered", "Transfer"), "L36535"),
+        # Create (L35754, L35799); pulled from a workbin by an agent who did not have it (L33441).
+        _t(NEW, "Processing", ("Create", "PullWorkitem"), "L35754, L35799, L33441"),
         _t("Invited", "Processing", "Accept", "L35818, L35857"),
         _t("Invited", "Completed", "Reject", "L35911, L35950"),
         # Complete (L36034, L36085); Transfer completes the sender's copy (L36409).
@@ -325,8 +398,88 @@ WORKITEM = StateModel(
     ),
 )
 
+# Open media (M§8): the workitem model's states and transitions on its own API; no state
+# enumeration, the samples show Invited (L24121), Processing and Completed.
+OPENMEDIA = StateModel(
+    name="openmedia",
+    channel="openmedia",
+    title="Open media (OpenmediaStateChangeMessage.openmedia.state)",
+    message_types=("OpenmediaStateChangeMessage",),
+    state_path="$.openmedia.state",
+    states=("Invited", "Processing", "Completed", "InWorkbin"),
+    terminal_states=("Completed",),
+    transitions=(
+        # An invitation (resource sample L24121; the Transfer target's, L25166).
+        _t(NEW, "Invited", ("event: interaction offered", "Transfer"), "L24121, L25166"),
+        # Create (L24130, Processing L24175); pulled from a (group) workbin (PullInteraction, M§12).
+        _t(NEW, "Processing", ("Create", "PullInteraction"), "L24130, L24175"),
+        _t("Invited", "Processing", "Accept", "L24195, L24275"),
+        _t("Invited", "Completed", "Reject", "L24286, L24362"),
+        # Complete (L24411, L24497); Transfer completes the sender's copy (L25039, L25116).
+        _t("Processing", "Completed", ("Complete", "Transfer"), "L24411, L24497, L25116"),
+        _t("Processing", "InWorkbin", "AddInteraction", "L33357", inferred=True),
+        _t("InWorkbin", "Processing", "PullInteraction", "L33441", inferred=True),
+    ),
+)
+
+# --------------------------------------------------------------------------- channels
+
+# Per-channel agent state (Channels API, M§14): "Set channel to Ready / NotReady" (L36720,
+# L36756), "Set all channels to Ready / NotReady" (L36792, L36828) and the supervisor's
+# Offline (L45168); notified as ChannelStateChangeMessageV2 on /v2/me/channels (the
+# supervisor samples L44962-45227, one channel per message). Voice is read from devices
+# (agent_state). The label is the device model's: userState.state (+ a NotReady workMode).
+_CHANNEL_ON = ("Ready", "NotReady")
+CHANNEL_STATE = StateModel(
+    name="channel_state",
+    channel="media channels",
+    title="Agent state per media channel (ChannelStateChangeMessageV2 channels[*].userState)",
+    message_types=("ChannelStateChangeMessageV2",),
+    state_path="$.channels[*].userState",
+    state_sql=_agent_label_sql(),
+    element="channels",
+    states=_CHANNEL_ON + ("LoggedOut",),
+    observes_creation=False,
+    transitions=(
+        _t("NotReady", "Ready", "Ready", "L36720, L36792, L44920"),
+        _t("Ready", "NotReady", "NotReady", "L36756, L36828, L44982"),
+        # Offline (supervisor sample L45168, userState LoggedOut L45222)
+        _t("Ready", "LoggedOut", "Offline", "L45168, L45222"),
+        _t("NotReady", "LoggedOut", "Offline", "L45168, L45222"),
+        # Logging in to a channel: StartContactCenterSession lists it (the agent starts NotReady,
+        # Sample 4), or a state operation names a channel the agent is not logged in to (as the
+        # voice agent-state operations do without a session, L39220).
+        _t("LoggedOut", "NotReady", ("StartContactCenterSession", "NotReady", "DoNotDisturbOn"),
+           "L4385, L36756", inferred=True),
+        _t("LoggedOut", "Ready", "Ready", "L36720, L39220", inferred=True),
+    ),
+    notes="EndContactCenterSession logs every channel out without a notification (as voice), so the "
+          "next session's first channel message follows the last state of the previous one.",
+)
+
+# Per-channel do-not-disturb: dndState "On"/"Off" of the same messages (DoNotDisturbOn/Off on a
+# channel L45106, L45044, or on all channels L36864, L36900); the DoNotDisturbOn sample spells it
+# "0n" (L45146), read as On. A LoggedOut channel has no dndState (L45222).
+CHANNEL_DND = StateModel(
+    name="channel_dnd",
+    channel="media channels",
+    title="Do not disturb per media channel (ChannelStateChangeMessageV2 channels[*].dndState)",
+    message_types=("ChannelStateChangeMessageV2",),
+    state_path="$.channels[*].dndState",
+    state_sql=("CASE upper(replace(d.dndState, '0', 'O')) WHEN 'ON' THEN 'On' WHEN 'OFF' THEN 'Off' "
+               "ELSE d.dndState END"),
+    element="channels",
+    states=("Off", "On"),
+    observes_creation=False,
+    transitions=(
+        _t("Off", "On", "DoNotDisturbOn", "L45106, L45146, L36864"),
+        _t("On", "Off", "DoNotDisturbOff", "L45044, L36900"),
+    ),
+)
+
 MODELS: dict[str, StateModel] = {
-    m.name: m for m in (CALL, AGENT_STATE, DND, FORWARDING, IM_SESSION, CHAT, EMAIL, WORKITEM)
+    m.name: m for m in (CALL, AGENT_STATE, DND, FORWARDING, CHANNEL_STATE, CHANNEL_DND, IM_SESSION, CHAT, EMAIL,
+                        WORKITEM, OPENMEDIA)
 }
 
 
@@ -341,12 +494,17 @@ def markdown_tables() -> str:
     """The models as the markdown tables of docs/analysis.md (``python -m analysis.state_models``)."""
     out = []
     for m in MODELS.values():
+        kind = (m.element or "devices")[:-1]
         src = ("read from the recorder's `resource_id` / `resource_state` columns" if m.state_sql is None
-               else "read from each device object of the message (parsed once, `DEVICE_STRUCTURE`)")
+               else f"read from each {kind} object of the message (parsed once, `{kind.upper()}_STRUCTURE`)")
         creation = "" if m.observes_creation else \
-            " A device's first notification is not a transition (it shows where the agent already was)."
+            f" A {kind}'s first notification is not a transition (it shows where the agent already was)."
+        terminal = (f" Terminal: {', '.join(m.terminal_states)} (a later StatusChange about it for the same "
+                    f"agent is a new participation, from {NEW})." if m.terminal_states else "")
+        notes = f" {m.notes}" if m.notes else ""
         out += [f"#### `{m.name}`: {m.title}", "",
-                f"States: {', '.join(m.states)}. `{m.state_path}` of {', '.join(m.message_types)}, {src}.{creation}",
+                f"States: {', '.join(m.states)}. `{m.state_path}` of {', '.join(m.message_types)}, "
+                f"{src}.{creation}{terminal}{notes}",
                 "", "| from | to | driven by | reference |", "|---|---|---|---|"]
         out += [f"| {t.source} | {t.target} | {', '.join(t.triggers)} | {t.ref}{' (inferred)' if t.inferred else ''} |"
                 for t in m.transitions]

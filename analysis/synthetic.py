@@ -7,7 +7,8 @@ and Bayeux messages the way the proxy would: the schema comes from
 so the derived columns (resource ids, states, operation names) are the
 recorder's own. ``build_demo_capture`` plays a small, deterministic contact
 center day: logins, inbound and outbound calls, holds, transfers, wrap-up, DND,
-forwarding, IM, chat, email and workitems, a failing operation, a lost CometD
+forwarding, media channel states and DND, IM, chat, email, workitems and open media, a
+failing operation, a lost CometD
 session and a long-poll gap.
 """
 
@@ -181,12 +182,29 @@ _MEDIA = {
     "chat": ("chat", "ChatStateChangeMessage", "/v2/me/chats"),
     "email": ("email", "EmailStateChangeMessage", "/v2/me/emails"),
     "workitem": ("workitem", "WorkitemStateChangeMessage", "/v2/me/workitems"),
+    "openmedia": ("openmedia", "OpenmediaStateChangeMessage", "/v2/me/openmedia"),
 }
+
+_CHANNEL_STATES = {"Ready": ("9430250E-0A1B-421F-B372-F29E69366DED", "Ready"),
+                   "NotReady": ("900D55CC-2BB0-431F-8BF9-D3525B383BE6", "Not Ready"),
+                   "LoggedOut": ("0F7F5003-EF26-4D13-A6Ef-D0C7EC819BEB", "Offline")}
+
+
+def channel_data(channel: str, state: str, *, dnd: bool | str | None = False) -> tuple[str, dict]:
+    """ChannelStateChangeMessageV2 for one media channel (the supervisor samples' shape, L44962);
+    ``dnd`` None (or a LoggedOut channel) leaves dndState out, a string is sent as is."""
+    sid, name = _CHANNEL_STATES[state]
+    entry: dict = {"channel": channel}
+    if dnd is not None and state != "LoggedOut":
+        entry["dndState"] = dnd if isinstance(dnd, str) else ("On" if dnd else "Off")
+    entry["userState"] = {"displayName": name, "id": sid, "state": state}
+    return "/v2/me/channels", {"channels": [entry], "messageType": "ChannelStateChangeMessageV2"}
 
 
 def media_data(kind: str, item_id: str, state: str, *, capabilities: list[str] | None = None,
                reference_id: int | None = None, notification_type: str = "StatusChange") -> tuple[str, dict]:
-    """IM / chat / email / workitem state change (kind: im-session, chat, email, workitem)."""
+    """IM / chat / email / workitem / open media state change (kind: im-session, chat, email, workitem,
+    openmedia)."""
     key, mtype, channel = _MEDIA[kind]
     data = {"messageType": mtype, "notificationType": notification_type,
             key: {"id": item_id, "state": state, "capabilities": capabilities or []}}
@@ -358,13 +376,20 @@ def _agent_day(b: CaptureBuilder, d: Desktop, k: int, calls: int) -> datetime:
     t += ms(50)
 
     # login: StartContactCenterSession -> NotReady, then Ready
-    d.op(t, me, "StartContactCenterSession", channels=["voice", "im", "chat", "email", "workitem"])
+    media_channels = ["chat", "email", "workitem"] + (["openmedia"] if k % 2 == 0 else [])
+    d.op(t, me, "StartContactCenterSession", channels=["voice", "im"] + media_channels)
     d.device.agent_state = "NotReady"
     d.device_changed(t + d.latency())
+    for channel in ["im"] + media_channels:
+        d.emit(t + d.latency(), channel_data(channel, "NotReady"))
     t += timedelta(seconds=2)
     d.op(t, f"{me}/channels/voice", "Ready")
     d.device.agent_state = "Ready"
     d.device_changed(t + d.latency())
+    for channel in media_channels:
+        t += timedelta(milliseconds=300)
+        d.op(t, f"{me}/channels/{channel}", "Ready")
+        d.emit(t + d.latency(), channel_data(channel, "Ready"))
 
     for n in range(calls):
         t += timedelta(seconds=rng.uniform(8, 25))
@@ -441,6 +466,21 @@ def _agent_day(b: CaptureBuilder, d: Desktop, k: int, calls: int) -> datetime:
         d.device.forward_to = None
         d.device_changed(t + d.latency())
 
+    # the chat channel: a break with a reason, do-not-disturb (spelled "0n" as the DoNotDisturbOn
+    # sample, L45146), back to Ready
+    t += timedelta(seconds=2)
+    d.op(t, f"{me}/channels/chat", "NotReady", reasonCode="Break")
+    d.emit(t + d.latency(), channel_data("chat", "NotReady"))
+    t += timedelta(seconds=2)
+    d.op(t, f"{me}/channels/chat", "DoNotDisturbOn")
+    d.emit(t + d.latency(), channel_data("chat", "NotReady", dnd="0n"))
+    t += timedelta(seconds=2)
+    d.op(t, f"{me}/channels/chat", "DoNotDisturbOff")
+    d.emit(t + d.latency(), channel_data("chat", "NotReady"))
+    t += timedelta(seconds=1)
+    d.op(t, f"{me}/channels/chat", "Ready")
+    d.emit(t + d.latency(), channel_data("chat", "Ready"))
+
     # multimedia: one IM session, a chat and an email or workitem per agent
     t += timedelta(seconds=3)
     ref = 100 * k
@@ -486,6 +526,17 @@ def _agent_day(b: CaptureBuilder, d: Desktop, k: int, calls: int) -> datetime:
         d.op(t, f"{me}/workitems/{item}", "Complete", response={"statusCode": 0, "referenceId": ref + 5})
         d.media(t + d.latency(), "workitem", item, "Completed", reference_id=ref + 5)
 
+    if "openmedia" in media_channels:
+        promo = f"OM{k:014d}"
+        t += timedelta(seconds=2)
+        d.media(t, "openmedia", promo, "Invited", ["Accept", "Reject"])
+        t += timedelta(seconds=2)
+        d.op(t, f"{me}/openmedia/promotion/{promo}", "Accept", response={"statusCode": 0, "referenceId": ref + 6})
+        d.media(t + d.latency(), "openmedia", promo, "Processing", ["Complete", "Transfer"], reference_id=ref + 6)
+        t += timedelta(seconds=4)
+        d.op(t, f"{me}/openmedia/promotion/{promo}", "Complete", response={"statusCode": 0, "referenceId": ref + 7})
+        d.media(t + d.latency(), "openmedia", promo, "Completed", reference_id=ref + 7)
+
     # failures: an invalid parameter (HTTP 400, statusCode 2), and an operation GWS accepts
     # but never confirms (no notification)
     t += timedelta(seconds=2)
@@ -495,7 +546,11 @@ def _agent_day(b: CaptureBuilder, d: Desktop, k: int, calls: int) -> datetime:
         t += timedelta(seconds=1)
         d.op(t, f"{me}/devices/{d.device.id}", "ForwardCallsOn", destination="9999")
 
-    # logout
+    # logout: the media channels first, then voice
+    for channel in media_channels:
+        t += timedelta(milliseconds=300)
+        d.op(t, f"{me}/channels/{channel}", "Offline")
+        d.emit(t + d.latency(), channel_data(channel, "LoggedOut"))
     t += timedelta(seconds=3)
     d.op(t, f"{me}/channels/voice", "Offline")
     d.device.agent_state = "Offline"

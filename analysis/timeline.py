@@ -3,8 +3,10 @@
 ``agent_timeline`` merges the agent's REST requests, the notifications it
 received and the CometD meta traffic worth seeing (handshakes, subscriptions,
 failures) into one table with a lane per kind; ``state_bands`` turns the
-state models' observations into intervals (agent state, DND, forwarding, each
-call and interaction) drawn as bands under the events.
+state models' observations into intervals (agent state, DND, forwarding, the
+state and DND of each media channel, each call and interaction) drawn as bands
+under the events; ``channel_activity`` puts every agent's operations and
+notifications on one lane per channel (voice, chat, email, ...).
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ import pandas as pd
 
 from .coverage import observations_sql, resolve_models
 from .db import query, sql_list
+from .latency import CHANNEL_SQL
 
-#: States after which a resource is gone: their band has no length.
-TERMINAL_STATES = ("Released", "Completed", "Canceled", "Sent", "Revoked")
+#: States after which a resource is gone from the agent's desk: their band has no length
+#: (InWorkbin: parked, whoever pulls it next).
+TERMINAL_STATES = ("Released", "Completed", "Canceled", "Sent", "Revoked", "InWorkbin")
+
+#: The models drawn as bands by default: the agent (voice device and each media channel),
+#: then its calls and interactions.
+BAND_MODELS = ("agent_state", "dnd", "forwarding", "channel_state", "channel_dnd", "call", "im_session", "chat",
+               "email", "workitem", "openmedia")
 
 
 def agents(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -99,8 +108,7 @@ def agent_timeline(con: duckdb.DuckDBPyConnection, user: str, start=None, end=No
 
 
 def state_bands(con: duckdb.DuckDBPyConnection, user: str,
-                models: str | Iterable[str] | None = ("agent_state", "dnd", "forwarding", "call",
-                                                      "im_session", "chat", "email", "workitem")) -> pd.DataFrame:
+                models: str | Iterable[str] | None = BAND_MODELS) -> pd.DataFrame:
     """Intervals during which each modelled resource of ``user`` stayed in one state.
 
     A band runs from the first notification showing the state to the next
@@ -132,3 +140,47 @@ def state_bands(con: duckdb.DuckDBPyConnection, user: str,
         WHERE state NOT IN {sql_list(TERMINAL_STATES)}
         ORDER BY model, start
     """, {"user": user}) if obs else pd.DataFrame(columns=["model", "resource_id", "state", "start", "end"])
+
+
+#: Lane order of channel_activity: the channels first, then the rest.
+CHANNEL_ORDER = ("voice", "chat", "email", "workitem", "openmedia", "im", "workbin", "all channels")
+
+
+def channel_activity(con: duckdb.DuckDBPyConnection, start=None, end=None) -> pd.DataFrame:
+    """Every agent's operations and notifications on one time axis, one lane per channel.
+
+    Columns: ts, channel (latency.CHANNEL_SQL over the request's or the notification's
+    resource: voice, chat, email, workitem, openmedia, im, workbin, the channel of a
+    ChannelStateChangeMessageV2, ...), user_name (``control API`` for the simulator's
+    injections), kind (``request``, ``notification``, ``injection``), label, ok.
+    """
+    rng, params = "", []
+    if start is not None:
+        rng += " AND ts >= ?"
+        params.append(start)
+    if end is not None:
+        rng += " AND ts <= ?"
+        params.append(end)
+    return query(con, f"""
+        WITH ev AS (
+            SELECT ts_request_start AS ts, {CHANNEL_SQL} AS channel,
+                   coalesce(user_name, CASE WHEN api_area = 'sim' THEN 'control API' END) AS user_name,
+                   CASE WHEN api_area = 'sim' THEN 'injection' ELSE 'request' END AS kind,
+                   coalesce(operation_name, method || ' ' || path) AS label,
+                   error IS NULL AND coalesce(status, 0) < 400 AND coalesce(status_code, 0) IN (0, 7) AS ok,
+                   id AS ref_id
+            FROM exchanges
+            WHERE NOT coalesce(is_bayeux, false) AND resource_type IS NOT NULL
+              AND (operation_name IS NOT NULL OR (api_area = 'sim' AND method = 'POST'))
+            UNION ALL
+            SELECT ts, {CHANNEL_SQL} AS channel, user_name, 'notification' AS kind,
+                   message_type || coalesce(' ' || notification_type, '') || coalesce(': ' || resource_state, '')
+                     AS label,
+                   message_type IS DISTINCT FROM 'ErrorMessage' AND notification_type IS DISTINCT FROM 'Error' AS ok,
+                   id AS ref_id
+            FROM bayeux_messages
+            WHERE direction = 's2c' AND message_type IS NOT NULL AND resource_type IS NOT NULL
+        )
+        SELECT ts, channel, user_name, kind, label, ok FROM ev WHERE TRUE {rng}
+        ORDER BY ts, ref_id
+    """, params)
