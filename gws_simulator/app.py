@@ -72,6 +72,7 @@ def make_app(
     cometd_timeout_ms: int = 30000,
     cometd_max_interval_ms: int = 10000,
     multimedia: bool = True,
+    session_timeout: float = 1800.0,
 ) -> web.Application:
     """Build the simulator application (the caller runs it with any aiohttp runner)."""
     cometd = CometdServer(timeout_ms=cometd_timeout_ms, max_interval_ms=cometd_max_interval_ms, seed=seed)
@@ -84,7 +85,7 @@ def make_app(
         external_answer_delay=external_answer_delay,
         multimedia=multimedia,  # chat, email, workitems, IM, workbins (issue 6, gws_simulator/media.py)
     )
-    front = Front(contact_center, cometd, seed=seed, csrf=csrf)
+    front = Front(contact_center, cometd, seed=seed, csrf=csrf, session_timeout=session_timeout)
 
     app = web.Application(middlewares=[front.count_rest, front.last_resort, front.preflight])
     app[FRONT] = front
@@ -95,6 +96,7 @@ def make_app(
     # CometD server here releases held /meta/connect polls and WebSockets at once
     # instead of letting shutdown sit out a 30 s long-poll.
     app.on_shutdown.append(_close_cometd)
+    app.cleanup_ctx.append(front.expire_idle_sessions)
 
     r = app.router
     r.add_get(f"{API}/diagnostics/version", front.version)
@@ -162,11 +164,18 @@ def csrf_denied() -> web.Response:
 class Front:
     """What sits in front of the model: sessions, auth, CSRF, CORS, routing, stats."""
 
-    def __init__(self, contact_center: ContactCenter, cometd: CometdServer, *, seed: int, csrf: bool):
+    def __init__(self, contact_center: ContactCenter, cometd: CometdServer, *, seed: int, csrf: bool,
+                 session_timeout: float = 1800.0):
         self.contact_center = contact_center
         self.cometd = cometd
         self.csrf = csrf
         self.sessions: dict[str, HttpSession] = {}
+        # Like a servlet container's session timeout: a session nobody used for this
+        # long, with no CometD client left, is forgotten (clients that drop cookies
+        # would otherwise grow the table for ever). The agent stays logged in, as
+        # T-Server keeps the login; GWS's user monitor is not modelled.
+        self.session_timeout = session_timeout
+        self._last_used: dict[str, float] = {}
         # Session ids and tokens come from the seed so that two runs with the same
         # seed and the same request sequence are byte-identical. This is a test
         # double, not a security boundary.
@@ -271,9 +280,30 @@ class Front:
         self.sessions[session_id] = session
         return session
 
+    async def expire_idle_sessions(self, app: web.Application):
+        """cleanup_ctx: sweep idle sessions every minute (or every timeout, if shorter)."""
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(min(60.0, self.session_timeout))
+                self.forget_idle_sessions()
+
+        task = asyncio.create_task(sweep())
+        yield
+        task.cancel()
+
+    def forget_idle_sessions(self, now: float | None = None) -> int:
+        now = time.monotonic() if now is None else now
+        idle = [sid for sid in self.sessions
+                if now - self._last_used.get(sid, now) > self.session_timeout and not self.cometd.has_clients(sid)]
+        for sid in idle:
+            self.sessions.pop(sid, None)
+            self._last_used.pop(sid, None)
+        return len(idle)
+
     def _invalidate(self, session: HttpSession) -> None:
         """EndContactCenterSession: cookie, CSRF token and CometD sessions all die."""
         self.sessions.pop(session.id, None)
+        self._last_used.pop(session.id, None)
         self.cometd.drop_http_session(session.id)
         self.contact_center.end_session(session.user_name)
 
@@ -297,6 +327,7 @@ class Front:
                 request[_NEW_SESSION] = True
         if session is None:
             return access_denied() if required else None
+        self._last_used[session.id] = time.monotonic()
         request[_SESSION] = session
         request[_USER] = session.user_name
         return session

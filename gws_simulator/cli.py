@@ -32,6 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-csrf", action="store_true", help="no CSRF token handed out and none checked")
     p.add_argument("--answer-delay", type=float, default=1.0, metavar="SECONDS",
                    help="how long an external party takes to answer (default: %(default)s)")
+    p.add_argument("--session-timeout", type=float, default=1800.0, metavar="SECONDS",
+                   help="forget HTTP sessions idle this long with no CometD client (default: %(default)s)")
     p.add_argument("--public-url", metavar="URL",
                    help="base of the absolute uris in resources (default: http://HOST:PORT)")
     return p
@@ -105,6 +107,7 @@ async def _serve(args: argparse.Namespace, roster, sock: socket.socket) -> None:
         csrf=not args.no_csrf,
         base_url=(args.public_url or local_url).rstrip("/"),
         external_answer_delay=args.answer_delay,
+        session_timeout=args.session_timeout,
     )
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

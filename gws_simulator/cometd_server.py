@@ -138,6 +138,11 @@ class CometdServer:
             headers={"Allow": "GET, POST"},
         )
 
+    def has_clients(self, session_id: str) -> bool:
+        """Whether this HTTP session still has a live Bayeux client (keeps it from idling out)."""
+        return any(c.http_session_id == session_id for c in self._clients.values()) or any(
+            s.session is not None and s.session.id == session_id for s in self._sockets)
+
     def drop_http_session(self, session_id: str) -> None:
         """Kill every client of this HTTP session: held connects get 402 now, later messages too.
 

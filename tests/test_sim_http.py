@@ -612,3 +612,24 @@ async def test_gwsreplay_sim_bad_users_file(tmp_path, content):
     lines = stderr.decode().strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gwsreplay sim: error:") and str(path) in lines[0]
     assert stdout == b""
+
+
+async def test_idle_http_sessions_are_forgotten_but_not_while_cometd_is_open(sim_factory):
+    """A client that never keeps its cookie must not grow the session table for ever."""
+    sim = await sim_factory(agents=2, session_timeout=60)
+    front = sim.front
+    idle = sim.client("agent1")
+    assert (await idle.get("me")).status == 200
+    busy = sim.client("agent2")
+    assert (await busy.get("me")).status == 200
+    cometd = busy.cometd("long-polling")
+    await cometd.handshake()
+    assert len(front.sessions) == 2
+
+    import time
+    assert front.forget_idle_sessions(now=time.monotonic() + 61) == 1
+    assert [s.user_name for s in front.sessions.values()] == ["agent2"]
+    # the forgotten cookie is stale now: Basic credentials create a fresh session
+    again = await idle.get("me")
+    assert again.status == 200 and "JSESSIONID" in again.headers.get("Set-Cookie", "")
+    await cometd.disconnect()
