@@ -201,8 +201,8 @@ _LAYOUTS: dict[str, dict[str, tuple[float, float]]] = {
              "Held": (3.6, 0), "Released": (2.4, -1.6)},
     "im_session": {NEW: (0, 0), "Initiating": (1.2, 0.8), "Alerting": (1.2, -0.8), "Talking": (2.4, 0),
                    "Completed": (3.6, 0)},
-    "chat": {NEW: (0, 0), "Invited": (1.2, 0), "Chatting": (2.4, 0), "LeftChat": (3.6, 0.9),
-             "Revoked": (3.6, -0.7), "Completed": (2.4, -1.4), "InWorkbin": (2.4, 1.3)},
+    "chat": {NEW: (0, 0), "Invited": (1.2, 0), "Chatting": (2.4, 0.9), "LeftChat": (3.6, 0.9),
+             "Revoked": (2.4, -0.9), "Completed": (3.6, -0.6), "InWorkbin": (2.4, 2.0)},
     "email": {NEW: (0, 0), "Invited": (1.2, 0.9), "Composing": (1.2, -0.9), "Processing": (2.4, 0.9),
               "Sent": (2.4, -0.9), "Canceled": (2.4, -1.9), "Completed": (3.6, 0), "InWorkbin": (3.6, 1.6)},
     "workitem": {NEW: (0, 0), "Invited": (1.2, 0.8), "Processing": (2.4, 0), "Completed": (3.6, 0.8),
@@ -355,6 +355,11 @@ def swimlane(events: pd.DataFrame, bands: pd.DataFrame | None = None, *, title: 
         return _empty(title)
     fig = go.Figure()
     lanes: list[str] = []
+    if bands is not None and not bands.empty:
+        # a media channel whose do-not-disturb never turned on is not worth a lane
+        quiet = bands[bands["model"] == "channel_dnd"].groupby("resource_id")["state"].apply(
+            lambda s: set(s) <= {"Off"})
+        bands = bands[~((bands["model"] == "channel_dnd") & bands["resource_id"].isin(quiet[quiet].index))]
     if bands is not None and not bands.empty:
         b = bands.assign(lane=[_band_lane(m, r) for m, r in zip(bands["model"], bands["resource_id"])])
         b["duration_ms"] = (b["end"] - b["start"]).dt.total_seconds() * 1000

@@ -113,7 +113,8 @@ def state_bands(con: duckdb.DuckDBPyConnection, user: str,
 
     A band runs from the first notification showing the state to the next
     change (or the agent's last activity); terminal states (Released,
-    Completed, ...) end the resource and get no band.
+    Completed, ...) end the resource and get no band. Bands come in the order of
+    ``models`` (the agent first, then its calls and interactions), then by time.
     """
     ms = resolve_models(models)
     obs = observations_sql(ms, user) if ms else ""
@@ -138,7 +139,7 @@ def state_bands(con: duckdb.DuckDBPyConnection, user: str,
                coalesce(next_change, (SELECT ts FROM last_seen)) AS "end"
         FROM bands
         WHERE state NOT IN {sql_list(TERMINAL_STATES)}
-        ORDER BY model, start
+        ORDER BY list_position({[m.name for m in ms]}, model), start
     """, {"user": user}) if obs else pd.DataFrame(columns=["model", "resource_id", "state", "start", "end"])
 
 
