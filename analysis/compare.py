@@ -10,7 +10,8 @@ and says so plainly when there is none:
 * replay runs inside the same file: rows whose ``run_id`` is set, beside the
   recording's rows where it is NULL.
 
-Comparisons are per operationName: latency distributions and percentiles,
+Comparisons are per channel and operationName (``latency.CHANNEL_SQL``: chat Accept and
+email Accept are different operations): latency distributions and percentiles,
 request counts, outcomes and statusCodes. Where the replayer stored its own
 divergence report (a ``divergences`` table), :func:`replayer_divergences` reads it.
 """
@@ -24,9 +25,9 @@ import duckdb
 import pandas as pd
 
 from .db import columns, has_table, query
-from .latency import PERCENTILES
+from .latency import CHANNEL_OPERATION_SQL, CHANNEL_SQL, PERCENTILES
 
-_DIST_COLUMNS = ["source", "run_id", "user_name", "operation_name", "requested_at",
+_DIST_COLUMNS = ["source", "run_id", "user_name", "channel", "operation_name", "channel_operation", "requested_at",
                  "ack_latency_ms", "completion_latency_ms", "outcome", "status_code"]
 
 
@@ -96,7 +97,8 @@ def _ops_sql(con: duckdb.DuckDBPyConnection, side: Side) -> str:
         base += f" WHERE run_id::VARCHAR = '{str(side.run_id).replace(chr(39), chr(39) * 2)}'"
     elif side.null_run and how is not None:
         base += " WHERE run_id IS NULL"
-    return base
+    # operationNames are shared between channels (chat Accept, email Accept): compare per channel
+    return f"SELECT *, {CHANNEL_SQL} AS channel, {CHANNEL_OPERATION_SQL} AS channel_operation FROM ({base})"
 
 
 def sides(con: duckdb.DuckDBPyConnection, replay_catalog: str | None = None,
@@ -122,18 +124,18 @@ def latency_distributions(con: duckdb.DuckDBPyConnection, replay_catalog: str | 
     pair = sides(con, replay_catalog, run_id)
     if pair is None:
         return pd.DataFrame(columns=_DIST_COLUMNS)
-    parts = [f"""SELECT '{s.label}' AS source, run_id::VARCHAR AS run_id, user_name, operation_name,
-                        requested_at, ack_latency_ms, completion_latency_ms, outcome, status_code
+    parts = [f"""SELECT '{s.label}' AS source, run_id::VARCHAR AS run_id, user_name, channel, operation_name,
+                        channel_operation, requested_at, ack_latency_ms, completion_latency_ms, outcome, status_code
                  FROM ({_ops_sql(con, s)})""" for s in pair]
     return query(con, " UNION ALL ".join(parts) + " ORDER BY source, requested_at")
 
 
 def compare_latency(con: duckdb.DuckDBPyConnection, replay_catalog: str | None = None,
                     run_id: str | None = None, metric: str = "completion") -> pd.DataFrame:
-    """Per operation: recorded and replayed percentiles of one latency, and the change at p50/p99."""
+    """Per channel and operation: recorded and replayed percentiles of one latency, and the change at p50/p99."""
     col = {"ack": "ack_latency_ms", "completion": "completion_latency_ms"}[metric]
     pair = sides(con, replay_catalog, run_id)
-    cols = ["operation_name"] + [f"{s}_{k}" for s in ("recorded", "replayed")
+    cols = ["channel", "operation_name"] + [f"{s}_{k}" for s in ("recorded", "replayed")
                                  for k in ("n", "p50", "p90", "p99", "max")] + \
            ["p50_delta_ms", "p99_delta_ms", "p50_ratio"]
     if pair is None:
@@ -143,17 +145,18 @@ def compare_latency(con: duckdb.DuckDBPyConnection, replay_catalog: str | None =
     for s in pair:
         q = f"quantile_cont({col}, {list(PERCENTILES)})"
         stats.append(f"""
-            SELECT operation_name, count({col}) AS {s.label}_n, ({q})[1] AS {s.label}_p50,
+            SELECT channel, operation_name, count({col}) AS {s.label}_n, ({q})[1] AS {s.label}_p50,
                    ({q})[2] AS {s.label}_p90, ({q})[3] AS {s.label}_p99, max({col}) AS {s.label}_max
-            FROM ({_ops_sql(con, s)}) WHERE {flt} GROUP BY operation_name""")
+            FROM ({_ops_sql(con, s)}) WHERE {flt} GROUP BY channel, operation_name""")
     return query(con, f"""
-        SELECT coalesce(r.operation_name, p.operation_name) AS operation_name,
-               r.* EXCLUDE (operation_name), p.* EXCLUDE (operation_name),
+        SELECT coalesce(r.channel, p.channel) AS channel,
+               coalesce(r.operation_name, p.operation_name) AS operation_name,
+               r.* EXCLUDE (channel, operation_name), p.* EXCLUDE (channel, operation_name),
                p.replayed_p50 - r.recorded_p50 AS p50_delta_ms,
                p.replayed_p99 - r.recorded_p99 AS p99_delta_ms,
                p.replayed_p50 / nullif(r.recorded_p50, 0) AS p50_ratio
-        FROM ({stats[0]}) r FULL JOIN ({stats[1]}) p USING (operation_name)
-        ORDER BY operation_name
+        FROM ({stats[0]}) r FULL JOIN ({stats[1]}) p USING (channel, operation_name)
+        ORDER BY channel, operation_name
     """)[cols]
 
 
@@ -161,17 +164,17 @@ def outcome_divergences(con: duckdb.DuckDBPyConnection, replay_catalog: str | No
                         run_id: str | None = None) -> pd.DataFrame:
     """Per operation and outcome/statusCode: counts on both sides, rows where they differ first."""
     pair = sides(con, replay_catalog, run_id)
-    cols = ["operation_name", "outcome", "status_code", "recorded", "replayed", "difference"]
+    cols = ["channel", "operation_name", "outcome", "status_code", "recorded", "replayed", "difference"]
     if pair is None:
         return pd.DataFrame(columns=cols)
-    counts = [f"""SELECT operation_name, outcome, status_code, count(*) AS {s.label}
+    counts = [f"""SELECT channel, operation_name, outcome, status_code, count(*) AS {s.label}
                   FROM ({_ops_sql(con, s)}) GROUP BY ALL""" for s in pair]
     return query(con, f"""
-        SELECT operation_name, outcome, status_code,
+        SELECT channel, operation_name, outcome, status_code,
                coalesce(r.recorded, 0) AS recorded, coalesce(p.replayed, 0) AS replayed,
                coalesce(p.replayed, 0) - coalesce(r.recorded, 0) AS difference
-        FROM ({counts[0]}) r FULL JOIN ({counts[1]}) p USING (operation_name, outcome, status_code)
-        ORDER BY (difference <> 0) DESC, operation_name, outcome
+        FROM ({counts[0]}) r FULL JOIN ({counts[1]}) p USING (channel, operation_name, outcome, status_code)
+        ORDER BY (difference <> 0) DESC, channel, operation_name, outcome
     """)[cols]
 
 

@@ -439,9 +439,9 @@ def compare_box(dist: pd.DataFrame, metric: str = "completion",
     df = _completed(dist, metric) if not dist.empty else dist
     if df.empty:
         return _empty(title, "no replay of this capture found")
-    fig = px.box(df, x="operation_name", y=_metric_col(metric), color="source", log_y=True,
-                 color_discrete_map=SOURCE_COLORS, labels={_metric_col(metric): "ms (log scale)",
-                                                           "operation_name": ""})
+    x = "channel_operation" if "channel_operation" in df.columns else "operation_name"
+    fig = px.box(df, x=x, y=_metric_col(metric), color="source", log_y=True,
+                 color_discrete_map=SOURCE_COLORS, labels={_metric_col(metric): "ms (log scale)", x: ""})
     fig.update_layout(title=title, template=_TEMPLATE, height=440, boxmode="group")
     return fig
 
