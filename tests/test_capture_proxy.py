@@ -378,6 +378,81 @@ async def test_capture_counts_match_the_simulator(tmp_path, sim, transport):
     assert outcomes.get("completed", 0) > 0
 
 
+def capture_counts(db: Path) -> dict:
+    """What the capture says was served: REST exchanges and Bayeux messages, in total and per agent."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rest = dict(con.execute("SELECT user_name, count(*) FROM exchanges WHERE path LIKE '/api/v2/%' "
+                                "AND NOT is_bayeux AND status IS NOT NULL GROUP BY ALL").fetchall())
+        msgs = {d: dict(con.execute("SELECT user_name, count(*) FROM bayeux_messages WHERE direction = ? "
+                                    "AND parse_error IS NULL GROUP BY ALL", [d]).fetchall())
+                for d in ("c2s", "s2c")}
+        errors = con.execute("SELECT kind, count(*) FROM capture_errors GROUP BY ALL").fetchall()
+        damaged = con.execute("SELECT count(*) FROM bayeux_messages WHERE parse_error IS NOT NULL").fetchone()[0]
+    finally:
+        con.close()
+    return {"rest": rest, "received": msgs["c2s"], "delivered": msgs["s2c"], "errors": errors, "damaged": damaged}
+
+
+def assert_counts_match(counts: dict, stats: dict) -> None:
+    for what, served in (("rest", stats["rest"]), ("received", stats["bayeux"]["received"]),
+                         ("delivered", stats["bayeux"]["delivered"])):
+        assert sum(counts[what].values()) == served["total"], (what, counts[what], served)
+        assert {u: n for u, n in counts[what].items() if u is not None} == served["by_user"], (what, counts[what],
+                                                                                              served)
+    assert counts["errors"] == [] and counts["damaged"] == 0, counts
+
+
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+async def test_official_js_client_counts_match_the_simulator(tmp_path, sim, transport):
+    """The official CometD JS client (Node, npm cometd) as two desktops through the capture proxy:
+    login, Ready, an agent-to-agent call held, retrieved and hung up, CometD disconnect, end of
+    session. After SIGINT the capture holds exactly the REST requests the simulator served and
+    the Bayeux messages it received and delivered, in total and per agent."""
+    from jsdesktop import JsDesktop, node_available
+    from test_js_cometd import log_in
+
+    if not node_available():
+        pytest.skip("node or node_modules/cometd missing (run make node)")
+    db = tmp_path / f"js-{transport}.duckdb"
+    proxy = Proxy(sim.port, db)
+    try:
+        async with JsDesktop(proxy.url(""), "agent1", transport=transport) as a1, \
+                   JsDesktop(proxy.url(""), "agent2", transport=transport) as a2:
+            device1 = await log_in(a1)
+            await log_in(a2)
+            dial = await a1.rest("POST", f"/api/v2/me/devices/{device1}/calls",
+                                 {"operationName": "Dial", "destination": {"phoneNumber": "7002"}})
+            assert dial["body"] == {"statusCode": 0}
+            call1 = (await a1.notification("/v2/me/calls", call__state="Dialing"))["data"]["call"]["id"]
+            call2 = (await a2.notification("/v2/me/calls", call__state="Ringing"))["data"]["call"]["id"]
+            for desktop, call, op, state in ((a2, call2, "Answer", "Established"), (a2, call2, "Hold", "Held"),
+                                             (a2, call2, "Retrieve", "Established"),
+                                             (a1, call1, "Hangup", "Released")):
+                answer = await desktop.rest("POST", f"/api/v2/me/calls/{call}", {"operationName": op})
+                assert answer["body"] == {"statusCode": 0}, (op, answer)
+                await desktop.notification("/v2/me/calls", call__state=state, call__id=call)
+            await a2.notification("/v2/me/calls", call__state="Released", call__id=call2)
+            for desktop in (a1, a2):
+                await desktop.disconnect()
+                end = await desktop.rest("POST", "/api/v2/me", {"operationName": "EndContactCenterSession"})
+                assert end["body"] == {"statusCode": 0}
+                assert not [e for e in desktop.events if e["event"] == "meta" and not e["successful"]]
+        stats = await sim.stats()
+    finally:
+        assert await asyncio.to_thread(proxy.stop, signal.SIGINT) == 0
+    counts = capture_counts(db)
+    assert set(counts["delivered"]) == {"agent1", "agent2"}
+    assert stats["bayeux"]["delivered"]["total"] > 20 and stats["rest"]["total"] == 13
+    assert_counts_match(counts, stats)
+    con = duckdb.connect(str(db), read_only=True)
+    transports = {r[0] for r in con.execute("SELECT DISTINCT transport FROM bayeux_messages").fetchall()}
+    assert transports == {transport}
+    outcomes = dict(con.execute("SELECT operation_name || ':' || user_name, outcome FROM operations").fetchall())
+    assert outcomes["Hold:agent2"] == outcomes["Retrieve:agent2"] == outcomes["Hangup:agent1"] == "completed"
+    assert outcomes["EndContactCenterSession:agent1"] == "acknowledged"
+
+
 def test_gwsreplay_record_cli_flushes_on_sigint(tmp_path, upstream):
     from conftest import gwsreplay_command
 
