@@ -508,7 +508,9 @@ cand AS (
     -- device_any
     SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
     FROM (FROM ops WHERE match_kind = 'device_any') o
-    ASOF JOIN (FROM notes WHERE resource_type = 'device') n ON n.user_name = o.user_name AND n.key >= o.from_key
+    ASOF JOIN (FROM notes WHERE resource_type = 'device'
+               AND user_name IN (SELECT user_name FROM ops WHERE match_kind = 'device_any')) n
+      ON n.user_name = o.user_name AND n.key >= o.from_key
 ),
 firsts AS (
     SELECT exchange_id, min(key) AS key, arg_min(kind, key) AS kind, arg_min(detail, key) AS detail
