@@ -330,17 +330,10 @@ async def test_control_api_needs_no_auth_and_stats_shape(sim):
 
 # ---------------------------------------------------------------------- CometD-driven scenarios
 
+# dig(event, "data__call__state"): walk dicts and list indexes, None when absent
+from jsdesktop import _dig as dig  # noqa: E402
 
-def dig(data, dotted: str):
-    """``dig(event, "data__call__state")``: walk dicts and list indexes, None when absent."""
-    for part in dotted.split("__"):
-        if isinstance(data, list):
-            data = data[int(part)] if part.isdigit() and int(part) < len(data) else None
-        elif isinstance(data, dict):
-            data = data.get(part)
-        else:
-            return None
-    return data
+
 
 
 class Agent:
