@@ -25,6 +25,7 @@ the database to ``PATH`` between two batches and answers in ``<db>.snapshot-done
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -255,6 +256,9 @@ class CaptureWriter:
     # Arrow tables, the insert thread owns the connection and commits them.
     MAX_BATCH_RECORDS = 100_000      # under load, bigger batches: DuckDB then writes row groups
     MAX_BATCH_BYTES = 128 * 1024 * 1024   # directly (compressed) instead of through the WAL
+    # A batch allocates hundreds of thousands of tuples that never form cycles; letting the cyclic
+    # GC run meanwhile makes it walk every live object again and again (half of the Arrow stage).
+    PAUSE_GC = True
 
     def _run(self) -> None:
         stop = False
@@ -332,6 +336,12 @@ class CaptureWriter:
     def _convert(self, items: list[Any]) -> "_Prepared | None":
         if not items and not self._dropped_unreported:
             return None
+        if not self.PAUSE_GC:
+            return self._convert_batch(items)
+        with _gc_paused():
+            return self._convert_batch(items)
+
+    def _convert_batch(self, items: list[Any]) -> "_Prepared | None":
         t0 = time.monotonic()
         out: dict[str, list] = new_out()
         oldest = t0
@@ -368,7 +378,7 @@ class CaptureWriter:
                 self.stats.users.add(row[-3])
         staged = out.pop("_bayeux_bodies")
         tables = {name: rows_to_table(schema.TABLES[name], rows) for name, rows in out.items() if rows}
-        stage = bayeux_sql.stage_table(staged) if staged else None
+        stage = _chunked(bayeux_sql.stage_table(staged)) if staged else None
         self.stats.convert_s += time.monotonic() - t0
         return _Prepared(tables, staged, stage, oldest, t0)
 
@@ -514,6 +524,22 @@ class CaptureWriter:
         os.replace(tmp, self._done_path)
 
 
+class _gc_paused:
+    """Cyclic garbage collection off for a ``with`` block (left alone if someone else turned it off).
+
+    Process-wide, so kept short: one batch conversion. Nothing is lost, the next collection
+    after the block sees the same objects."""
+
+    def __enter__(self) -> None:
+        self.was_enabled = gc.isenabled()
+        if self.was_enabled:
+            gc.disable()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.was_enabled:
+            gc.enable()
+
+
 class _registered:
     """``con.register(name, obj)`` for the duration of a ``with`` block (unregister never masks errors)."""
 
@@ -535,6 +561,17 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
     except duckdb.Error:
         pass
+
+
+STAGE_CHUNKS = 8   # record batches per staged table: DuckDB scans (and explodes) them in parallel
+
+
+def _chunked(tbl: pa.Table) -> pa.Table:
+    """The same rows in up to STAGE_CHUNKS record batches (one batch = one DuckDB scan task)."""
+    size = max(256, -(-tbl.num_rows // STAGE_CHUNKS))
+    if tbl.num_rows <= size:
+        return tbl
+    return pa.Table.from_batches(tbl.to_batches(max_chunksize=size), schema=tbl.schema)
 
 
 def _with_ids(tbl: pa.Table, start: int) -> pa.Table:

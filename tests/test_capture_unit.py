@@ -768,3 +768,27 @@ def test_message_ids_follow_arrival_order_within_a_batch(tmp_path):
     rows = _rows(db, "SELECT exchange_id, direction, position FROM bayeux_messages ORDER BY id")
     assert rows == sorted(rows, key=lambda r: (r[0], r[1] != "c2s", r[2]))
     assert _rows(db, "SELECT min(id), max(id), count(*) FROM bayeux_messages")[0] == (1, len(rows), len(rows))
+
+
+def test_message_ids_dense_and_ordered_across_parallel_stage_batches(tmp_path):
+    """A batch big enough to be staged in several record batches (DuckDB explodes them on
+    every thread): ids stay dense and follow (carrier, direction, position); a second batch
+    continues after the first."""
+    from gws_capture import writer as writer_mod
+
+    db = tmp_path / "order-big.duckdb"
+    w = CaptureWriter(db)
+    for part in range(2):
+        recs = []
+        for k in range(1500):
+            recs.append(_ex(f"b{part}-{k}", part * 2000 + k, "/api/v2/notifications/connect",
+                            [{"channel": "/meta/connect", "clientId": "c1", "id": str(k)}],
+                            resp=[CALL_852] * (k % 5) + [{"channel": "/meta/connect", "id": str(k),
+                                                          "successful": True}]))
+        assert len(recs) * 2 > 256 * writer_mod.STAGE_CHUNKS // 4
+        w.write_records(recs)
+    w.close()
+    rows = _rows(db, "SELECT exchange_id, direction, position FROM bayeux_messages ORDER BY id")
+    assert rows == sorted(rows, key=lambda r: (r[0], r[1] != "c2s", r[2]))
+    assert len(rows) == 2 * sum(1 + (k % 5) + 1 for k in range(1500))
+    assert _rows(db, "SELECT min(id), max(id), count(*) FROM bayeux_messages")[0] == (1, len(rows), len(rows))
