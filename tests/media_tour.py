@@ -22,6 +22,7 @@ import aiohttp
 
 from gws_client.control import ControlApi
 from gws_client.desktop import Desktop, DesktopError
+from gws_capture.classify import classify_bayeux
 from gws_client.media_scenarios import InteractionMirror, media_ready
 
 CHANNELS = ("voice", "chat", "email", "workitem", "openmedia", "im")
@@ -36,10 +37,19 @@ class Agent:
         self.mirror = InteractionMirror(self.desktop)
         self.workbins: dict[str, str] = {}      # workbinName -> id
 
-    async def op(self, path: str, operation: str, **params):
+    async def op(self, path: str, operation: str, *, settle: bool = False, **params):
+        """POST an operation; with ``settle``, also wait for this agent's next notification about
+        the resource the URL names (a careful desktop: the effect of one operation is seen before
+        the next one on the same interaction is sent, so each has an unambiguous outcome)."""
         if not path.startswith("/api/"):
             path = "/api/v2/me/" + path
-        return await self.desktop.operation(path, operation, **params)
+        seen = len(self.desktop.notifications)
+        result = await self.desktop.operation(path, operation, **params)
+        if settle:
+            rid = path.rstrip("/").rsplit("/", 1)[-1]
+            await self.desktop.wait_until(lambda: any(
+                classify_bayeux(n).resource_id == rid for n in self.desktop.notifications[seen:]))
+        return result
 
     async def state(self, store: str, rid: str, state: str, timeout: float = 10.0) -> dict:
         return await self.mirror.wait_state(store, rid, state, timeout)
@@ -94,20 +104,20 @@ async def _chats(a1: Agent, a2: Agent, a3: Agent, control: ControlApi) -> None:
     y = a3 if x is a2 else a2
     await x.op(f"chats/{chat1}", "Accept", nickname=x.name)
     await x.state("chats", chat1, "Chatting")
-    await x.op(f"chats/{chat1}", "SendMessage", text="Hi Alice")
+    await x.op(f"chats/{chat1}", "SendMessage", settle=True, text="Hi Alice")
     await x.op(f"chats/{chat1}", "Invite", targetUri=a1.name)
     await a1.state("chats", chat1, "Invited")
     await a1.op(f"chats/{chat1}", "Accept", nickname=a1.name)
     await a1.state("chats", chat1, "Chatting")
-    await a1.op(f"chats/{chat1}", "SendToAgents", text="I'll take the billing part")
+    await a1.op(f"chats/{chat1}", "SendToAgents", settle=True, text="I'll take the billing part")
     await x.op(f"chats/{chat1}", "RemoveParticipantFromConference", targetUri=a1.name)
     await a1.state("chats", chat1, "Completed")
     await x.op(f"chats/{chat1}", "Consult", targetUri=y.name)
     await y.state("chats", chat1, "Invited")
     await x.op(f"chats/{chat1}", "CancelConsult")
     await y.state("chats", chat1, "Revoked")
-    await x.op(f"chats/{chat1}", "AddComment", comment="VIP")
-    await x.op(f"chats/{chat1}", "AttachUserData", userData={"Topic": "billing"})
+    await x.op(f"chats/{chat1}", "AddComment", settle=True, comment="VIP")
+    await x.op(f"chats/{chat1}", "AttachUserData", settle=True, userData={"Topic": "billing"})
     await x.op(f"chats/{chat1}", "Leave")
     await x.state("chats", chat1, "LeftChat")
     await x.op(f"chats/{chat1}", "Complete")
@@ -136,10 +146,10 @@ async def _chats(a1: Agent, a2: Agent, a3: Agent, control: ControlApi) -> None:
     await a1.state("chats", chat2, "Chatting")
     await a1.op(f"/api/v2/workbins/{wb}", "RequestStats")
     await a1.op(f"/api/v2/workbins/{wb}", "Unsubscribe")
-    await a1.op(f"chats/{chat2}", "SendStartTypingNotification")
-    await a1.op(f"chats/{chat2}", "SendStopTypingNotification")
-    await a1.op(f"chats/{chat2}", "SendUrl", url="https://example.com/order")
-    await a1.op(f"chats/{chat2}", "SetDisposition", disposition="Resolved")
+    await a1.op(f"chats/{chat2}", "SendStartTypingNotification", settle=True)
+    await a1.op(f"chats/{chat2}", "SendStopTypingNotification", settle=True)
+    await a1.op(f"chats/{chat2}", "SendUrl", settle=True, url="https://example.com/order")
+    await a1.op(f"chats/{chat2}", "SetDisposition", settle=True, disposition="Resolved")
     await a1.op(f"chats/{chat2}", "Complete")
     await a1.state("chats", chat2, "Completed")
 
@@ -193,7 +203,7 @@ async def _emails(a1: Agent, a2: Agent, a3: Agent, control: ControlApi) -> None:
     await x.state("emails", email1, "Processing")
     await x.op(f"emails/{email1}", "Reply", queueUri=QUEUE)
     _, draft = await _first([x], "emails", lambda e: e.get("parentId") == email1 and e.get("state") == "Composing")
-    await x.op(f"emails/{draft['id']}", "Save", email={"body": "Working on it"})
+    await x.op(f"emails/{draft['id']}", "Save", settle=True, email={"body": "Working on it"})
     wb = x.workbins["email-draft-wb"]
     await x.op(f"workbins/{wb}", "AddEmail", uri=f"/api/v2/email/{draft['id']}")
     await x.state("emails", draft["id"], "InWorkbin")
@@ -205,8 +215,8 @@ async def _emails(a1: Agent, a2: Agent, a3: Agent, control: ControlApi) -> None:
     _, draft2 = await _first([x], "emails", lambda e: e.get("parentId") == email1 and e.get("state") == "Composing")
     await x.op(f"emails/{draft2['id']}", "Send", queueName="outbound", email={"body": "Shipped today"})
     await x.state("emails", draft2["id"], "Sent")
-    await x.op(f"emails/{email1}", "SetDisposition", disposition="Answered")
-    await x.op(f"emails/{email1}", "AddComment", comment="replied")
+    await x.op(f"emails/{email1}", "SetDisposition", settle=True, disposition="Answered")
+    await x.op(f"emails/{email1}", "AddComment", settle=True, comment="replied")
     wb = x.workbins["email-in-progress-wb"]
     await x.op(f"workbins/{wb}", "AddEmail", uri=f"/api/v2/email/{email1}")
     await x.state("emails", email1, "InWorkbin")
@@ -246,9 +256,9 @@ async def _workitems(a1: Agent, a2: Agent, a3: Agent, control: ControlApi) -> No
     x, _ = await _first([a2, a3], "workitems", lambda w: w["id"] == item and w.get("state") == "Invited")
     await x.op(f"workitems/{item}", "Accept")
     await x.state("workitems", item, "Processing")
-    await x.op(f"workitems/{item}", "AttachUserData", userData={"Step": "1"})
-    await x.op(f"workitems/{item}", "UpdateUserData", userData={"Step": "2"})
-    await x.op(f"workitems/{item}", "DeleteUserData", keys=["Step"])
+    await x.op(f"workitems/{item}", "AttachUserData", settle=True, userData={"Step": "1"})
+    await x.op(f"workitems/{item}", "UpdateUserData", settle=True, userData={"Step": "2"})
+    await x.op(f"workitems/{item}", "DeleteUserData", settle=True, keys=["Step"])
     await x.op(f"workitems/{item}", "SetInFocus", inFocus=True)
     wb = x.workbins["workitem-in-progress-wb"]
     await x.op(f"workbins/{wb}", "AddWorkitem", uri=f"/api/v2/workitems/{item}")
@@ -274,8 +284,8 @@ async def _workitems(a1: Agent, a2: Agent, a3: Agent, control: ControlApi) -> No
     await a3.state("openmedia", promo, "Invited")
     await a3.op(f"openmedia/promotion/{promo}", "Accept")
     await a3.state("openmedia", promo, "Processing")
-    await a3.op(f"openmedia/promotion/{promo}", "AddContent")
-    await a3.op(f"openmedia/promotion/{promo}", "GetContent")
+    await a3.op(f"openmedia/promotion/{promo}", "AddContent", settle=True)
+    await a3.op(f"openmedia/promotion/{promo}", "GetContent", settle=True)
     wb = a3.workbins["workitem-in-progress-wb"]
     await a3.op(f"workbins/{wb}", "AddInteraction", uri=f"/api/v2/openmedia/promotions/{promo}")
     await a3.state("openmedia", promo, "InWorkbin")
@@ -307,14 +317,14 @@ async def _im(a1: Agent, a2: Agent) -> None:
     _, session = await _first([a1], "im_sessions", lambda s: s["id"] not in known and s.get("state") == "Talking")
     path = f"im-sessions/{session['id']}"
     await a2.state("im_sessions", session["id"], "Talking")
-    await a1.op(path, "SendMessage", text="ping", destination={"phoneNumber": "7002"},
+    await a1.op(path, "SendMessage", settle=True, text="ping", destination={"phoneNumber": "7002"},
                 devicePath=f"/devices/{a1.desktop.device['id']}")
-    await a2.op(path, "SendMessage", text="pong", destination={"phoneNumber": "7001"},
+    await a2.op(path, "SendMessage", settle=True, text="pong", destination={"phoneNumber": "7001"},
                 devicePath=f"/devices/{a2.desktop.device['id']}")
     await a1.mirror.wait_im_messages(session["id"], 2)
-    await a2.op(path, "AttachUserData", userData={"Seen": "yes"})
-    await a1.op(path, "UpdateUserData", userData={"Seen": "twice"})
-    await a1.op(path, "DeleteUserData", key="Seen")
+    await a2.op(path, "AttachUserData", settle=True, userData={"Seen": "yes"})
+    await a1.op(path, "UpdateUserData", settle=True, userData={"Seen": "twice"})
+    await a1.op(path, "DeleteUserData", settle=True, key="Seen")
     await a2.op(path, "Complete")
     await a1.state("im_sessions", session["id"], "Completed")
 
