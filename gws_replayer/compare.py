@@ -29,6 +29,8 @@ from .plan import Note, Step
 MASKED_KEYS = frozenset({"duration", "timestamp", "time", "startTime", "endTime", "startDate", "endDate",
                          "createdDate", "lastModified", "clientId", "JSESSIONID"})
 SET_KEYS = frozenset({"capabilities"})
+# resources whose "participants" tell two new ones of the same kind apart (matching by order and participants)
+PARTICIPANT_RESOURCES = ("call", "imSession")
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -192,10 +194,13 @@ class Matcher:
 
 
 def _participants(data: dict) -> list[str]:
-    call = data.get("call") if isinstance(data, dict) else None
-    if not isinstance(call, dict):
+    """The other parties of a call or IM session (their phone numbers), to tell the k-th new one apart."""
+    if not isinstance(data, dict):
         return []
-    return sorted(str(p.get("phoneNumber")) for p in call.get("participants") or [] if isinstance(p, dict))
+    resource = next((data[k] for k in PARTICIPANT_RESOURCES if isinstance(data.get(k), dict)), None)
+    if resource is None:
+        return []
+    return sorted(str(p.get("phoneNumber")) for p in resource.get("participants") or [] if isinstance(p, dict))
 
 
 # ----------------------------------------------------------------------------- divergences

@@ -617,6 +617,11 @@ class _Builder:
                       if before(n) and n.session in notes_by_session]
         for sid in agents:
             found += [n for n in notes_by_session.get(sid, []) if before(n) and n.resource == ("agent", sid)]
+        if _creates_im_session(step):
+            # an agent is in one IM session at a time (GWS answers a second InitiateIMSession with
+            # "Invalid state"): a new one waits for both parties' earlier IM sessions, as recorded
+            for sid in agents:
+                found += [n for n in notes_by_session.get(sid, []) if before(n) and n.resource_type == "im-session"]
         if step.kind == "rest" and step.method == "GET" and (step.path or "").rstrip("/").endswith("/me/calls"):
             found += [n for n in plan.notes if before(n) and n.resource_type == "call"]
         return found
@@ -654,6 +659,14 @@ class _Builder:
             if phone in self.by_phone:
                 agents.add(self.by_phone[phone])
         return calls, agents
+
+
+def _creates_im_session(step: Step) -> bool:
+    """POST /me/im-sessions (InitiateIMSession): no id in the path, the session exists only in notifications."""
+    if step.kind != "rest" or step.method != "POST":
+        return False
+    segments = [seg for seg in (step.path or "").split("?")[0].split("/") if seg]
+    return bool(segments) and segments[-1] == "im-sessions"
 
 
 def _phones_in(body: dict) -> list[str]:

@@ -324,3 +324,92 @@ def test_callee_ringing_recorded_before_the_callers_dialing_is_not_an_external_c
     alone = build_plan(RecordedCapture("mem", 0, [], [a1, a2], []), ["a2"]).session("a2")
     assert [s.kind for s in alone.steps] == ["inject_call", "rest", "rest"]
     assert alone.steps[0].external["from"] == "7001" and alone.steps[0].inferred
+
+
+# ----------------------------------------------------------------------------- IM sessions
+
+IM_CHANNEL = "/v2/me/im-sessions"
+
+
+def im_data(im_id: str, state: str, peer: str, *, host: str = REC_HOST) -> dict:
+    """An IMSessionStateChangeMessage as GWS sends it: the session id appears nowhere else
+    (InitiateIMSession answers only {"statusCode": 0})."""
+    return {"messageType": "IMSessionStateChangeMessage", "notificationType": "StatusChange",
+            "imSession": {"state": state, "id": im_id, "uri": f"{host}/api/v2/im-sessions/{im_id}",
+                          "path": f"/im-sessions/{im_id}", "capabilities": [],
+                          "participants": [{"e164Number": "", "formattedPhoneNumber": peer, "phoneNumber": peer,
+                                            "digits": peer}]}}
+
+
+def im_log(im_id: str) -> dict:
+    return {"messageType": "IMLogUpdateMessage", "notificationType": "NewMessage",
+            "imSessionPath": f"/im-sessions/{im_id}", "message": "hello"}
+
+
+def im_note(session: str, index: int, ts: float, data: dict, step: int) -> Note:
+    c = LiveNote.from_message(IM_CHANNEL, data, ts)
+    return Note(session=session, index=index, ts=ts, channel=IM_CHANNEL, data=data, message_type=c.message_type,
+                notification_type=c.notification_type, resource_type=c.resource_type, resource_id=c.resource_id,
+                state=c.state, call_id=None, step=step)
+
+
+def test_matcher_maps_the_kth_new_im_session_by_participants():
+    """agent5 took an IM from agent6 (session E), later one from agent2 (session R). Live, R's
+    Alerting came first: matched by order alone it took E's recorded ids, and every later IM
+    request and notification of both sessions went wrong (the demo's 44 divergences)."""
+    rec_e, rec_r = "REC0000000000000000000000IM00E", "REC0000000000000000000000IM00R"
+    live_r, live_e = "LIVE000000000000000000000IM0R1", "LIVE000000000000000000000IM0E1"
+    notes = [im_note("agent5", 0, 10.0, im_data(rec_e, "Alerting", "7006"), 0),
+             im_note("agent5", 1, 10.0, im_data(rec_e, "Talking", "7006"), 0),
+             im_note("agent5", 2, 10.1, im_log(rec_e), 0),
+             im_note("agent5", 3, 16.0, im_data(rec_r, "Alerting", "7002"), 1),
+             im_note("agent5", 4, 16.0, im_data(rec_r, "Talking", "7002"), 1),
+             im_note("agent5", 5, 16.1, im_log(rec_r), 1)]
+    idmap = IdMap()
+    matcher = Matcher(notes, idmap)
+    live = lambda data: LiveNote.from_message(IM_CHANNEL, data, 0)  # noqa: E731
+    assert matcher.offer(live(im_data(live_r, "Alerting", "7002", host=LIVE_HOST)), 0).index == 3
+    assert idmap.forward[rec_r] == live_r and rec_e not in idmap.forward
+    assert matcher.offer(live(im_data(live_r, "Talking", "7002", host=LIVE_HOST)), 0).index == 4
+    assert matcher.offer(live(im_log(live_r)), 0).index == 5
+    assert idmap.substitute_path(f"/api/v2/me/im-sessions/{rec_r}") == f"/api/v2/me/im-sessions/{live_r}"
+    # the other session, when it comes, takes the recorded ids left
+    assert matcher.offer(live(im_data(live_e, "Alerting", "7006", host=LIVE_HOST)), 0).index == 0
+    assert matcher.offer(live(im_log(live_e)), 0).index == 2
+    assert idmap.forward[rec_e] == live_e and idmap.conflicts == 0 and not matcher.unexpected
+
+
+def test_initiate_im_session_waits_for_both_parties_earlier_im_sessions():
+    """An agent is in one IM session at a time (a second InitiateIMSession is "Invalid state").
+    agent2's IM to agent5 was recorded after agent5's IM with agent6 ended; at full speed agent2
+    got there first and took agent5, then agent6's IM failed. The new IM now waits for them."""
+    from gws_replayer.plan import RecordedCapture, _RawSession, build_plan
+
+    rec_e, rec_r = "REC0000000000000000000000IM00E", "REC0000000000000000000000IM00R"
+    initiate = lambda ts, to: rest(0, ts, "/api/v2/me/im-sessions", "InitiateIMSession",  # noqa: E731
+                                   body={"operationName": "InitiateIMSession", "destination": {"phoneNumber": to}})
+    logout = lambda ts: rest(9, ts, "/api/v2/me/channels/im", "NotReady")  # noqa: E731 - not the last step: that one waits for all
+    a6 = _RawSession("agent6", "agent6", None, "long-polling",
+                     [initiate(10.0, "7005"), rest(1, 11.0, f"/api/v2/me/im-sessions/{rec_e}", "Complete"), logout(30)],
+                     [note("agent6", 0, 0.5, device_data("dev-6", "Ready", "7006"), -1),
+                      im_note("agent6", 1, 10.01, im_data(rec_e, "Talking", "7005"), 0),
+                      im_note("agent6", 2, 11.01, im_data(rec_e, "Completed", "7005"), 1)], {"7006"}, {"dev-6"})
+    a5 = _RawSession("agent5", "agent5", None, "long-polling",
+                     [rest(0, 0.4, "/api/v2/me/channels/im", "Ready")],
+                     [note("agent5", 0, 0.5, device_data("dev-5", "Ready", "7005"), 0),
+                      im_note("agent5", 1, 10.01, im_data(rec_e, "Alerting", "7006"), 0),
+                      im_note("agent5", 2, 10.01, im_data(rec_e, "Talking", "7006"), 0),
+                      im_note("agent5", 3, 11.01, im_data(rec_e, "Completed", "7006"), 0),
+                      im_note("agent5", 4, 16.01, im_data(rec_r, "Alerting", "7002"), 0)], {"7005"}, {"dev-5"})
+    a2 = _RawSession("agent2", "agent2", None, "long-polling",
+                     [rest(0, 0.4, "/api/v2/me/channels/im", "Ready"), initiate(16.0, "7005"), logout(30)],
+                     [note("agent2", 0, 0.5, device_data("dev-2", "Ready", "7002"), 0),
+                      im_note("agent2", 1, 16.01, im_data(rec_r, "Talking", "7005"), 1)], {"7002"}, {"dev-2"})
+    plan = build_plan(RecordedCapture("mem", 0, [], [a6, a5, a2], []))
+    waits = set(plan.session("agent2").steps[1].waits)
+    assert Wait("agent5", 0) in waits                                    # agent5 logged in, as before
+    assert {Wait("agent5", 1), Wait("agent5", 2), Wait("agent5", 3)} <= waits   # and its IM with agent6 is over
+    assert Wait("agent5", 4) not in waits and Wait("agent2", 1) not in waits    # not the new session's own
+    # other requests on IM sessions keep waiting only for their own session
+    complete = set(plan.session("agent6").steps[1].waits)
+    assert Wait("agent5", 0) not in complete and Wait("agent6", 1) in complete
