@@ -138,12 +138,22 @@ def test_mock_script_orders_notifications_after_the_requests_they_followed():
     script = MockScript(plan, base_url="http://mock", origins=recorded.origins, speed=None)
     script.start(0.0)
     assert script.due(0.0)[0] == []
-    rest = [s for s in plan.steps if s.kind == "rest"]
-    status, body = script.answer("GET", rest[0].path, None, 0.1)
-    assert status == 200 and body["statusCode"] == 0
-    start = next(s for s in rest if s.operation == "StartContactCenterSession")
-    status, _ = script.answer("POST", start.path, start.body, 0.2)
-    assert status == 200
-    due, _ = script.due(0.2)
+    # The first notification (logged in NotReady) follows StartContactCenterSession, but the desktop
+    # does not wait for it before its next request (GET /me/devices): in the recording it arrived
+    # after whichever of the two had been sent last, and the plan attaches it to that step. The mock
+    # must hold it until exactly that request has been answered - no sooner, whichever it is.
+    first = plan.notes[0]
+    assert first.data["messageType"] == "DeviceStateChangeMessage"
+    follows = plan.steps[first.step]
+    assert follows.kind == "rest" and follows.operation in ("StartContactCenterSession", None), follows.label()
+    rest = [s for s in plan.steps if s.kind == "rest" and s.index <= first.step]
+    assert any(s.operation == "StartContactCenterSession" for s in rest)
+    for k, step in enumerate(rest):
+        now = 0.1 * (k + 1)
+        status, body = script.answer(step.method, step.path, step.body, now)
+        assert status == 200 and body["statusCode"] == 0, step.label()
+        due, _ = script.due(now)
+        if step is not follows:
+            assert due == [], step.label()                                      # not before its request
     assert [d.data["messageType"] for d in due] == ["DeviceStateChangeMessage"]   # logged in NotReady
     assert "http://mock/api/v2/" in json.dumps(due[0].data)                          # uris point at the mock
