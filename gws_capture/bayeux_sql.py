@@ -11,9 +11,7 @@ the writer ingest well over 100,000 messages/s.
 Staged columns: seq (row number in the batch), pos0, ts (µs), direction, transport,
 exchange_id, flow_id, frame_index, user_name, session_key, body (a JSON array of
 objects, not parsed in Python on the fast path). Message ``i`` of a body gets position
-``pos0 + i`` and id ``$base + rank in (seq, i) order`` (the writer passes ``base``; seq must
-be unique). The staged table may come in several record batches: the statement then runs
-on every DuckDB thread.
+``pos0 + i`` and id ``$base + rank in (seq, i) order`` (the writer passes ``base``).
 """
 
 from __future__ import annotations
@@ -201,15 +199,8 @@ def _build_sql(item_columns: tuple[str, ...] = ()) -> str:
 
     return f"""
 INSERT INTO bayeux_messages BY NAME
-WITH offsets AS (
-    -- messages in the bodies before this one: ids come from (seq, i) without a streaming
-    -- window, so the rest of the statement runs on every thread
-    SELECT seq, coalesce(sum(json_array_length(body)) OVER (
-               ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
-    FROM _bayeux_bodies
-), staged AS (
-    SELECT b.* EXCLUDE (body), o.before, CAST(b.body AS JSON[]) AS l
-    FROM _bayeux_bodies b JOIN offsets o USING (seq)
+WITH staged AS (
+    SELECT * EXCLUDE (body), CAST(body AS JSON[]) AS l FROM _bayeux_bodies
 ), exploded AS (
     SELECT * EXCLUDE (l), unnest(l) AS m, unnest(range(len(l))) AS i FROM staged
 ), parsed AS (
@@ -232,7 +223,7 @@ WITH offsets AS (
     FROM vals
 )
 SELECT
-    $base + before + i AS id,  -- dense, in (seq, i) order
+    $base + row_number() OVER () - 1 AS id,  -- streaming, keeps the (seq, i) order of the scan
     ts, direction, transport, exchange_id, flow_id, frame_index,
     CAST(pos0 + i AS INTEGER) AS position,
     channel,
