@@ -2,20 +2,29 @@
 
 Feeds long-poll exchanges carrying realistic GWS notifications (and WebSocket frames)
 through gws_capture.writer.CaptureWriter, from submit() to the last commit, and
-prints messages/s for the whole path (decode, redact, classify, Arrow, DuckDB) and
-the split between conversion and insertion.
+prints messages/s for the whole path (decode, redact, classify, Arrow, DuckDB), the
+split between conversion and insertion and the CPU used.
 
-    .venv/bin/python benchmarks/bench_capture_writer.py [--messages 500000] [--per-poll 10]
+The whole path runs ``--rounds`` times for the writer as it was before the last tuning
+(``BeforeWriter``: cyclic GC running during batch conversion, cookies and tokens hashed
+again on every request) and as it is, alternating, and prints both side by side.
+
+    .venv/bin/python benchmarks/bench_capture_writer.py [--messages 500000] [--per-poll 10] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import hashlib
+import hmac
 import json
+import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
+
+import duckdb
 
 from gws_capture import bayeux_sql, schema
 from gws_capture.records import HttpRecord, RowBuilder, WsFrameRecord
@@ -91,56 +100,111 @@ def count_messages(recs: list) -> int:
     return n
 
 
+class BeforeRedactor(Redactor):
+    """Redaction as it was: every cookie and token hashed again on every request, every field
+    name searched for in every body."""
+
+    def hash(self, value):
+        if isinstance(value, str):
+            value = value.encode("utf-8", "surrogateescape")
+        return "hmac:" + hmac.new(self._key, value, hashlib.sha256).hexdigest()[:16]
+
+    def might_contain(self, raw: bytes) -> bool:
+        if not self.enabled:
+            return False
+        if self.paths:
+            return True
+        low = raw.lower()
+        return any(n.encode() in low for n in self.field_names)
+
+
+class BeforeWriter(CaptureWriter):
+    """The writer before this round of tuning: the cyclic GC left running while a batch is
+    converted (it then walks every live row tuple again and again) and the redaction above."""
+    PAUSE_GC = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("redactor", BeforeRedactor())
+        super().__init__(*args, **kwargs)
+
+
+def run_writer(cls: type[CaptureWriter], recs: list, d: str, tag: str) -> dict:
+    db = Path(d) / f"bench-{tag}.duckdb"
+    w = cls(db, flush_interval=0.2, max_queue=len(recs) + 10)
+    w.start()
+    c0 = time.process_time()
+    t0 = time.perf_counter()
+    for r in recs:
+        w.submit(r)
+    t_submit = time.perf_counter() - t0
+    w.close()
+    t_total = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    written = w.stats.written["bayeux_messages"]
+    out = {"rate": written / t_total, "seconds": t_total, "cpu": cpu, "written": written, "flushes": w.stats.flushes,
+           "lag": w.stats.max_lag_ms, "convert": w.stats.convert_s, "insert": w.stats.insert_s,
+           "size": db.stat().st_size, "submit": t_submit}
+    with duckdb.connect(str(db), read_only=True) as con:
+        out["check"] = con.execute("SELECT count(*), min(id), max(id), count(DISTINCT id) FROM bayeux_messages").fetchone()
+    db.unlink()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, default=500_000)
     ap.add_argument("--per-poll", type=int, default=10)
     ap.add_argument("--ws-share", type=float, default=0.3, help="share of batches arriving as WebSocket frames")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each writer, alternating before/after")
     args = ap.parse_args()
 
     recs = make_records(args.messages, args.per_poll, args.ws_share)
-    with tempfile.TemporaryDirectory() as d:
-        # 1. conversion alone (decode, redact, classify -> row tuples)
-        rb = RowBuilder(Redactor())
-        out = new_out()
-        t0 = time.perf_counter()
-        for r in recs:
-            (rb.http if isinstance(r, HttpRecord) else rb.ws_frame)(r, out)
-        t_conv = time.perf_counter() - t0
-        n_msgs = count_messages(recs)
-        t0 = time.perf_counter()
-        staged = out.pop("_bayeux_bodies")
-        tables = {k: rows_to_table(schema.TABLES[k], v) for k, v in out.items() if v}
-        tables["_bayeux_bodies"] = bayeux_sql.stage_table(staged)
-        t_arrow = time.perf_counter() - t0
-
-        # 2. the whole path through the writer thread
-        db = Path(d) / "bench.duckdb"
-        w = CaptureWriter(db, flush_interval=0.2, max_queue=len(recs) + 10)
-        w.start()
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        for r in recs:
-            w.submit(r)
-        t_submit = time.perf_counter() - t0
-        w.close()
-        t_total = time.perf_counter() - t0
-        cpu = time.process_time() - c0
-        written = w.stats.written["bayeux_messages"]
-        size = db.stat().st_size
-
+    n_msgs = count_messages(recs)
     print(f"records: {len(recs)} ({sum(isinstance(r, HttpRecord) for r in recs)} long-poll exchanges, "
-          f"{sum(isinstance(r, WsFrameRecord) for r in recs)} WebSocket frames), Bayeux messages: {n_msgs}")
+          f"{sum(isinstance(r, WsFrameRecord) for r in recs)} WebSocket frames), Bayeux messages: {n_msgs}; "
+          f"{os.cpu_count()} CPUs, DuckDB {duckdb.__version__}")
+    # 1. conversion alone (decode, redact, classify -> row tuples), then Arrow
+    rb = RowBuilder(Redactor())
+    out = new_out()
+    t0 = time.perf_counter()
+    for r in recs:
+        (rb.http if isinstance(r, HttpRecord) else rb.ws_frame)(r, out)
+    t_conv = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    staged = out.pop("_bayeux_bodies")
+    tables = {k: rows_to_table(schema.TABLES[k], v) for k, v in out.items() if v}
+    tables["_bayeux_bodies"] = bayeux_sql.stage_table(staged)
+    t_arrow = time.perf_counter() - t0
     print(f"Python conversion  : {n_msgs / t_conv:>10,.0f} msg/s  ({t_conv:.2f} s)")
     print(f"Arrow tables only  : {n_msgs / t_arrow:>10,.0f} msg/s  ({t_arrow:.2f} s, {len(tables)} tables)")
-    print(f"submit() (producer): {len(recs) / t_submit:>10,.0f} records/s  "
-          f"({t_submit * 1e6 / len(recs):.1f} us per record on the event loop)")
-    print(f"end to end (writer): {written / t_total:>10,.0f} msg/s  ({t_total:.2f} s, {w.stats.flushes} flushes, "
-          f"max lag {w.stats.max_lag_ms:.0f} ms, file {size / 1e6:.1f} MB)")
-    print(f"CPU used           : {cpu:.2f} s of all threads = {written / cpu:,.0f} msg per CPU-second "
-          f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
-    print(f"writer threads     : convert {w.stats.convert_s:.2f} s, DuckDB {w.stats.insert_s:.2f} s (overlapping)")
-    print(f"target 100,000 msg/s: {'met' if written / t_total >= 100_000 else 'NOT met'}")
+    del out, tables, staged, rb
+
+    # 2. the whole path through the writer threads, before and after, alternating
+    results: dict[str, list[dict]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory() as d:
+        for k in range(args.rounds):
+            order = ("before", "after") if k % 2 == 0 else ("after", "before")
+            for tag in order:
+                r = run_writer(BeforeWriter if tag == "before" else CaptureWriter, recs, d, f"{tag}{k}")
+                assert r["check"] == (n_msgs, 1, n_msgs, n_msgs), r["check"]
+                results[tag].append(r)
+                print(f"  round {k + 1} {tag:6}: {r['rate']:>9,.0f} msg/s  {r['seconds']:5.2f} s  CPU {r['cpu']:5.2f} s "
+                      f"({r['written'] / r['cpu']:,.0f} msg/CPU-s)  flushes {r['flushes']}  convert {r['convert']:.2f} s"
+                      f"  DuckDB {r['insert']:.2f} s  max lag {r['lag']:.0f} ms  file {r['size'] / 1e6:.1f} MB", flush=True)
+
+    def med(tag: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[tag])
+
+    print(f"submit() (producer): {len(recs) / med('after', 'submit'):>10,.0f} records/s  "
+          f"({med('after', 'submit') * 1e6 / len(recs):.1f} us per record on the event loop)")
+    print("                       before        after   (median of rounds)")
+    print(f"end to end msg/s   : {med('before', 'rate'):>10,.0f} {med('after', 'rate'):>12,.0f}")
+    print(f"seconds            : {med('before', 'seconds'):>10.2f} {med('after', 'seconds'):>12.2f}")
+    print(f"CPU s, all threads : {med('before', 'cpu'):>10.2f} {med('after', 'cpu'):>12.2f}")
+    print(f"convert thread s   : {med('before', 'convert'):>10.2f} {med('after', 'convert'):>12.2f}")
+    print(f"DuckDB thread s    : {med('before', 'insert'):>10.2f} {med('after', 'insert'):>12.2f}")
+    print(f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+          f"target 100,000 msg/s: {'met' if med('after', 'rate') >= 100_000 else 'NOT met'}")
 
 
 if __name__ == "__main__":

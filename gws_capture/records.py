@@ -12,6 +12,7 @@ The conversion runs on the writer thread, never on mitmproxy's event loop.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import time
@@ -375,6 +376,12 @@ class SessionTracker:
 
 # ------------------------------------------------------------------------ rows
 
+@functools.lru_cache(maxsize=4096)
+def _is_bayeux_path(path: str) -> bool:
+    return classify_path(path).is_bayeux
+
+
+
 class RowBuilder:
     """Turns raw records into rows (tuples in the column order of gws_capture.schema)."""
 
@@ -405,7 +412,7 @@ class RowBuilder:
             else:
                 qp[k] = v
 
-        bayeux = classify_path(path).is_bayeux and not rec.is_websocket
+        bayeux = _is_bayeux_path(path) and not rec.is_websocket
         req = make_body(rec.request_body, req_h, rec.decoded, self.max_body, rd, bayeux)
         resp = make_body(rec.response_body, resp_h, rec.decoded, self.max_body, rd, bayeux)
         cls = classify_http(rec.method, path, req.parsed, resp.parsed)

@@ -61,14 +61,22 @@ class Redactor:
             r'("(?i:%s)"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]+)' % names) if names else None
         # name=value in forms / query strings
         self._form_re = re.compile(r'(?i)(^|[&;?\s])(%s)=([^&;\s]*)' % names) if names else None
-        self._needles = tuple(n.encode() for n in self.field_names)
+        # pre-check needles: a name that contains another one adds nothing ("agentloginpassword")
+        needles = {n.encode() for n in self.field_names}
+        self._needles = tuple(n for n in needles if not any(m != n and m in n for m in needles))
+        self._hashes: dict[bytes, str] = {}    # the same cookies and tokens come back on every request
 
     # ------------------------------------------------------------------ hashing
     def hash(self, value: str | bytes) -> str:
         """Keyed hash of a secret: stable within this Redactor, useless without its key."""
         if isinstance(value, str):
             value = value.encode("utf-8", "surrogateescape")
-        return "hmac:" + hmac.new(self._key, value, hashlib.sha256).hexdigest()[:16]
+        h = self._hashes.get(value)
+        if h is None:
+            if len(self._hashes) >= 10_000:
+                self._hashes.clear()
+            h = self._hashes[value] = "hmac:" + hmac.new(self._key, value, hashlib.sha256).hexdigest()[:16]
+        return h
 
     # ------------------------------------------------------------------ headers
     def header(self, name: str, value: str) -> str:

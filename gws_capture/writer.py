@@ -378,7 +378,7 @@ class CaptureWriter:
                 self.stats.users.add(row[-3])
         staged = out.pop("_bayeux_bodies")
         tables = {name: rows_to_table(schema.TABLES[name], rows) for name, rows in out.items() if rows}
-        stage = _chunked(bayeux_sql.stage_table(staged)) if staged else None
+        stage = bayeux_sql.stage_table(staged) if staged else None
         self.stats.convert_s += time.monotonic() - t0
         return _Prepared(tables, staged, stage, oldest, t0)
 
@@ -561,17 +561,6 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
     except duckdb.Error:
         pass
-
-
-STAGE_CHUNKS = 8   # record batches per staged table: DuckDB scans (and explodes) them in parallel
-
-
-def _chunked(tbl: pa.Table) -> pa.Table:
-    """The same rows in up to STAGE_CHUNKS record batches (one batch = one DuckDB scan task)."""
-    size = max(256, -(-tbl.num_rows // STAGE_CHUNKS))
-    if tbl.num_rows <= size:
-        return tbl
-    return pa.Table.from_batches(tbl.to_batches(max_chunksize=size), schema=tbl.schema)
 
 
 def _with_ids(tbl: pa.Table, start: int) -> pa.Table:
