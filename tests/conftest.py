@@ -238,3 +238,29 @@ async def sim_process(tmp_path) -> AsyncIterator[Callable[..., Awaitable[SimProc
 async def _drain(stream: asyncio.StreamReader, into: list[str]) -> None:
     async for line in stream:
         into.append(line.decode(errors="replace").rstrip("\n"))
+
+
+# ---------------------------------------------------------------------- a real capture, once
+
+
+@pytest.fixture(scope="session")
+def simulator_capture(tmp_path_factory) -> Path:
+    """A capture the simulator produced: scripted agents on every channel through the capture
+    proxy (both child processes), plus its replay against a fresh simulator next to it
+    (NAME-replay.duckdb), as `make demo` makes them. Used by the notebook and report tests."""
+    from gws_client.agents import CHANNELS, AgentsConfig, run_agents
+    from gws_replayer.demo import replay_demo_capture
+    from replay_fixtures import ANSWER_DELAY, SIM_SEED, record_capture
+
+    agents = 4
+
+    async def every_channel(url: str, transport: str) -> None:
+        summary = await run_agents(AgentsConfig(target=url, agents=agents, duration=6, seed=4, transport=transport,
+                                                think_time=0.1, talk_time=0.2, channels=CHANNELS))
+        assert summary.failures == [], summary.failures
+
+    db = record_capture(tmp_path_factory.mktemp("simulator-capture") / "agents.duckdb", agents=agents,
+                        script=every_channel)
+    replay_demo_capture(db, agents=agents, seed=SIM_SEED, answer_delay=ANSWER_DELAY,
+                        out=db.with_name("agents-replay.duckdb"))
+    return db

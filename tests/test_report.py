@@ -1,8 +1,8 @@
 """The notebooks run headless against a capture, and the HTML report renders in a real browser.
 
-The capture is the simulator's when the suite provides a ``simulator_capture``
-fixture (a path to a capture recorded through the proxy), else a realistic
-synthetic one (analysis.synthetic.build_demo_capture). The report is opened in
+The capture is the simulator's: the ``simulator_capture`` fixture in conftest.py
+records scripted agents on every channel through the capture proxy, and replays
+them next to it. The report is opened in
 Debian's headless Chromium (``make chromium``); its screenshot is kept under
 test-artifacts/.
 """
@@ -19,7 +19,6 @@ import plotly.offline
 import pytest
 
 from analysis import report
-from analysis.synthetic import build_demo_capture
 from gwsreplay import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,11 +28,8 @@ MIN_FIGURES = {"latency.ipynb": 7, "coverage.ipynb": 15, "session_explorer.ipynb
 
 
 @pytest.fixture(scope="module")
-def capture(request, tmp_path_factory) -> Path:
-    try:
-        return Path(request.getfixturevalue("simulator_capture"))
-    except pytest.FixtureLookupError:
-        return build_demo_capture(tmp_path_factory.mktemp("report") / "demo.duckdb")
+def capture(simulator_capture) -> Path:
+    return Path(simulator_capture)
 
 
 @pytest.fixture(scope="module")
