@@ -58,6 +58,7 @@ import os
 import queue
 import random
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -834,13 +835,15 @@ def main(argv: list[str] | None = None) -> int:
             if proc.is_alive():
                 proc.terminate()
                 proc.join(timeout=5)
+        keep_log = False
         if sim is not None:
             code = sim.stop()
-            if code not in (0, None):
-                console.print(f"[red]simulator exited with {code}[/red]: {sim.stderr_tail()}")
             errors = sim.stderr_tail()
-            if "Traceback" in errors or "ERROR" in errors:
-                console.print(f"[red]simulator stderr:[/red]\n{errors}")
+            if code not in (0, None) or "Traceback" in errors or "ERROR" in errors:
+                keep_log = True
+                console.print(f"[red]simulator exited with {code}; its stderr ({sim.stderr_path}):[/red]\n{errors}")
+        if not keep_log:
+            shutil.rmtree(logdir, ignore_errors=True)
 
 
 def _check_alive(workers: list, sim: Simulator, allow_exit: bool = False) -> None:
