@@ -102,6 +102,7 @@ class CometdServer:
         self.max_interval_ms = max_interval_ms
         self._random = random.Random(seed)
         self._clients: dict[str, _Client] = {}
+        self._by_user: dict[str, dict[str, _Client]] = {}  # user -> its clients, in handshake order
         self._sockets: set[_Socket] = set()
         self._tasks: set[asyncio.Task] = set()
         self._received: Counter[str] = Counter()
@@ -113,18 +114,19 @@ class CometdServer:
 
     def publish(self, user_name: str | None, channel: str, data: dict) -> None:
         """Queue `{"channel", "data"}` for every matching client of `user_name` (None: everyone)."""
-        for client in list(self._clients.values()):
-            if user_name is not None and client.user_name != user_name:
-                continue
+        for client in list(self._clients_of(user_name)):
             if any(channel_matches(pattern, channel) for pattern in client.subscriptions):
                 client.queue.append({"channel": channel, "data": data})
                 self._wake(client)
 
     def subscribed(self, user_name: str | None, channel: str) -> bool:
         """Whether a `publish(user_name, channel, ...)` now would reach at least one client."""
-        return any((user_name is None or client.user_name == user_name)
-                   and any(channel_matches(pattern, channel) for pattern in client.subscriptions)
-                   for client in self._clients.values())
+        return any(any(channel_matches(pattern, channel) for pattern in client.subscriptions)
+                   for client in self._clients_of(user_name))
+
+    def _clients_of(self, user_name: str | None):
+        """The clients of one user (None: everyone), in handshake order, without scanning them all."""
+        return (self._clients if user_name is None else self._by_user.get(user_name, {})).values()
 
     async def handle_http(self, request: web.Request, session: HttpSession | None) -> web.StreamResponse:
         """Everything under /api/v2/notifications: long-poll POSTs and the WebSocket upgrade."""
@@ -237,14 +239,14 @@ class CometdServer:
         self, request: web.Request, messages: list[dict], user: str | None, *, status: int = 200
     ) -> tuple[web.StreamResponse, bool]:
         """Write the reply array and count it only if it reached the socket."""
-        body = encode(messages)
-        response = web.StreamResponse(status=status, headers={"Content-Type": JSON_TYPE})
-        response.content_length = len(body)
+        # A Response, not a StreamResponse: aiohttp then sends the headers and the body in one
+        # write (a StreamResponse sends its headers alone at prepare(), so every long-poll
+        # answer cost two send() calls and two TCP segments).
+        response = web.Response(status=status, body=encode(messages), headers={"Content-Type": JSON_TYPE})
         if request.transport is None or request.transport.is_closing():
             return response, False
         try:
             await response.prepare(request)
-            await response.write(body)
             await response.write_eof()
         except (ConnectionError, RuntimeError):
             return response, False
@@ -385,6 +387,7 @@ class CometdServer:
                                advice={"reconnect": "none", "interval": 0})
         client = _Client(self._new_client_id(), session.id, session.user_name, socket=socket)
         self._clients[client.id] = client
+        self._by_user.setdefault(client.user_name, {})[client.id] = client
         self._schedule_expiry(client)
         return self._reply(message, successful=True, clientId=client.id, version="1.0",
                            supportedConnectionTypes=list(CONNECTION_TYPES), advice=self._advice())
@@ -449,6 +452,11 @@ class CometdServer:
         client.alive = False
         client.queue.clear()
         self._clients.pop(client.id, None)
+        same_user = self._by_user.get(client.user_name)
+        if same_user is not None:
+            same_user.pop(client.id, None)
+            if not same_user:
+                del self._by_user[client.user_name]
         if client.expiry is not None:
             client.expiry.cancel()
         client.release_held()

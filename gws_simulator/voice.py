@@ -285,6 +285,7 @@ class Call:
     user_data: dict = field(default_factory=dict)
     recording: str = "Stopped"
     parent: "Call | None" = None
+    seq: int = 0                        # creation order, to list an agent's calls as self.calls does
 
     @property
     def uuid(self) -> str:
@@ -353,6 +354,8 @@ class ContactCenter:
         self.agent_states_by_op = {s.operation_name: s for s in self.agent_states}
 
         self.calls: dict[str, Call] = {}                 # live calls, creation order
+        self._calls_by_agent: dict[Agent, dict[str, Call]] = {}  # live calls each agent has a leg on
+        self._call_seq = 0
         self.ended: OrderedDict[str, Call] = OrderedDict()   # for SetCallDisposition after release
         self._ended_kept = ended_calls_kept
         self._route_table: list | None = None
@@ -1329,7 +1332,10 @@ class ContactCenter:
             leg.call = target
             if leg.agent is not None:
                 leg.call_type = self._joining_type(target)
+                if not any(x.agent is leg.agent for x in source.legs):
+                    self._calls_by_agent.get(leg.agent, {}).pop(source.id, None)
             target.legs.append(leg)
+            self._index_leg(leg)
         for leg in moving:
             if leg.agent is not None:
                 self._emit_call(leg, "StatusChange")
@@ -1403,8 +1409,9 @@ class ContactCenter:
 
     def _new_call(self, *, dnis: str, ani: str | None = None, user_data: dict | None = None) -> Call:
         call_id, conn_id = self.ids.call_ids()
+        self._call_seq += 1
         call = Call(id=call_id, conn_id=conn_id, dnis=dnis, ani=ani, created=self.scheduler.now(),
-                    user_data=dict(user_data or {}))
+                    user_data=dict(user_data or {}), seq=self._call_seq)
         self.calls[call.id] = call
         return call
 
@@ -1412,7 +1419,12 @@ class ContactCenter:
         leg = Leg(call=call, number=number, agent=agent, state=state, call_type=call_type,
                   started=self.scheduler.now())
         call.legs.append(leg)
+        self._index_leg(leg)
         return leg
+
+    def _index_leg(self, leg: Leg) -> None:
+        if leg.agent is not None:
+            self._calls_by_agent.setdefault(leg.agent, {})[leg.call.id] = leg.call
 
     @staticmethod
     def _joining_type(call: Call) -> str:
@@ -1497,6 +1509,12 @@ class ContactCenter:
     def _forget_if_done(self, call: Call) -> None:
         if call.id in self.calls and not call.active_legs():
             del self.calls[call.id]
+            for leg in call.legs:
+                mine = self._calls_by_agent.get(leg.agent) if leg.agent is not None else None
+                if mine is not None:
+                    mine.pop(call.id, None)
+                    if not mine:
+                        del self._calls_by_agent[leg.agent]
             self.ended[call.id] = call
             while len(self.ended) > self._ended_kept:
                 self.ended.popitem(last=False)
@@ -1508,7 +1526,15 @@ class ContactCenter:
             raise GwsError(SC_NOT_FOUND, f"Device {device_id} not found")
 
     def _calls_of(self, agent: Agent) -> list[Call]:
-        return [c for c in self.calls.values() if any(leg.agent is agent and leg.active for leg in c.legs)]
+        """The live calls on which the agent has an active leg, in creation order (indexed:
+        scanning every live call here made each call notification O(calls))."""
+        mine = self._calls_by_agent.get(agent)
+        if not mine:
+            return []
+        calls = [c for c in mine.values() if any(leg.agent is agent and leg.active for leg in c.legs)]
+        if len(calls) > 1:
+            calls.sort(key=lambda c: c.seq)
+        return calls
 
     @staticmethod
     def _leg_of(agent: Agent | None, call: Call | None) -> Leg | None:
