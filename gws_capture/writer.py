@@ -40,8 +40,9 @@ import duckdb
 import pyarrow as pa
 
 from . import bayeux_extract, bayeux_sql, schema
+from .classify import classify_bayeux
 from .records import (DEFAULT_MAX_BODY, ErrorRecord, HttpRecord, RowBuilder, WsEndRecord,
-                      WsFrameRecord, fix_surrogates)
+                      WsFrameRecord, dumps, fix_surrogates)
 from .redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class WriterStats:
     last_error: str | None = None
     snapshots: int = 0
     convert_s: float = 0.0         # cumulative time spent turning records into Arrow tables
+    python_bodies: int = 0         # batches whose Bayeux bodies were classified in Python
     insert_s: float = 0.0          # cumulative time spent in DuckDB transactions
 
     def as_dict(self) -> dict[str, Any]:
@@ -165,6 +167,7 @@ class CaptureWriter:
         self._last_drop_log = 0.0
         self._on_flush = on_flush
         self._thread: threading.Thread | None = None
+        self._wake = threading.Event()     # set by flush() and close() only, never per record
         self._closed = False
         self._req_path, self._done_path = snapshot_paths(self.db_path)
         Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +234,7 @@ class CaptureWriter:
         """Ask the writer thread to flush now and wait until it has (for tests and snapshots)."""
         ev = threading.Event()
         self._queue.put((_FLUSH, ev))
+        self._wake.set()
         ev.wait(timeout)
 
     def close(self, timeout: float = 60.0) -> None:
@@ -240,6 +244,7 @@ class CaptureWriter:
         self._closed = True
         if self._thread is not None:
             self._queue.put(_STOP)
+            self._wake.set()
             self._thread.join(timeout)
             self._ins_thread.join(timeout)
         else:
@@ -259,19 +264,36 @@ class CaptureWriter:
     # A batch allocates hundreds of thousands of tuples that never form cycles; letting the cyclic
     # GC run meanwhile makes it walk every live object again and again (half of the Arrow stage).
     PAUSE_GC = True
+    # The Bayeux statement costs DuckDB 20-40 ms per execution whatever the input (planning its
+    # hundreds of expressions), which is what a proxy at a few hundred requests/s pays five times
+    # a second. A live batch with at most this many Bayeux bodies is classified in Python instead
+    # (gws_capture.classify.classify_bayeux, the same rules: tests/test_capture_unit.py holds them
+    # equal, column by column); bigger ones go to DuckDB, which is far faster per message.
+    PY_BAYEUX_MAX_BODIES = 64
+    # Live conversion gives the GIL away every this many records (about a millisecond of work)
+    # instead of holding it for Python's 5 ms switch interval while mitmproxy's loop waits.
+    YIELD_EVERY = 16
 
     def _run(self) -> None:
+        _name_os_thread("gws-convert")
         stop = False
+        behind = False
         while not stop:
-            deadline = time.monotonic() + self.flush_interval
+            # Sleep through the interval instead of waking up for every record (a wake-up per
+            # record costs the proxy's event loop a GIL hand-over each time); no sleep while the
+            # previous batch left records behind.
+            if not behind:
+                self._wake.wait(self.flush_interval)
+            self._wake.clear()
             items: list[Any] = []
             waiters: list[threading.Event] = []
             size = 0
+            behind = True
             while True:
-                remaining = deadline - time.monotonic()
                 try:
-                    item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                    item = self._queue.get_nowait()
                 except queue.Empty:
+                    behind = False
                     break
                 if item is _STOP:
                     stop = True
@@ -287,7 +309,7 @@ class CaptureWriter:
                 items.extend(self._drain_nowait())
             prep = None
             try:
-                prep = self._convert(items)
+                prep = self._convert(items, live=True)
             except Exception as exc:  # noqa: BLE001 - the writer must survive
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("gws capture: conversion failed")
@@ -295,6 +317,7 @@ class CaptureWriter:
         self._ins_queue.put(_STOP)
 
     def _run_inserter(self) -> None:
+        _name_os_thread("gws-insert")
         while True:
             item = self._ins_queue.get()
             if item is _STOP:
@@ -333,21 +356,25 @@ class CaptureWriter:
         if prep is not None:
             self._commit(prep)
 
-    def _convert(self, items: list[Any]) -> "_Prepared | None":
+    def _convert(self, items: list[Any], live: bool = False) -> "_Prepared | None":
+        """Records -> Arrow tables for _commit. ``live``: the writer thread's periodic batches,
+        where a few Bayeux bodies are classified in Python instead of by the DuckDB statement."""
         if not items and not self._dropped_unreported:
             return None
         if not self.PAUSE_GC:
-            return self._convert_batch(items)
+            return self._convert_batch(items, live)
         with _gc_paused():
-            return self._convert_batch(items)
+            return self._convert_batch(items, live)
 
-    def _convert_batch(self, items: list[Any]) -> "_Prepared | None":
+    def _convert_batch(self, items: list[Any], live: bool = False) -> "_Prepared | None":
         t0 = time.monotonic()
         out: dict[str, list] = new_out()
         oldest = t0
         freed = 0
         b = self.builder
-        for rec in items:
+        for i, rec in enumerate(items):
+            if live and i % self.YIELD_EVERY == self.YIELD_EVERY - 1:
+                time.sleep(0)   # hand the GIL to the proxy's event loop if it is waiting for it
             oldest = min(oldest, rec.submitted or t0)
             freed += _record_bytes(rec)
             try:
@@ -377,6 +404,13 @@ class CaptureWriter:
             if row[-3]:
                 self.stats.users.add(row[-3])
         staged = out.pop("_bayeux_bodies")
+        if live and staged and len(staged) <= self.PY_BAYEUX_MAX_BODIES:
+            rows = python_bayeux_rows(staged)
+            if rows is not None:
+                # before the damage rows of this batch, which get their ids last (as with the SQL)
+                out["bayeux_messages"] = rows + out["bayeux_messages"]
+                staged = []
+                self.stats.python_bodies += 1
         tables = {name: rows_to_table(schema.TABLES[name], rows) for name, rows in out.items() if rows}
         stage = bayeux_sql.stage_table(staged) if staged else None
         self.stats.convert_s += time.monotonic() - t0
@@ -524,6 +558,17 @@ class CaptureWriter:
         os.replace(tmp, self._done_path)
 
 
+def _name_os_thread(name: str) -> None:
+    """Give the current thread an OS-level name (top -H, /proc/*/task/*/comm); Linux only, best effort."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)   # PR_SET_NAME
+    except Exception:  # noqa: BLE001
+        pass
+
+
 class _gc_paused:
     """Cyclic garbage collection off for a ``with`` block (left alone if someone else turned it off).
 
@@ -561,6 +606,54 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
     except duckdb.Error:
         pass
+
+
+_ENVELOPE_KEYS = frozenset(("channel", "clientId", "id", "successful", "error", "advice", "connectionType",
+                            "subscription", "ext", "data"))
+_MESSAGE_COLUMNS = [c for c, _ in schema.BAYEUX_MESSAGES]
+
+
+class _NotPlain(Exception):
+    """A body the Python path leaves to DuckDB (floats: DuckDB renders them its own way)."""
+
+
+def _no_float(text: str) -> float:
+    raise _NotPlain(text)
+
+
+def python_bayeux_rows(staged: list[tuple]) -> list[tuple] | None:
+    """``bayeux_messages`` rows (id None) for staged bodies, classified in Python exactly as
+    the DuckDB statement of gws_capture.bayeux_sql would; None when any body is not plain
+    (not a JSON array of objects, floats, NaN, lone surrogate escapes): those go to DuckDB."""
+    out: list[tuple] = []
+    for seq, pos0, ts_us, direction, transport, ex_id, flow_id, frame_index, user, key, body in staged:
+        if b"\\ud" in body or b"\\uD" in body:
+            return None
+        try:
+            items = json.loads(body, parse_float=_no_float, parse_constant=_no_float)
+        except (ValueError, RecursionError, _NotPlain):
+            return None
+        if type(items) is not list:
+            return None
+        for i, m in enumerate(items):
+            if type(m) is not dict:
+                return None
+            c = classify_bayeux(m)
+            extra = None
+            if c.channel is not None and c.channel.startswith("/meta/"):
+                rest = {k: v for k, v in m.items() if k not in _ENVELOPE_KEYS}
+                extra = dumps(rest) if rest else None
+            values = {
+                "ts": ts_us, "direction": direction, "transport": transport, "exchange_id": ex_id,
+                "flow_id": flow_id, "frame_index": frame_index, "position": pos0 + i,
+                "advice": None if c.advice is None else dumps(c.advice),
+                "ext": None if c.ext is None else dumps(c.ext),
+                "data": None if c.data is None else dumps(c.data),
+                "extra": extra, "user_name": user, "session_key": key,
+            }
+            out.append(tuple(values[col] if col in values else getattr(c, col, None)
+                             for col in _MESSAGE_COLUMNS))
+    return out
 
 
 def _with_ids(tbl: pa.Table, start: int) -> pa.Table:

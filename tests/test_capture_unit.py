@@ -731,6 +731,94 @@ def test_fuzz_sql_and_python_classification_agree(tmp_path, msgs):
     _assert_same(tmp_path, msgs)
 
 
+_JSON_COLUMNS = {c for c, t in schema.BAYEUX_MESSAGES if t == "JSON"}
+_CONTEXT = {"id", "ts", "direction", "transport", "exchange_id", "flow_id", "frame_index", "user_name",
+            "session_key"}
+
+
+def _assert_python_path_same(tmp_path: Path, msgs: list) -> None:
+    """The writer's Python path for small live batches (writer.python_bayeux_rows) gives the
+    rows the DuckDB statement gives, every column (JSON columns compared as JSON)."""
+    from gws_capture.writer import python_bayeux_rows
+
+    db = tmp_path / "py-vs-sql.duckdb"
+    if db.exists():
+        db.unlink()
+    w = CaptureWriter(db)
+    w.write_records([HttpRecord(flow_id="d", method="POST", path="/api/v2/notifications/connect",
+                                request_headers=[("Content-Type", "application/json")], request_body=b"[]",
+                                status=200, response_headers=[("Content-Type", "application/json")],
+                                response_body=json.dumps(msgs).encode(), ts_request_start=T0,
+                                ts_response_start=T0)])
+    w.close()
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cur = con.execute("SELECT * FROM bayeux_messages WHERE direction = 's2c' ORDER BY position")
+        names = [d[0] for d in cur.description]
+        sql_rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
+    staged = [(0, 0, 0, "s2c", "long-polling", 1, "d", None, None, None, json.dumps(msgs).encode())]
+    py = python_bayeux_rows(staged)
+    assert py is not None
+    cols = [c for c, _ in schema.BAYEUX_MESSAGES]
+    assert len(py) == len(sql_rows) == len(msgs)
+    for m, row, sql in zip(msgs, py, sql_rows):
+        for col, value in zip(cols, row):
+            if col in _CONTEXT:
+                continue
+            want = sql[col]
+            if col in _JSON_COLUMNS:
+                value = None if value is None else json.loads(value)
+                want = None if want is None else json.loads(want)
+            assert value == want, (m, col, value, want)
+
+
+def test_python_path_for_small_live_batches_equals_the_sql(tmp_path):
+    _assert_python_path_same(tmp_path, CORPUS)
+
+
+@settings(max_examples=int(os.environ.get("GWS_FUZZ_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(msgs=st.lists(_message, min_size=1, max_size=25))
+def test_fuzz_python_path_equals_the_sql(tmp_path, msgs):
+    _assert_python_path_same(tmp_path, msgs)
+
+
+def test_python_path_leaves_odd_bodies_to_duckdb():
+    from gws_capture.writer import python_bayeux_rows
+
+    def st_(body: bytes) -> list[tuple]:
+        return [(0, 0, 0, "s2c", "long-polling", 1, "d", None, None, None, body)]
+
+    assert python_bayeux_rows(st_(b'[{"channel":"/x","data":{"a":1.5}}]')) is None
+    assert python_bayeux_rows(st_(b'[{"channel":"/x"}, 5]')) is None
+    assert python_bayeux_rows(st_(b'[{"channel":"/x","data":"\\ud800"}]')) is None
+    assert python_bayeux_rows(st_(b'[{"channel":"/x"')) is None
+    assert python_bayeux_rows(st_(b'[{"channel":"/x","data":NaN}]')) is None
+    assert len(python_bayeux_rows(st_(b'[{"channel":"/x","data":{"a":1}}]'))) == 1
+
+
+def test_live_writer_takes_the_python_path_for_few_bodies_and_duckdb_for_many(tmp_path):
+    db = tmp_path / "live.duckdb"
+    w = CaptureWriter(db, flush_interval=0.05).start()
+    for k in range(3):
+        w.submit(_ex(f"small{k}", k, "/api/v2/notifications/connect",
+                     [{"channel": "/meta/connect", "clientId": "c1", "id": str(k)}],
+                     resp=[CALL_852, {"channel": "/meta/connect", "id": str(k), "successful": True}]))
+    w.flush()
+    assert w.stats.python_bodies >= 1
+    python_batches = w.stats.python_bodies
+    w.write_records([_ex(f"sync{k}", 10 + k, "/api/v2/notifications/connect",
+                         [{"channel": "/meta/connect", "clientId": "c1", "id": str(k)}],
+                         resp=[CALL_852]) for k in range(3)])
+    assert w.stats.python_bodies == python_batches        # the synchronous path always uses DuckDB
+    w.close()
+    rows = _rows(db, "SELECT exchange_id, direction, position, call_id FROM bayeux_messages ORDER BY id")
+    assert len(rows) == 3 * 3 + 3 * 2
+    assert rows == sorted(rows, key=lambda r: (r[0], r[1] != "c2s", r[2]))
+
+
 def test_bayeux_contentview(tmp_path):
     from mitmproxy import contentviews
 

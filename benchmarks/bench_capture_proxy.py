@@ -1,0 +1,370 @@
+"""Proxy throughput: bare mitmdump against mitmdump with the capture addon, in one run.
+
+Same upstream (the simulator, ``gwsreplay sim``, in a child process), same client load
+(an aiohttp load generator in this process: a bounded number of requests at a bounded
+concurrency), both proxies in reverse mode and started once; the measured rounds
+alternate between them (A B, B A, A B, ...) so that machine noise falls on both.
+
+Load mix, per 10 requests: 4 x ``GET /api/v2/diagnostics/version`` (no auth),
+2 x ``GET /api/v2/me`` and 4 x ``POST /api/v2/me/channels/voice`` Ready/NotReady
+(Basic auth, session cookie, CSRF token), spread over the agents. During every round a
+few agents keep CometD long-polls open through the proxy under test (handshake,
+``/v2/me/*``, ``/meta/connect`` loop), so the device notifications the POSTs cause flow
+through it too and the addon records them. The long-poll traffic is not counted in the
+requests/s.
+
+Printed: requests/s per round and proxy, the ratio addon/bare (target >= 0.85), the
+proxy processes' CPU per request, and the client-side latency of each proxy at
+concurrency 1 (p50, p99; the latency the addon adds = addon - bare). At the end the
+capture is closed (SIGINT) and checked: every measured exchange recorded, nothing dropped.
+
+    .venv/bin/python benchmarks/bench_capture_proxy.py [--requests 6000] [--concurrency 32]
+        [--rounds 3] [--latency-requests 1500] [--agents 20] [--long-polls 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+BIN = Path(sys.executable).parent
+MITMDUMP = BIN / "mitmdump"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                r.read()
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def thread_cpu(pid: int) -> dict[tuple[int, str], float]:
+    """CPU seconds of each thread of a process ((tid, name) -> utime + stime)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        out[(int(tid), name)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
+def by_role(pid: int, before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per role between two thread_cpu() readings: event loop, capture threads, others."""
+    roles: dict[str, float] = {}
+    for (tid, name), cpu in after.items():
+        role = "loop" if tid == pid else name if name.startswith("gws-") else "other threads"
+        roles[role] = roles.get(role, 0.0) + cpu - before.get((tid, name), 0.0)
+    return roles
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (and its reaped children) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / CLK_TCK
+
+
+@dataclass
+class Proc:
+    name: str
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+
+def start(name: str, cmd: list[str], port: int, log: Path) -> Proc:
+    proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/api/v2/diagnostics/version")
+    return Proc(name, url, proc, log)
+
+
+@dataclass
+class Agent:
+    user: str
+    authorization: str
+    cookie: str = ""
+    csrf: str = ""
+    next_ready: bool = True
+
+    def headers(self, unsafe: bool = False) -> dict[str, str]:
+        h = {"Authorization": self.authorization, "Cookie": self.cookie}
+        if unsafe:
+            h["X-CSRF-TOKEN"] = self.csrf
+            h["Content-Type"] = "application/json"
+        return h
+
+
+async def login(http: aiohttp.ClientSession, base: str, agent: Agent) -> None:
+    async with http.get(base + "/api/v2/me", headers={"Authorization": agent.authorization}) as r:
+        await r.read()
+        assert r.status == 200, r.status
+        agent.cookie = "; ".join(f"{k}={v.value}" for k, v in r.cookies.items())
+        agent.csrf = r.headers.get("X-CSRF-TOKEN", "")
+    async with http.post(base + "/api/v2/me", json={"operationName": "StartContactCenterSession",
+                                                   "channels": ["voice"]}, headers=agent.headers(True)) as r:
+        await r.read()
+        assert r.status == 200, await r.text()
+
+
+def request_for(i: int, agents: list[Agent]) -> tuple[str, str, Agent | None, dict | None]:
+    kind = i % 10
+    agent = agents[(i // 10) % len(agents)]
+    if kind < 4:
+        return "GET", "/api/v2/diagnostics/version", None, None
+    if kind < 6:
+        return "GET", "/api/v2/me", agent, None
+    op = "Ready" if agent.next_ready else "NotReady"
+    agent.next_ready = not agent.next_ready
+    return "POST", "/api/v2/me/channels/voice", agent, {"operationName": op}
+
+
+async def load(http: aiohttp.ClientSession, base: str, agents: list[Agent], n: int, concurrency: int,
+               offset: int = 0) -> tuple[float, list[float], int]:
+    """n requests at most ``concurrency`` at a time; returns (seconds, latencies in ms, errors)."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(offset, offset + n))
+
+    async def worker() -> None:
+        nonlocal errors
+        for i in counter:
+            method, path, agent, body = request_for(i, agents)
+            headers = agent.headers(method == "POST") if agent else {}
+            t = time.perf_counter()
+            try:
+                async with http.request(method, base + path, json=body, headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+            latencies.append((time.perf_counter() - t) * 1000)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - t0, latencies, errors
+
+
+class LongPolls:
+    """A few agents with a CometD long-poll session open through one proxy."""
+
+    def __init__(self, base: str, users: list[str]) -> None:
+        self.base, self.users = base, users
+        self.clients: list = []
+        self.cometds: list = []
+        self.received = 0
+
+    async def __aenter__(self) -> "LongPolls":
+        from gws_client.rest import GWSClient
+
+        for user in self.users:
+            client = GWSClient(self.base, user, "password")
+            assert (await client.me()).ok
+            cometd = client.cometd("long-polling")
+            await cometd.__aenter__()
+            await cometd.handshake()
+            await cometd.subscribe("/v2/me/*")
+            self.clients.append(client)
+            self.cometds.append(cometd)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for cometd in self.cometds:
+            try:
+                await asyncio.wait_for(cometd.disconnect(), 10)
+            except Exception:  # noqa: BLE001
+                pass
+            await cometd.__aexit__(None, None, None)
+        for client in self.clients:
+            await client.close()
+
+
+@dataclass
+class Figures:
+    rps: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "addon": []})
+    cpu_ms: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "addon": []})
+    main_ms: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "addon": []})
+    roles: dict[str, list[dict]] = field(default_factory=lambda: {"bare": [], "addon": []})
+    lat: dict[str, list[float]] = field(default_factory=lambda: {"bare": [], "addon": []})
+    errors: int = 0
+    requests: dict[str, int] = field(default_factory=lambda: {"bare": 0, "addon": 0})
+
+
+def pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = (len(v) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+async def run(args: argparse.Namespace, procs: dict[str, Proc], upstream: str) -> Figures:
+    fig = Figures()
+    agents = [Agent(f"agent{k}", "Basic " + base64.b64encode(f"agent{k}:password".encode()).decode())
+              for k in range(1, args.agents + 1)]
+    connector = aiohttp.TCPConnector(limit=args.concurrency + 4)
+    async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(),
+                                     timeout=aiohttp.ClientTimeout(total=60)) as http:
+        for agent in agents:
+            await login(http, upstream, agent)
+        poll_users = [a.user for a in agents[: args.long_polls]]
+        # warm-up: every proxy, both connections pools, JIT-free but caches and sockets
+        for name in ("bare", "addon"):
+            await load(http, procs[name].url, agents, 500, args.concurrency)
+        offset = 0
+        print(f"throughput: {args.requests} requests per round at concurrency {args.concurrency}, "
+              f"{args.long_polls} long-polls open, {args.rounds} rounds per proxy (alternating)")
+        for r in range(args.rounds):
+            order = ("bare", "addon") if r % 2 == 0 else ("addon", "bare")
+            for name in order:
+                p = procs[name]
+                async with LongPolls(p.url, poll_users):
+                    await asyncio.sleep(0.2)
+                    cpu0, th0 = cpu_seconds(p.proc.pid), thread_cpu(p.proc.pid)
+                    secs, lat, errors = await load(http, p.url, agents, args.requests, args.concurrency, offset)
+                    cpu, th1 = cpu_seconds(p.proc.pid) - cpu0, thread_cpu(p.proc.pid)
+                roles = {k: v * 1000 / args.requests for k, v in by_role(p.proc.pid, th0, th1).items()}
+                main_ms = roles.get("loop", 0.0)
+                fig.main_ms[name].append(main_ms)
+                fig.roles[name].append(roles)
+                offset += args.requests
+                fig.errors += errors
+                fig.requests[name] += args.requests
+                rps = args.requests / secs
+                fig.rps[name].append(rps)
+                fig.cpu_ms[name].append(cpu * 1000 / args.requests)
+                print(f"  round {r + 1} {name:5}  {rps:8.0f} req/s   {secs:6.2f} s   proxy CPU "
+                      f"{cpu * 1000 / args.requests:5.2f} ms/request ("
+                      + ", ".join(f"{k} {v:.2f}" for k, v in sorted(roles.items()) if v >= 0.005) + ")   "
+                      f"client p50 {pct(lat, .5):6.2f} ms "
+                      f"p99 {pct(lat, .99):7.2f} ms   errors {errors}")
+        print(f"latency: {args.latency_requests} requests per round at concurrency 1, "
+              f"{args.rounds} rounds per proxy (alternating)")
+        for r in range(args.rounds):
+            order = ("bare", "addon") if r % 2 == 0 else ("addon", "bare")
+            for name in order:
+                p = procs[name]
+                async with LongPolls(p.url, poll_users):
+                    await asyncio.sleep(0.2)
+                    _, lat, errors = await load(http, p.url, agents, args.latency_requests, 1, offset)
+                offset += args.latency_requests
+                fig.errors += errors
+                fig.requests[name] += args.latency_requests
+                fig.lat[name] += lat
+                print(f"  round {r + 1} {name:5}  p50 {pct(lat, .5):6.3f} ms   p99 {pct(lat, .99):6.3f} ms   "
+                      f"errors {errors}")
+        for agent in agents:
+            async with http.post(upstream + "/api/v2/me", json={"operationName": "EndContactCenterSession"},
+                                 headers=agent.headers(True)) as resp:
+                await resp.read()
+    return fig
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--requests", type=int, default=6000, help="measured requests per throughput round")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per proxy (alternating)")
+    ap.add_argument("--latency-requests", type=int, default=1500, help="requests per latency round (concurrency 1)")
+    ap.add_argument("--agents", type=int, default=20)
+    ap.add_argument("--long-polls", type=int, default=4)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
+    db = tmp / "capture.duckdb"
+    sim_port, bare_port, addon_port = free_port(), free_port(), free_port()
+    upstream = f"http://127.0.0.1:{sim_port}"
+    common = ["-q", "--mode", f"reverse:{upstream}", "--listen-host", "127.0.0.1"]
+    procs: dict[str, Proc] = {}
+    try:
+        procs["sim"] = start("sim", [str(BIN / "gwsreplay"), "sim", "--port", str(sim_port), "--agents",
+                                     str(args.agents), "--answer-delay", "0.05"], sim_port, tmp / "sim.log")
+        procs["bare"] = start("bare", [str(MITMDUMP), *common, "-p", str(bare_port)], bare_port, tmp / "bare.log")
+        procs["addon"] = start("addon", [str(MITMDUMP), *common, "-p", str(addon_port), "-s",
+                                         str(ROOT / "proxy_addons" / "capture.py"), "--set", f"capture_db={db}"],
+                               addon_port, tmp / "addon.log")
+        print(f"upstream {upstream} (gwsreplay sim, {args.agents} agents); bare mitmdump :{bare_port}; "
+              f"mitmdump + capture addon :{addon_port} -> {db}; {os.cpu_count()} cores")
+        fig = asyncio.run(run(args, procs, upstream))
+    finally:
+        for name in ("addon", "bare", "sim"):
+            p = procs.get(name)
+            if p is not None and p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGINT)
+                try:
+                    p.proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    p.proc.kill()
+
+    bare, addon = fig.rps["bare"], fig.rps["addon"]
+    pair_ratios = [a / b for a, b in zip(addon, bare)]
+    ratio = statistics.median(addon) / statistics.median(bare)
+    print("summary")
+    print(f"  requests/s   bare  {' '.join(f'{x:7.0f}' for x in bare)}   median {statistics.median(bare):7.0f}")
+    print(f"  requests/s   addon {' '.join(f'{x:7.0f}' for x in addon)}   median {statistics.median(addon):7.0f}")
+    print(f"  ratio addon/bare: {ratio:.3f} (median of rounds; per round pair "
+          f"{', '.join(f'{x:.3f}' for x in pair_ratios)}) target >= 0.85: {'OK' if ratio >= 0.85 else 'BELOW'}")
+    print(f"  proxy CPU per request: bare {statistics.median(fig.cpu_ms['bare']):.2f} ms, "
+          f"addon {statistics.median(fig.cpu_ms['addon']):.2f} ms (of which mitmproxy's event loop thread "
+          f"{statistics.median(fig.main_ms['addon']):.2f} ms; bare {statistics.median(fig.main_ms['bare']):.2f} ms)")
+    roles = sorted({k for r in fig.roles["addon"] for k in r})
+    print("  addon process CPU per request by thread (median): " + ", ".join(
+        f"{k} {statistics.median(r.get(k, 0.0) for r in fig.roles['addon']):.3f} ms" for k in roles))
+    lb, la = fig.lat["bare"], fig.lat["addon"]
+    print(f"  latency at concurrency 1 (client side, {len(lb)} + {len(la)} requests): "
+          f"bare p50 {pct(lb, .5):.3f} ms p99 {pct(lb, .99):.3f} ms; addon p50 {pct(la, .5):.3f} ms "
+          f"p99 {pct(la, .99):.3f} ms")
+    print(f"  latency the addon adds: p50 {pct(la, .5) - pct(lb, .5):+.3f} ms, p99 {pct(la, .99) - pct(lb, .99):+.3f} ms")
+    print(f"  errors: {fig.errors}")
+
+    con = duckdb.connect(str(db), read_only=True)
+    measured = con.execute(
+        "SELECT count(*) FROM exchanges WHERE path IN ('/api/v2/diagnostics/version', '/api/v2/me', "
+        "'/api/v2/me/channels/voice')").fetchone()[0]
+    polls = con.execute("SELECT count(*) FROM exchanges WHERE is_bayeux").fetchone()[0]
+    msgs = con.execute("SELECT count(*) FROM bayeux_messages").fetchone()[0]
+    dropped = con.execute("SELECT coalesce(sum(count), 0) FROM capture_errors WHERE kind = 'dropped'").fetchone()[0]
+    con.close()
+    expected = 500 + fig.requests["addon"]
+    print(f"capture: {measured} measured exchanges (sent through the addon: {expected} incl. 500 warm-up, plus "
+          f"the long-poll logins), {polls} long-poll exchanges, {msgs} Bayeux messages, dropped {dropped}")
+    return 0 if ratio >= 0.85 and not fig.errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
