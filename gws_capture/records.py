@@ -395,13 +395,51 @@ class RowBuilder:
         self.sessions = SessionTracker()
         # websocket flow id -> (exchange id, session key, user, ts of upgrade)
         self.ws_flows: dict[str, tuple[int | None, str | None, str | None, float | None]] = {}
+        self._req_headers: dict[tuple, tuple] = {}
+        self._resp_headers: dict[tuple, tuple] = {}
         self.flow_exchange: dict[str, int] = {}
 
     # ---------------------------------------------------------------- http
+    def _headers(self, fields: Headers, request: bool) -> tuple:
+        """(headers as str pairs, redacted JSON, auth user, session key) of a request, or
+        (headers, redacted JSON, None, key of the session cookie set) of a response. Memoised:
+        an agent's requests repeat the same headers (cookie, token, authorization) all day."""
+        cache = self._req_headers if request else self._resp_headers
+        try:
+            key = tuple(fields)
+            hit = cache.get(key)
+        except TypeError:      # unhashable (lists): no memo
+            key, hit = None, None
+        if hit is not None:
+            return hit
+        rd = self.redactor
+        h = header_list(fields)
+        user = session_key = None
+        if request:
+            user = basic_user(get_header(h, "authorization"))
+            for cv in get_headers(h, "cookie"):
+                for name in SESSION_COOKIES:
+                    v = cookie_value(cv, name)
+                    if v:
+                        session_key = rd.hash(v)
+        else:
+            for sc in get_headers(h, "set-cookie"):
+                first = sc.split(";", 1)[0]
+                for name in SESSION_COOKIES:
+                    v = cookie_value(first, name)
+                    if v:
+                        session_key = rd.hash(v)
+        hit = (h, dumps(rd.headers(h)), user, session_key)
+        if key is not None:
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[key] = hit
+        return hit
+
     def http(self, rec: HttpRecord, out: dict[str, list]) -> None:
         rd = self.redactor
-        req_h = header_list(rec.request_headers)
-        resp_h = header_list(rec.response_headers)
+        req_h, req_h_json, auth_user, session_key = self._headers(rec.request_headers, True)
+        resp_h, resp_h_json, _, new_session_key = self._headers(rec.response_headers, False)
         path, _, query = rec.path.partition("?")
         query_r = rd.query(query)
         qp: dict[str, Any] = {}
@@ -417,19 +455,6 @@ class RowBuilder:
         resp = make_body(rec.response_body, resp_h, rec.decoded, self.max_body, rd, bayeux)
         cls = classify_http(rec.method, path, req.parsed, resp.parsed)
 
-        auth_user = basic_user(get_header(req_h, "authorization"))
-        session_key = new_session_key = None
-        for cv in get_headers(req_h, "cookie"):
-            for name in SESSION_COOKIES:
-                v = cookie_value(cv, name)
-                if v:
-                    session_key = rd.hash(v)
-        for sc in get_headers(resp_h, "set-cookie"):
-            first = sc.split(";", 1)[0]
-            for name in SESSION_COOKIES:
-                v = cookie_value(first, name)
-                if v:
-                    new_session_key = rd.hash(v)
         user = self.sessions.observe_exchange(auth_user, session_key, new_session_key)
 
         ex_id = self.next_exchange
@@ -457,7 +482,7 @@ class RowBuilder:
         out["exchanges"].append((
             ex_id, rec.flow_id, rec.source, rec.method, rec.scheme, rec.host, rec.port, url, path,
             query_r or None, dumps(qp) if qp else None, rec.http_version, rec.status, rec.reason,
-            dumps(rd.headers(req_h)), dumps(rd.headers(resp_h)) if (resp_h or rec.status is not None) else None,
+            req_h_json, resp_h_json if (resp_h or rec.status is not None) else None,
             get_header(req_h, "content-type"),
             req.json_text, req.text, req.encoding, req.size, req.truncated, req.error,
             get_header(resp_h, "content-type"),
