@@ -204,6 +204,8 @@ def _create_table(name: str, columns: list[tuple[str, str]]) -> str:
 #                 one, userState.workMode = expected_state.split(':')[1] (AfterCallWork ->
 #                 NotReady:AfterCallWork)
 #   device_any    any DeviceStateChangeMessage for the agent
+#   channel_any   any ChannelStateChangeMessageV2 for the channel of /me/channels/{channel} (for voice:
+#                 any DeviceStateChangeMessage too): DND of one channel
 #   ack_only      documented without a notification: the HTTP answer completes it ('acknowledged')
 #   resource_any  any notification about the operation's resource id (no rule, the URL names a resource)
 _CALL_STATE = {
@@ -278,6 +280,8 @@ def expectation_rows() -> list[tuple[str, str | None, str, str | None]]:
         rows.append((op, None, "device_any", None))
     for op, rtype in _ACK_ONLY:
         rows.append((op, rtype, "ack_only", None))
+    for op in ("DoNotDisturbOn", "DoNotDisturbOff"):
+        rows.append((op, "channel", "channel_any", None))
     rows.append(("Create", None, "new_resource", None))
     return rows
 
@@ -297,7 +301,7 @@ def _expectation_rows_v1() -> set[tuple[str, str | None, str, str | None]]:
     return rows
 
 
-EXPECTATIONS_REVISION = 2
+EXPECTATIONS_REVISION = 3
 
 
 # ------------------------------------------------------------------------------ views
@@ -403,19 +407,20 @@ notes AS MATERIALIZED (
 ),
 -- call notifications keyed by call id and, when different, by connId (8.5.2 requests name the connId)
 calls AS MATERIALIZED (
-    SELECT id, ts, key, user_name, notification_type, resource_state, kind, detail, call_id AS call
+    SELECT id, ts, key, user_name, notification_type, resource_state, reference_id, kind, detail, call_id AS call
     FROM notes WHERE resource_type = 'call' AND call_id IS NOT NULL
     UNION ALL
-    SELECT id, ts, key, user_name, notification_type, resource_state, kind, detail, conn_id AS call
+    SELECT id, ts, key, user_name, notification_type, resource_state, reference_id, kind, detail, conn_id AS call
     FROM notes WHERE resource_type = 'call' AND conn_id IS NOT NULL AND conn_id IS DISTINCT FROM call_id
 ),
 call_ops AS (
-    SELECT exchange_id, user_name, requested_at, until, match_kind, expected_state, resource_id AS target
+    SELECT exchange_id, user_name, requested_at, until, match_kind, expected_state, reference_id,
+           resource_id AS target
     FROM ops WHERE match_kind IN ('call_state', 'call_event', 'call_any', 'merged_call')
     UNION ALL
     -- merged_call: also the call the consult call was merged into (the consult's parentCallUri)
     SELECT DISTINCT o.exchange_id, o.user_name, o.requested_at, o.until, o.match_kind, o.expected_state,
-           @PARENT_ID@ AS target
+           o.reference_id, @PARENT_ID@ AS target
     FROM (FROM ops WHERE match_kind = 'merged_call') o
     JOIN calls n ON n.user_name = o.user_name AND n.call = o.resource_id AND n.ts <= o.until
     JOIN bayeux_messages b ON b.id = n.id
@@ -472,21 +477,26 @@ cand AS (
     WHERE n.ts BETWEEN o.requested_at AND o.until
       AND (n.call_id IS NULL OR o.resource_type IS DISTINCT FROM 'call'
            OR n.call_id = o.resource_id OR n.conn_id = o.resource_id)
+      AND (n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id)
     UNION ALL
     -- 3. call rules
     SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
     FROM call_ops o JOIN calls n ON n.user_name = o.user_name AND n.call = o.target
     WHERE n.ts BETWEEN o.requested_at AND o.until
+      AND (n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id)
       AND (o.match_kind = 'call_any'
            OR (o.match_kind = 'call_state' AND n.resource_state = o.expected_state)
            OR (o.match_kind IN ('call_event', 'merged_call') AND n.notification_type = o.expected_state))
     UNION ALL
-    -- any notification about the resource; for ack_only, only a failure about it
+    -- any notification about the resource (a channel's own for channel_any); for ack_only, only a
+    -- failure about it. Not one that names another operation's referenceId.
     SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
-    FROM (FROM ops WHERE match_kind IN ('resource_any', 'ack_only') AND resource_id IS NOT NULL) o
+    FROM (FROM ops WHERE match_kind IN ('resource_any', 'ack_only', 'channel_any') AND resource_id IS NOT NULL) o
     JOIN notes n ON n.user_name = o.user_name AND n.resource_id = o.resource_id
     WHERE n.ts BETWEEN o.requested_at AND o.until
-      AND (o.match_kind = 'resource_any' OR n.kind <> 'completed')
+      AND (n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id)
+      AND (o.match_kind = 'resource_any' OR (o.match_kind = 'ack_only' AND n.kind <> 'completed')
+           OR (o.match_kind = 'channel_any' AND n.resource_type = 'channel'))
     UNION ALL
     -- new_resource: the first resource born after the request, at its first notification ...
     SELECT o.exchange_id, o.until, make_timestamp((n.key >> 64)::BIGINT) AS ts, n.key, n.kind, n.detail
@@ -505,11 +515,12 @@ cand AS (
     ASOF JOIN state_keys n ON n.user_name = o.user_name AND n.scope = o.scope AND n.state = o.us_state
                           AND n.wm = o.wm AND n.key >= o.from_key
     UNION ALL
-    -- device_any
+    -- device_any (and channel_any on the voice channel)
     SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
-    FROM (FROM ops WHERE match_kind = 'device_any') o
+    FROM (FROM ops WHERE match_kind = 'device_any' OR (match_kind = 'channel_any' AND resource_id = 'voice')) o
     ASOF JOIN (FROM notes WHERE resource_type = 'device'
-               AND user_name IN (SELECT user_name FROM ops WHERE match_kind = 'device_any')) n
+               AND user_name IN (SELECT user_name FROM ops WHERE match_kind = 'device_any'
+                                 OR (match_kind = 'channel_any' AND resource_id = 'voice'))) n
       ON n.user_name = o.user_name AND n.key >= o.from_key
 ),
 firsts AS (
@@ -579,13 +590,23 @@ def create_schema(con: duckdb.DuckDBPyConnection, meta: dict[str, str] | None = 
         raise
 
 
+def _expectation_rows_by_revision() -> dict[str, set[tuple[str, str | None, str, str | None]]]:
+    """The default rules of every earlier revision (to recognise untouched captures)."""
+    current = set(expectation_rows())
+    rev2 = {r for r in current if r[2] != "channel_any"}
+    return {"1": _expectation_rows_v1(), "2": rev2}
+
+
 def _upgrade_expectations(con: duckdb.DuckDBPyConnection) -> None:
-    """A capture created with the revision-1 rules gets the current ones, unless someone edited them."""
+    """A capture created with the default rules of an earlier revision gets the current ones,
+    unless someone edited them (then meta says 'edited' and they are left alone)."""
     have = next(iter(con.execute("SELECT value FROM meta WHERE key = 'expectations_revision'").fetchall()), None)
-    if have is not None:
+    revision = "1" if have is None else have[0]
+    if revision in ("edited", str(EXPECTATIONS_REVISION)):
         return
     rows = set(con.execute("SELECT * FROM operation_expectations").fetchall())
-    if rows == _expectation_rows_v1():
+    con.execute("DELETE FROM meta WHERE key = 'expectations_revision'")
+    if rows == _expectation_rows_by_revision().get(revision):
         con.execute("DELETE FROM operation_expectations")
         rows = expectation_rows()
         con.register("_exp", pa.table(

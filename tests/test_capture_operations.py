@@ -89,7 +89,9 @@ cand AS (
     JOIN notes n ON n.user_name = o.user_name
      AND n.ts >= o.requested_at AND n.ts <= o.requested_at + to_milliseconds(win.ms)
     WHERE (o.reference_id IS NOT NULL AND n.reference_id = o.reference_id)
-       OR (o.match_kind IS DISTINCT FROM 'ack_only' AND n.message_type = 'ErrorMessage'
+       -- the keyed rules never take a notification that names another operation's referenceId
+       OR ((n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id) AND (
+          (o.match_kind IS DISTINCT FROM 'ack_only' AND n.message_type = 'ErrorMessage'
            AND (n.call_id IS NULL OR o.resource_type IS DISTINCT FROM 'call'
                 OR n.call_id = o.resource_id OR n.conn_id = o.resource_id))
        OR (o.match_kind = 'call_state' AND n.resource_type = 'call'
@@ -104,6 +106,10 @@ cand AS (
            AND (n.call_id = o.resource_id OR n.conn_id = o.resource_id
                 OR n.call_id IN (SELECT parent FROM parents p WHERE p.exchange_id = o.exchange_id)
                 OR n.conn_id IN (SELECT parent FROM parents p WHERE p.exchange_id = o.exchange_id)))
+       OR (o.match_kind = 'resource_any' AND n.resource_id = o.resource_id)
+       OR (o.match_kind = 'ack_only' AND n.resource_id = o.resource_id AND n.kind <> 'completed')
+       OR (o.match_kind = 'channel_any' AND n.resource_type = 'channel' AND n.resource_id = o.resource_id)))
+       OR (o.match_kind = 'channel_any' AND o.resource_id = 'voice' AND n.resource_type = 'device')
        OR (o.match_kind = 'new_resource' AND n.first_seen >= o.requested_at AND n.resource_type = o.new_type
            AND (o.new_state = '' OR n.resource_state = o.new_state))
        OR (o.match_kind = 'user_state' AND n.user_state = o.us_state
@@ -113,8 +119,6 @@ cand AS (
                 OR (n.resource_type = 'channel'
                     AND (o.resource_type IS DISTINCT FROM 'channel' OR n.resource_id = o.resource_id))))
        OR (o.match_kind = 'device_any' AND n.resource_type = 'device')
-       OR (o.match_kind = 'resource_any' AND n.resource_id = o.resource_id)
-       OR (o.match_kind = 'ack_only' AND n.resource_id = o.resource_id AND n.kind <> 'completed')
 ),
 firsts AS (
     SELECT exchange_id, arg_min(id, (ts, id)) AS message_id, min(ts) AS ts,
@@ -206,6 +210,11 @@ def _email(eid, state, nt="StatusChange", **extra):
                               "email": {"id": eid, "state": state, **extra}})
 
 
+def _chat(cid, state, nt, **extra):
+    return ("/v2/me/chats", {"messageType": "ChatStateChangeMessage", "notificationType": nt,
+                             "chat": {"id": cid, "state": state}, **extra})
+
+
 ORIG, CONSULT = "01RCC3N118B1V0SL807GK2LAES000009", "01RCC3N118B1V0SL807GK2LAES00000B"
 VOICE = "/api/v2/me/channels/voice"
 
@@ -261,6 +270,16 @@ def build_rules_capture(db: Path) -> None:
         # the customer side of a chat: no Authorization, no CometD
         _ex("customer", 12, "/api/v2/chats/0001BaBFVPR20035", {"operationName": "SendMessage", "text": "hi"},
             user=None, headers=[("ContactCenterId", "cc1")]),
+        # a chat Consult answered with referenceId 5: the chat's news about operation 7 is not its outcome
+        _ex("consult", 12.3, "/api/v2/me/chats/0001BaBFVPR20035", {"operationName": "Consult", "toAgentId": "a2"},
+            resp={"statusCode": 0, "referenceId": 5}),
+        _events("e15", 12.32, _chat("0001BaBFVPR20035", "Chatting", "PropertiesUpdated", referenceId=7),
+                _chat("0001BaBFVPR20035", "Chatting", "ParticipantsUpdated", referenceId=5)),
+        # DND of one channel: that channel's ChannelStateChangeMessageV2; of voice: the device
+        _ex("dnd_chat", 12.5, "/api/v2/me/channels/chat", {"operationName": "DoNotDisturbOn"}),
+        _events("e16", 12.51, _device("Ready"), _channel("chat", "Ready")),
+        _ex("dnd_voice", 12.7, "/api/v2/me/channels/voice", {"operationName": "DoNotDisturbOn"}),
+        _events("e17", 12.72, _device("Ready")),
         _ex("end", 13, "/api/v2/me", {"operationName": "EndContactCenterSession"}),
         _ex("end_failed", 14, "/api/v2/me", {"operationName": "EndContactCenterSession"}, status=500,
             resp={"statusCode": 1}),
@@ -292,6 +311,9 @@ def test_operation_rules(tmp_path):
     assert rows["reply"][:7] == ("completed", "new_resource", "email:Composing", 4, "0000Na9B26EF0030", "Composing",
                                  "StatusChange")
     assert rows["send"][:2] == ("completed", "resource_any")
+    assert rows["consult"][:2] == ("completed", "resource_any") and rows["consult"][6] == "ParticipantsUpdated"
+    assert rows["dnd_chat"][:2] == ("completed", "channel_any") and rows["dnd_chat"][4:6] == ("chat", "Ready")
+    assert rows["dnd_voice"][:2] == ("completed", "channel_any") and rows["dnd_voice"][4] == DEV
     # no notification documented: completed by the HTTP answer ...
     for fid in ("focus", "customer", "end"):
         assert rows[fid][:2] == ("acknowledged", "ack_only") and rows[fid][3] == 20, fid
@@ -324,27 +346,30 @@ def test_analysis_demo_capture_matches_reference(tmp_path):
 
 # --------------------------------------------------------------------------- upgrade of older captures
 
-def test_revision_1_rules_are_upgraded_unless_edited(tmp_path):
+@pytest.mark.parametrize("revision", ["1", "2"])
+def test_older_default_rules_are_upgraded_unless_edited(tmp_path, revision):
     for edited in (False, True):
-        db = tmp_path / f"old-{edited}.duckdb"
+        db = tmp_path / f"old-{revision}-{edited}.duckdb"
         con = duckdb.connect(str(db))
         schema.create_schema(con)
         con.execute("DELETE FROM operation_expectations")
         con.execute("DELETE FROM meta WHERE key = 'expectations_revision'")
-        rows = sorted(schema._expectation_rows_v1(), key=str)
+        if revision != "1":
+            con.execute("INSERT INTO meta VALUES ('expectations_revision', ?)", [revision])
+        rows = sorted(schema._expectation_rows_by_revision()[revision], key=str)
         if edited:
             rows = [r for r in rows if r[0] != "Hold"]
         con.executemany("INSERT INTO operation_expectations VALUES (?, ?, ?, ?)", rows)
+        old_rows = set(rows)
         con.close()
         CaptureWriter(db).close()        # reopened by a newer writer
         con = duckdb.connect(str(db), read_only=True)
-        acw = con.execute("SELECT expected_state FROM operation_expectations "
-                          "WHERE operation_name = 'AfterCallWork'").fetchall()
+        now = set(con.execute("SELECT * FROM operation_expectations").fetchall())
         rev = con.execute("SELECT value FROM meta WHERE key = 'expectations_revision'").fetchall()
         if edited:
-            assert acw == [("AfterCallWork",)] and rev == [("edited",)]
+            assert now == old_rows and rev == [("edited",)]
         else:
-            assert acw == [("NotReady:AfterCallWork",)] and rev == [(str(schema.EXPECTATIONS_REVISION),)]
+            assert now == set(schema.expectation_rows()) and rev == [(str(schema.EXPECTATIONS_REVISION),)]
         con.close()
 
 
