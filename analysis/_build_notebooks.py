@@ -19,13 +19,13 @@ import sys
 from pathlib import Path
 
 try:
-    import analysis
+    import gwsreplay.analysis
 except ImportError:  # not installed: use the repository next to this notebook
     sys.path.insert(0, str(Path.cwd().parent))
 
 import pandas as pd
-from analysis import compare, coverage, db, errors, figures, latency, timeline
-from analysis.state_models import MODELS
+from gwsreplay.analysis import compare, coverage, db, errors, figures, latency, timeline
+from gwsreplay.analysis.state_models import MODELS
 
 figures.setup_notebook()
 pd.set_option("display.max_rows", 200)

@@ -24,8 +24,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .db import columns, has_table, query
-from .latency import CHANNEL_OPERATION_SQL, CHANNEL_SQL, PERCENTILES
+from gwsreplay.analysis.db import columns, has_table, query
+from gwsreplay.analysis.latency import CHANNEL_OPERATION_SQL, CHANNEL_SQL, PERCENTILES
 
 _DIST_COLUMNS = ["source", "run_id", "user_name", "channel", "operation_name", "channel_operation", "requested_at",
                  "ack_latency_ms", "completion_latency_ms", "outcome", "status_code"]

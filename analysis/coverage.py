@@ -27,9 +27,9 @@ from typing import Iterable
 import duckdb
 import pandas as pd
 
-from . import catalog
-from .db import query, sql_list
-from .state_models import ELEMENTS, MODELS, NEW, StateModel
+from gwsreplay.analysis import catalog
+from gwsreplay.analysis.db import query, sql_list
+from gwsreplay.analysis.state_models import ELEMENTS, MODELS, NEW, StateModel
 
 
 def resolve_models(models: str | Iterable[str] | None) -> list[StateModel]:

@@ -1,6 +1,6 @@
 """Opening captures and small helpers shared by the analysis modules.
 
-A capture is a DuckDB file written by gws_capture (schema in gws_capture/schema.py,
+A capture is a DuckDB file written by gwsreplay.capture (schema in gwsreplay.capture/schema.py,
 docs/schema.md). Analysis only reads: the file is opened read-only, so a notebook
 can never damage a capture, and every function takes the connection and returns
 a pandas DataFrame.

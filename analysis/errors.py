@@ -18,7 +18,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from .db import query
+from gwsreplay.analysis.db import query
 
 
 def status_errors(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

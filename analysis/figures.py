@@ -15,7 +15,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from .state_models import MODELS, NEW, StateModel
+from gwsreplay.analysis.state_models import MODELS, NEW, StateModel
 
 STATUS_COLORS = {"covered": "#2ca02c", "missing": "#d62728", "anomaly": "#ff7f0e", "not allowed": "#f0f0f0"}
 SOURCE_COLORS = {"recorded": "#1f77b4", "replayed": "#ff7f0e"}
@@ -160,7 +160,7 @@ def coverage_overview(summary: pd.DataFrame, title: str = "Transition coverage p
 def coverage_heatmap(coverage: pd.DataFrame, model: str) -> go.Figure:
     """From-state x to-state grid of one model: covered (green), never reached (red),
     anomalies (orange), not allowed and not seen (grey); cells show counts."""
-    from .coverage import coverage_matrix
+    from gwsreplay.analysis.coverage import coverage_matrix
 
     m = MODELS[model]
     mat = coverage_matrix(coverage, model)
@@ -398,7 +398,7 @@ def channel_activity(activity: pd.DataFrame, title: str = "Activity per channel 
     (from ``timeline.channel_activity``); failures are crosses."""
     if activity.empty:
         return _empty(title)
-    from .timeline import CHANNEL_ORDER
+    from gwsreplay.analysis.timeline import CHANNEL_ORDER
 
     lanes = [c for c in CHANNEL_ORDER if c in set(activity["channel"])]
     lanes += sorted(set(activity["channel"]) - set(lanes))

@@ -22,7 +22,7 @@ from typing import Sequence
 import duckdb
 import pandas as pd
 
-from .db import query, sql_list
+from gwsreplay.analysis.db import query, sql_list
 
 #: Percentiles reported everywhere (p50, p90, p99); max is added separately.
 PERCENTILES = (0.5, 0.9, 0.99)

@@ -3,7 +3,7 @@
 Tests need captures with known answers, and the report needs a capture to run
 on before the simulator has recorded one. ``CaptureBuilder`` writes exchanges
 and Bayeux messages the way the proxy would: the schema comes from
-``gws_capture.schema`` and every row is classified with ``gws_capture.classify``,
+``gwsreplay.capture.schema`` and every row is classified with ``gwsreplay.capture.classify``,
 so the derived columns (resource ids, states, operation names) are the
 recorder's own. ``build_demo_capture`` plays a small, deterministic contact
 center day: logins, inbound and outbound calls, holds, transfers, wrap-up, DND,
@@ -24,8 +24,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from gws_capture import schema as capture_schema
-from gws_capture.classify import classify_bayeux, classify_http
+from gwsreplay.capture import schema as capture_schema
+from gwsreplay.capture.classify import classify_bayeux, classify_http
 
 BASE_URL = "http://127.0.0.1:8090"
 T0 = datetime(2024, 3, 4, 9, 0, 0)
@@ -354,7 +354,7 @@ def build_demo_capture(path: str | Path, *, agents: int = 4, calls_per_agent: in
     rng = random.Random(seed)
     con = duckdb.connect(str(path))
     try:
-        b = CaptureBuilder(con, meta={"source": "analysis.synthetic", "seed": str(seed)})
+        b = CaptureBuilder(con, meta={"source": "gwsreplay.analysis.synthetic", "seed": str(seed)})
         ends = []
         for k in range(1, agents + 1):
             ends.append(_agent_day(b, Desktop(b, f"agent{k}", str(7000 + k), rng), k, calls_per_agent))

@@ -16,9 +16,9 @@ from typing import Iterable
 import duckdb
 import pandas as pd
 
-from .coverage import observations_sql, resolve_models
-from .db import query, sql_list
-from .latency import CHANNEL_SQL
+from gwsreplay.analysis.coverage import observations_sql, resolve_models
+from gwsreplay.analysis.db import query, sql_list
+from gwsreplay.analysis.latency import CHANNEL_SQL
 
 #: States after which a resource is gone from the agent's desk: their band has no length
 #: (InWorkbin: parked, whoever pulls it next).

@@ -24,8 +24,8 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis import coverage, db, latency  # noqa: E402
-from gws_capture import schema  # noqa: E402
+from gwsreplay.analysis import coverage, db, latency  # noqa: E402
+from gwsreplay.capture import schema  # noqa: E402
 
 # One call cycle: (step, operation or NULL, resource kind, state label, seconds into the cycle)
 STEPS = [
@@ -199,7 +199,7 @@ def main() -> int:
     con = db.open_capture(path, cache_operations=False)
     print(f"analysis (read-only, {os.cpu_count()} cores, DuckDB {duckdb.__version__}):")
     results: dict[str, float] = {}
-    # the capture's operations view (gws_capture/schema.py) correlates each request with its
+    # the capture's operations view (gwsreplay.capture/schema.py) correlates each request with its
     # notifications; analysis evaluates it once per connection (db.cache_view), timed on its own
     timed("latency: operations view, evaluated once",
           lambda: [db.cache_view(con, "operations")] * con.execute("SELECT count(*) FROM operations").fetchone()[0],

@@ -189,7 +189,7 @@ class LongPolls:
         self.received = 0
 
     async def __aenter__(self) -> "LongPolls":
-        from gws_client.rest import GWSClient
+        from gwsreplay.client.rest import GWSClient
 
         for user in self.users:
             client = GWSClient(self.base, user, "password")

@@ -1,7 +1,7 @@
 """Capture writer ingest rate (target: >= 100,000 Bayeux messages/s).
 
 Feeds long-poll exchanges carrying realistic GWS notifications (and WebSocket frames)
-through gws_capture.writer.CaptureWriter, from submit() to the last commit, and
+through gwsreplay.capture.writer.CaptureWriter, from submit() to the last commit, and
 prints messages/s for the whole path (decode, redact, classify, Arrow, DuckDB), the
 split between conversion and insertion and the CPU used.
 
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import duckdb
 
-from gws_capture import bayeux_sql, schema
-from gws_capture.records import HttpRecord, RowBuilder, WsFrameRecord
-from gws_capture.redact import Redactor
-from gws_capture.writer import CaptureWriter, new_out, rows_to_table
+from gwsreplay.capture import bayeux_sql, schema
+from gwsreplay.capture.records import HttpRecord, RowBuilder, WsFrameRecord
+from gwsreplay.capture.redact import Redactor
+from gwsreplay.capture.writer import CaptureWriter, new_out, rows_to_table
 
 
 def call_event(i: int) -> dict:
@@ -143,7 +143,7 @@ class BeforeWriter(CaptureWriter):
         """The converter loop as it was: a blocking get() per record until the interval ends."""
         import queue
 
-        from gws_capture import writer
+        from gwsreplay.capture import writer
 
         stop = False
         while not stop:

@@ -32,8 +32,8 @@ from urllib.request import urlopen
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from gws_client.desktop import Desktop  # noqa: E402
-from gwsreplay.processes import free_port, gwsreplay_command, stop, wait_http  # noqa: E402
+from gwsreplay.client.desktop import Desktop  # noqa: E402
+from gwsreplay.cli.processes import free_port, gwsreplay_command, stop, wait_http  # noqa: E402
 
 
 def one_agent_script(think: float):
@@ -79,10 +79,10 @@ def one_agent_script(think: float):
 
 
 async def run(args: argparse.Namespace, db: Path, sim_url: str, out: Path | None) -> dict:
-    from gws_replayer.engine import EngineOptions
-    from gws_replayer.plan import read_plan
-    from gws_replayer.report import progress_line, summary
-    from gws_replayer.runner import ReplayOptions, replay
+    from gwsreplay.replay.engine import EngineOptions
+    from gwsreplay.replay.plan import read_plan
+    from gwsreplay.drivers.report import progress_line, summary
+    from gwsreplay.drivers.runner import ReplayOptions, replay
 
     plan = read_plan(db)
     last = [0.0]

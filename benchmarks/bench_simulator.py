@@ -324,7 +324,7 @@ class Worker:
     # ------------------------------------------------------------------ login
 
     async def login(self, agent: Agent) -> None:
-        from gws_client.rest import GWSClient
+        from gwsreplay.client.rest import GWSClient
 
         agent.rest = GWSClient(self.base_url, agent.name, "password")
         me = await agent.rest.me()

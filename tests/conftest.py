@@ -67,25 +67,25 @@ class SimServer:
 
     @property
     def front(self):
-        from gws_simulator.app import FRONT
+        from gwsreplay.sim.server.app import FRONT
 
         return self.app[FRONT]
 
     @property
     def contact_center(self):
-        from gws_simulator.app import CONTACT_CENTER
+        from gwsreplay.sim.server.app import CONTACT_CENTER
 
         return self.app[CONTACT_CENTER]
 
     @property
     def cometd(self):
-        from gws_simulator.app import COMETD
+        from gwsreplay.sim.server.app import COMETD
 
         return self.app[COMETD]
 
     def client(self, user_name: str = "agent1", password: str = "password"):
         """A GWSClient for this simulator, closed at teardown."""
-        from gws_client.rest import GWSClient
+        from gwsreplay.client.rest import GWSClient
 
         client = GWSClient(self.url, user_name, password)
         self._clients.append(client)
@@ -127,8 +127,8 @@ class SimServer:
 
 async def start_sim(*, agents: int = 10, roster=None, **options: Any) -> SimServer:
     """Start a simulator on 127.0.0.1:<random> in the running loop (make_app options pass through)."""
-    from gws_simulator.app import make_app
-    from gws_simulator.roster import Roster
+    from gwsreplay.sim.server.app import make_app
+    from gwsreplay.sim.model.roster import Roster
 
     sock = _listen()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -248,8 +248,8 @@ def simulator_capture(tmp_path_factory) -> Path:
     """A capture the simulator produced: scripted agents on every channel through the capture
     proxy (both child processes), plus its replay against a fresh simulator next to it
     (NAME-replay.duckdb), as `make demo` makes them. Used by the notebook and report tests."""
-    from gws_client.agents import CHANNELS, AgentsConfig, run_agents
-    from gws_replayer.demo import replay_demo_capture
+    from gwsreplay.client.agents import CHANNELS, AgentsConfig, run_agents
+    from gwsreplay.cli.demo_replay import replay_demo_capture
     from replay_fixtures import ANSWER_DELAY, SIM_SEED, record_capture
 
     agents = 4

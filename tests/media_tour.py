@@ -20,10 +20,10 @@ from pathlib import Path
 
 import aiohttp
 
-from gws_client.control import ControlApi
-from gws_client.desktop import Desktop, DesktopError
-from gws_capture.classify import classify_bayeux
-from gws_client.media_scenarios import InteractionMirror, media_ready
+from gwsreplay.client.control import ControlApi
+from gwsreplay.client.desktop import Desktop, DesktopError
+from gwsreplay.capture.classify import classify_bayeux
+from gwsreplay.client.media_scenarios import InteractionMirror, media_ready
 
 CHANNELS = ("voice", "chat", "email", "workitem", "openmedia", "im")
 MEDIA = ("chat", "email", "workitem", "openmedia", "im")

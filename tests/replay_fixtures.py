@@ -25,8 +25,8 @@ from pathlib import Path
 
 import aiohttp
 
-from gws_client.desktop import Desktop
-from gwsreplay.processes import free_port, gwsreplay_command, stop, wait_http
+from gwsreplay.client.desktop import Desktop
+from gwsreplay.cli.processes import free_port, gwsreplay_command, stop, wait_http
 
 SIM_AGENTS = 4
 SIM_SEED = 0
@@ -112,8 +112,8 @@ async def media_session(url: str, transport: str = "long-polling") -> None:
     """Two agents on every channel: a chat, an email, a workitem, and an IM between them."""
     import random
 
-    from gws_client.control import ControlApi
-    from gws_client.media_scenarios import (InteractionMirror, Pace, chat_scenario, email_scenario, im_initiator,
+    from gwsreplay.client.control import ControlApi
+    from gwsreplay.client.media_scenarios import (InteractionMirror, Pace, chat_scenario, email_scenario, im_initiator,
                                             im_responder, media_ready, workitem_scenario)
 
     channels = ("voice", "chat", "email", "workitem", "im")

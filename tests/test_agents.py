@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gws_client.agents import AgentsConfig, run_agents
+from gwsreplay.client.agents import AgentsConfig, run_agents
 
 
 @pytest.mark.parametrize("transport", ["long-polling", "websocket"])
@@ -54,7 +54,7 @@ async def test_agents_work_every_media_channel(sim_factory):
 
 async def test_agents_without_control_api_skip_inbound(sim_factory, monkeypatch):
     """Against a GWS without /sim/v1 (a real one), inbound scenarios are not attempted."""
-    from gws_client import agents
+    from gwsreplay.client import agents
 
     async def no_control(cls, target, http):
         return None

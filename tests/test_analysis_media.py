@@ -28,10 +28,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analysis import catalog, coverage, db, latency, timeline
-from analysis.state_models import MODELS, NEW
-from analysis.synthetic import CaptureBuilder, channel_data, media_data
-from gws_capture.classify import classify_bayeux, classify_path
+from gwsreplay.analysis import catalog, coverage, db, latency, timeline
+from gwsreplay.analysis.state_models import MODELS, NEW
+from gwsreplay.analysis.synthetic import CaptureBuilder, channel_data, media_data
+from gwsreplay.capture.classify import classify_bayeux, classify_path
 from media_tour import record_media_tour
 
 REFERENCE = Path(os.environ.get("GWS_REFERENCE", "/work/shared/gws-reference"))
@@ -155,11 +155,11 @@ def test_every_channel_operation_is_correlated_with_its_notification(tour):
             assert (o["m_rtype"], o["m_rid"]) == (rtype, rid), where
             if o["reference_id"] is not None and o["m_ref"] is not None and o["m_ref"] != o["reference_id"]:
                 # a notification caused by another operation (its referenceId says so) arrived first: the
-                # view takes the first candidate by time (known gap of gws_capture/schema.py, reported)
+                # view takes the first candidate by time (known gap of gwsreplay.capture/schema.py, reported)
                 known_gaps.append((where, f"matched referenceId {o['m_ref']}, the answer's is {o['reference_id']}"))
     assert not wrong, wrong
     if known_gaps:
-        # gws_capture/schema.py (not analysis): no rule for DoNotDisturbOn/Off on /me/channels/{channel}, and
+        # gwsreplay.capture/schema.py (not analysis): no rule for DoNotDisturbOn/Off on /me/channels/{channel}, and
         # a notification naming another operation's referenceId may be taken as this one's outcome
         pytest.xfail(f"operations view gaps: {known_gaps}")
 

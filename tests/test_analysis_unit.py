@@ -1,6 +1,6 @@
 """analysis/ on hand-built captures whose answers are known in advance.
 
-Captures are written in the real schema (gws_capture.schema) and classified by
+Captures are written in the real schema (gwsreplay.capture.schema) and classified by
 the recorder's own code (analysis.synthetic.CaptureBuilder), so these tests
 also pin down how the analysis reads what the recorder writes.
 """
@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import compare, coverage, db, errors, latency, timeline
-from analysis.state_models import MODELS, NEW
-from analysis.synthetic import CaptureBuilder, Device, call_data, device_data, error_data, media_data
+from gwsreplay.analysis import compare, coverage, db, errors, latency, timeline
+from gwsreplay.analysis.state_models import MODELS, NEW
+from gwsreplay.analysis.synthetic import CaptureBuilder, Device, call_data, device_data, error_data, media_data
 
 T0 = datetime(2024, 5, 6, 10, 0, 0)
 
@@ -398,7 +398,7 @@ def _ops_capture(path, completions: list[float], run_ids: list[str | None] | Non
         b.exchange(at(i), "agent1", "POST", f"/api/v2/me/calls/{call}", body={"operationName": "Answer"})
         b.event(at(i) + ms(done), "agent1", call_data(call, "Established"))
     b.write()
-    if run_ids is not None:      # as gws_replayer/output.py merges runs into one file
+    if run_ids is not None:      # as gwsreplay.replay/output.py merges runs into one file
         con.execute("ALTER TABLE exchanges ADD COLUMN run_id VARCHAR")
         for i, run in enumerate(run_ids, start=1):
             con.execute("UPDATE exchanges SET run_id = ? WHERE id = ?", [run, i])
@@ -461,6 +461,6 @@ def test_docs_carry_the_generated_model_tables():
     """docs/analysis.md holds ``python -m analysis.state_models`` verbatim: regenerate it when a model changes."""
     from pathlib import Path
 
-    from analysis.state_models import markdown_tables
+    from gwsreplay.analysis.state_models import markdown_tables
     text = (Path(__file__).resolve().parent.parent / "docs" / "analysis.md").read_text(encoding="utf-8")
     assert markdown_tables().strip() in text

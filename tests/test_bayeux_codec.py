@@ -1,4 +1,4 @@
-"""gws_client.bayeux: codec, channel matching, error strings and the client state machine."""
+"""gwsreplay.core.bayeux: codec, channel matching, error strings and the client state machine."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gws_client.bayeux import (
+from gwsreplay.core.bayeux import (
     BayeuxClientSession,
     BayeuxDecodeError,
     BayeuxError,

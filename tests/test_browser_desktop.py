@@ -183,10 +183,10 @@ async def record_proxy() -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def static_desktop() -> AsyncIterator[str]:
-    """Only the page's files (gws_simulator.desktop.make_static_app) on a loopback origin of their own."""
+    """Only the page's files (gwsreplay.sim.server.desktop.make_static_app) on a loopback origin of their own."""
     from aiohttp import web
 
-    from gws_simulator.desktop import make_static_app
+    from gwsreplay.sim.server.desktop import make_static_app
 
     runner = web.AppRunner(make_static_app(), access_log=None)
     await runner.setup()
@@ -341,7 +341,7 @@ async def test_static_files_are_served(sim):
 
 
 async def test_missing_cometd_is_a_clear_404(sim, monkeypatch, tmp_path):
-    import gws_simulator.desktop as desktop_assets
+    import gwsreplay.sim.server.desktop as desktop_assets
 
     monkeypatch.setattr(desktop_assets, "cometd_candidates", lambda: [tmp_path / "nowhere"])
     async with aiohttp.ClientSession() as http:
@@ -352,7 +352,7 @@ async def test_missing_cometd_is_a_clear_404(sim, monkeypatch, tmp_path):
 
 
 async def test_page_says_when_cometd_is_missing(sim, browser, monkeypatch, tmp_path):
-    import gws_simulator.desktop as desktop_assets
+    import gwsreplay.sim.server.desktop as desktop_assets
 
     monkeypatch.setattr(desktop_assets, "cometd_candidates", lambda: [tmp_path / "nowhere"])
     page = await browser.new_page()
@@ -501,7 +501,7 @@ def mock_help() -> tuple[str | None, str]:
     result = subprocess.run([*gwsreplay_command(), "mock", "--help"], capture_output=True, text=True,
                             cwd=str(ROOT), timeout=60)
     if result.returncode != 0:
-        return ("`gwsreplay mock` does not exist yet (gws_replayer in progress: no gws_replayer/mock_cli.py); "
+        return ("`gwsreplay mock` does not exist yet (gwsreplay.replay in progress: no gwsreplay.replay/mock_cli.py); "
                 f"`gwsreplay mock --help` exited {result.returncode}"), ""
     help_text = result.stdout
     if not _first_option(help_text, "--db", "--capture"):
@@ -562,7 +562,7 @@ class MockProcess:
 
 async def page_origin_for(gws_url: str, static_origin: str) -> str:
     """Where to load the page to talk to ``gws_url``: from that server itself when it mounts
-    the desktop (``gws_simulator.desktop.add_routes``), so the page is same-origin as a desktop
+    the desktop (``gwsreplay.sim.server.desktop.add_routes``), so the page is same-origin as a desktop
     deployed next to GWS; else from the static server, cross-origin (GWS must then answer CORS).
 
     (Serving the files with Playwright's route interception does not work: Chromium then

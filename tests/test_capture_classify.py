@@ -5,7 +5,7 @@ The notifications below are the GWS 8.6 reference's samples, verbatim except whe
 (``L<n>`` = line of gws-8.6-api-reference.txt, quoted in media.md). When the reference
 text is present (../shared/gws-reference/), every parseable notification sample of the
 multimedia and channel sections is classified as well. The SQL the writer classifies with
-(gws_capture/bayeux_sql.py) is checked against the Python rules on the same messages,
+(gwsreplay.capture/bayeux_sql.py) is checked against the Python rules on the same messages,
 including the workbin item columns before the capture schema has them.
 """
 
@@ -21,8 +21,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gws_capture import bayeux_sql, schema
-from gws_capture.classify import ITEM_FIELDS, classify_bayeux, classify_http
+from gwsreplay.capture import bayeux_sql, schema
+from gwsreplay.capture.classify import ITEM_FIELDS, classify_bayeux, classify_http
 
 REFERENCE = Path(os.environ.get("GWS_REFERENCE", "/work/shared/gws-reference"))
 

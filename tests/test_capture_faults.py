@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gws_capture import bayeux_extract, bayeux_sql, schema
-from gws_capture.records import HttpRecord, RowBuilder, WsFrameRecord, make_body
-from gws_capture.redact import Redactor
-from gws_capture.writer import CaptureWriter, new_out
+from gwsreplay.capture import bayeux_extract, bayeux_sql, schema
+from gwsreplay.capture.records import HttpRecord, RowBuilder, WsFrameRecord, make_body
+from gwsreplay.capture.redact import Redactor
+from gwsreplay.capture.writer import CaptureWriter, new_out
 from test_capture_proxy import Proxy, Upstream, free_port, req
 
 T0 = 1_700_000_000.0

@@ -1,6 +1,6 @@
 """The ``operations`` view: correlation rules (docs/schema.md) and the fast view against a plain one.
 
-``gws_capture.schema.OPERATIONS_SQL`` runs every rule as its own hash or ASOF join (it has to
+``gwsreplay.capture.schema.OPERATIONS_SQL`` runs every rule as its own hash or ASOF join (it has to
 stay fast on 10-million-message captures). ``REFERENCE_SQL`` below states the same rules
 the obvious way, as one join of every operation with every notification of its agent in the
 window and the rules OR-ed; the two must give the same rows on hand-built captures, on the
@@ -18,9 +18,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from gws_capture import schema
-from gws_capture.writer import CaptureWriter
-from gws_capture.records import HttpRecord
+from gwsreplay.capture import schema
+from gwsreplay.capture.writer import CaptureWriter
+from gwsreplay.capture.records import HttpRecord
 
 REFERENCE_SQL = r"""
 CREATE OR REPLACE TEMP VIEW operations_reference AS
@@ -334,7 +334,7 @@ def test_correlation_capture_matches_reference(tmp_path):
 
 
 def test_analysis_demo_capture_matches_reference(tmp_path):
-    from analysis.synthetic import build_demo_capture
+    from gwsreplay.analysis.synthetic import build_demo_capture
 
     db = build_demo_capture(tmp_path / "synthetic.duckdb")
     con = duckdb.connect(str(db), read_only=True)
@@ -378,7 +378,7 @@ def test_older_default_rules_are_upgraded_unless_edited(tmp_path, revision):
 async def test_simulator_capture_outcomes_and_reference(tmp_path, sim):
     """Scripted agents on every channel through mitmdump: every AfterCallWork, CompleteConference,
     Reply and EndContactCenterSession gets its outcome, and the fast view equals the reference."""
-    from gws_client.agents import AgentsConfig, run_agents
+    from gwsreplay.client.agents import AgentsConfig, run_agents
     from test_capture_proxy import Proxy
 
     db = tmp_path / "sim-ops.duckdb"

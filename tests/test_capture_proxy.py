@@ -305,14 +305,14 @@ def _file_bytes(db: Path) -> bytes:
 
 
 async def test_canary_through_the_simulator(tmp_path, sim_factory):
-    from gws_simulator.roster import Roster, UserSpec
+    from gwsreplay.sim.model.roster import Roster, UserSpec
 
     roster = Roster([UserSpec("agent1", SIM_CANARY_PW, "Agent", "1", "7001", "Place7001")])
     sim = await sim_factory(roster=roster)
     db = tmp_path / "sim-canary.duckdb"
     proxy = Proxy(sim.port, db)
     try:
-        from gws_client.rest import GWSClient
+        from gwsreplay.client.rest import GWSClient
 
         async with GWSClient(f"http://127.0.0.1:{proxy.port}", "agent1", SIM_CANARY_PW) as client:
             assert (await client.me()).ok
@@ -344,7 +344,7 @@ async def test_canary_through_the_simulator(tmp_path, sim_factory):
 async def test_capture_counts_match_the_simulator(tmp_path, sim, transport):
     """Scripted agents through the proxy: the capture holds exactly what the simulator
     served (REST requests under /api/v2) and received/delivered (Bayeux messages)."""
-    from gws_client.agents import AgentsConfig, run_agents
+    from gwsreplay.client.agents import AgentsConfig, run_agents
 
     db = tmp_path / f"counts-{transport}.duckdb"
     proxy = Proxy(sim.port, db)
@@ -477,7 +477,7 @@ def test_gwsreplay_record_cli_flushes_on_sigint(tmp_path, upstream):
 
 
 def test_snapshot_while_mitmdump_records(tmp_path, upstream):
-    from gws_capture.snapshot import snapshot
+    from gwsreplay.capture.snapshot import snapshot
 
     db = tmp_path / "live.duckdb"
     proxy = Proxy(upstream.port, db, "--set", "capture_flush_ms=50")

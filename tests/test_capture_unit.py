@@ -1,4 +1,4 @@
-"""Unit tests for gws_capture and the capture addon (no sockets)."""
+"""Unit tests for gwsreplay.capture and the capture addon (no sockets)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from mitmproxy import io as mio
 from mitmproxy.test import taddons, tflow
 from mitmproxy.websocket import WebSocketMessage
 
-from gws_capture import schema
-from gws_capture.classify import classify_bayeux, classify_http
-from gws_capture.importer import import_har, import_mitm
-from gws_capture.records import HttpRecord, WsEndRecord, WsFrameRecord
-from gws_capture.redact import MASK, Redactor, basic_user
-from gws_capture.writer import CaptureWriter, rows_to_table
-from proxy_addons.capture import Capture
+from gwsreplay.capture import schema
+from gwsreplay.capture.classify import classify_bayeux, classify_http
+from gwsreplay.capture.importer import import_har, import_mitm
+from gwsreplay.capture.records import HttpRecord, WsEndRecord, WsFrameRecord
+from gwsreplay.capture.redact import MASK, Redactor, basic_user
+from gwsreplay.capture.writer import CaptureWriter, rows_to_table
+from gwsreplay.proxy.capture import Capture
 
 
 BC = "(SELECT count(*) FROM bayeux_messages m WHERE m.exchange_id = e.id)"
@@ -592,7 +592,7 @@ def test_cli_import_export_snapshot(tmp_path, capsys):
 
 
 def test_snapshot_of_a_live_writer(tmp_path):
-    from gws_capture.snapshot import snapshot
+    from gwsreplay.capture.snapshot import snapshot
 
     db = tmp_path / "live.duckdb"
     w = CaptureWriter(db, flush_interval=0.02).start()
@@ -602,7 +602,7 @@ def test_snapshot_of_a_live_writer(tmp_path):
         w.flush()
         # this process holds the file; the request-file protocol still works
         # (snapshot() falls back to it when it cannot open the file)
-        from gws_capture.snapshot import _ask_writer
+        from gwsreplay.capture.snapshot import _ask_writer
         out = _ask_writer(db, tmp_path / "snap.duckdb", timeout=10)
         assert _rows(out, "SELECT count(*) FROM exchanges") == [(10,)]
     finally:
@@ -739,7 +739,7 @@ _CONTEXT = {"id", "ts", "direction", "transport", "exchange_id", "flow_id", "fra
 def _assert_python_path_same(tmp_path: Path, msgs: list) -> None:
     """The writer's Python path for small live batches (writer.python_bayeux_rows) gives the
     rows the DuckDB statement gives, every column (JSON columns compared as JSON)."""
-    from gws_capture.writer import python_bayeux_rows
+    from gwsreplay.capture.writer import python_bayeux_rows
 
     db = tmp_path / "py-vs-sql.duckdb"
     if db.exists():
@@ -786,7 +786,7 @@ def test_fuzz_python_path_equals_the_sql(tmp_path, msgs):
 
 
 def test_python_path_leaves_odd_bodies_to_duckdb():
-    from gws_capture.writer import python_bayeux_rows
+    from gwsreplay.capture.writer import python_bayeux_rows
 
     def st_(body: bytes) -> list[tuple]:
         return [(0, 0, 0, "s2c", "long-polling", 1, "d", None, None, None, body)]
@@ -822,7 +822,7 @@ def test_live_writer_takes_the_python_path_for_few_bodies_and_duckdb_for_many(tm
 def test_bayeux_contentview(tmp_path):
     from mitmproxy import contentviews
 
-    from proxy_addons import bayeux_view
+    from gwsreplay.proxy import bayeux_view
 
     body = json.dumps([CALL_86, {"channel": "/meta/connect", "id": "7", "successful": True}]).encode()
     text = bayeux_view.render(body)

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gws_client.bayeux import State
-from gws_client.cometd import CometdClient, CometdError
-from gws_simulator.cometd_server import CometdServer, HttpSession
+from gwsreplay.core.bayeux import State
+from gwsreplay.client.cometd import CometdClient, CometdError
+from gwsreplay.sim.server.cometd_server import CometdServer, HttpSession
 from jsdesktop import JsDesktop, node_available
 
 pytestmark = pytest.mark.timeout(30)

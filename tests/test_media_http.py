@@ -2,7 +2,7 @@
 
 An inbound chat injected through the control API, worked by an agent with
 notifications asserted; the scripted email, workitem and IM scenarios of
-gws_client/media_scenarios.py; the partial success of StartContactCenterSession;
+gwsreplay.client/media_scenarios.py; the partial success of StartContactCenterSession;
 workbins; the control API's input checks.
 """
 
@@ -14,13 +14,13 @@ import random
 import aiohttp
 import pytest
 
-from gws_client.desktop import Desktop
-from gws_client.control import ControlApi
-from gws_client.media_scenarios import (
+from gwsreplay.client.desktop import Desktop
+from gwsreplay.client.control import ControlApi
+from gwsreplay.client.media_scenarios import (
     InteractionMirror, Pace, chat_scenario, email_scenario, im_initiator, im_responder,
     media_ready, workitem_scenario,
 )
-from gws_client.rest import GWSClient
+from gwsreplay.client.rest import GWSClient
 
 CHANNELS = ("voice", "chat", "email", "workitem", "im")
 

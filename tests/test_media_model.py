@@ -1,4 +1,4 @@
-"""The sans-IO multimedia model (gws_simulator/media.py) against the GWS 8.6 samples.
+"""The sans-IO multimedia model (gwsreplay.sim/media.py) against the GWS 8.6 samples.
 
 Channels, IM, chat, email, workitems, open media, workbins, the partial success of
 StartContactCenterSession, errors and determinism. ``L<n>`` = a line in
@@ -13,9 +13,9 @@ import json
 
 import pytest
 
-from gws_capture.classify import classify_bayeux
-from gws_simulator.roster import Roster
-from gws_simulator.voice import ContactCenter
+from gwsreplay.capture.classify import classify_bayeux
+from gwsreplay.sim.model.roster import Roster
+from gwsreplay.sim.model.voice import ContactCenter
 
 READY = {"id": "9430250E-0A1B-421F-B372-F29E69366DED", "displayName": "Ready", "state": "Ready"}
 NOT_READY = {"id": "900D55CC-2BB0-431F-8BF9-D3525B383BE6", "displayName": "Not Ready", "state": "NotReady"}

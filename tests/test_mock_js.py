@@ -18,10 +18,10 @@ import aiohttp
 import pytest
 
 from conftest import ROOT, gwsreplay_command
-from gws_replayer.compare import Symbols, normalize
-from gws_replayer.idmap import IdMap
-from gws_replayer.mock import MockScript, fresh_id
-from gws_replayer.plan import build_plan, load_capture, read_plan
+from gwsreplay.replay.compare import Symbols, normalize
+from gwsreplay.replay.idmap import IdMap
+from gwsreplay.drivers.mock import MockScript, fresh_id
+from gwsreplay.replay.plan import build_plan, load_capture, read_plan
 from jsdesktop import JsDesktop, node_available
 from replay_fixtures import capture
 

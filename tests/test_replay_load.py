@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import duckdb
 
-from gws_replayer.engine import EngineOptions
-from gws_replayer.plan import read_plan
-from gws_replayer.report import summary, transcript
-from gws_replayer.runner import ReplayOptions, replay
-from gws_replayer.users import UserMap
+from gwsreplay.replay.engine import EngineOptions
+from gwsreplay.replay.plan import read_plan
+from gwsreplay.drivers.report import summary, transcript
+from gwsreplay.drivers.runner import ReplayOptions, replay
+from gwsreplay.replay.users import UserMap
 from replay_fixtures import SIM_SEED, capture
 
 

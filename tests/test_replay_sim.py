@@ -14,11 +14,11 @@ import subprocess
 import duckdb
 import pytest
 
-from gws_replayer.engine import EngineOptions
-from gws_replayer.plan import read_plan
-from gws_replayer.report import report_json, transcript
-from gws_replayer.runner import ReplayOptions, ReplayRefused, replay
-from gws_replayer.users import UserMap
+from gwsreplay.replay.engine import EngineOptions
+from gwsreplay.replay.plan import read_plan
+from gwsreplay.drivers.report import report_json, transcript
+from gwsreplay.drivers.runner import ReplayOptions, ReplayRefused, replay
+from gwsreplay.replay.users import UserMap
 from replay_fixtures import SIM_AGENTS, SIM_SEED, capture
 
 from conftest import ROOT, gwsreplay_command
@@ -185,7 +185,7 @@ async def test_replay_output_is_a_capture_with_run_ids(sim_factory, tmp_path):
     assert users == {"agent1", "agent2", "agent3"}
     assert con.execute("SELECT count(*) FROM exchanges WHERE run_id IS NULL").fetchone()[0] == 0
     # the analysis package reads it as a replay of the capture
-    from analysis import compare
+    from gwsreplay.analysis import compare
 
     src = duckdb.connect(str(capture("websocket")), read_only=True)
     alias = compare.attach_replay(src, out)
@@ -249,7 +249,7 @@ async def test_cli_replay_against_simulator_process(sim_process, tmp_path):
 
 async def test_divergence_gives_exit_code_and_report(sim_factory, tmp_path):
     """A simulator with agent2 missing from the roster: agent2 cannot log in, agent1's Dial goes nowhere."""
-    from gws_simulator.roster import Roster
+    from gwsreplay.sim.model.roster import Roster
 
     roster = Roster.default(4)
     del roster.users["agent2"]

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from gws_replayer.compare import LiveNote, Matcher, Symbols, diff, normalize
-from gws_replayer.engine import Announce, EngineOptions, Finished, ReplayState, Report, Send, SessionEngine
-from gws_replayer.idmap import IdMap
-from gws_replayer.plan import Note, SessionPlan, Step, Wait
-from gws_replayer.users import Credentials, UserMap, UserMapError
+from gwsreplay.replay.compare import LiveNote, Matcher, Symbols, diff, normalize
+from gwsreplay.replay.engine import Announce, EngineOptions, Finished, ReplayState, Report, Send, SessionEngine
+from gwsreplay.replay.idmap import IdMap
+from gwsreplay.replay.plan import Note, SessionPlan, Step, Wait
+from gwsreplay.replay.users import Credentials, UserMap, UserMapError
 
 REC_HOST = "http://gws-prod:8080"
 LIVE_HOST = "http://127.0.0.1:9999"
@@ -305,7 +305,7 @@ def test_user_map_file_and_pool(tmp_path):
 def test_callee_ringing_recorded_before_the_callers_dialing_is_not_an_external_call():
     """Two long-polls are answered independently: the callee's Ringing may carry an earlier
     timestamp than the caller's Dialing. The Dial request decides, not the notification times."""
-    from gws_replayer.plan import RecordedCapture, _RawSession, build_plan
+    from gwsreplay.replay.plan import RecordedCapture, _RawSession, build_plan
 
     call = "CALL000000000000000000000000001"
     dial = rest(0, 1.000, "/api/v2/me/devices/dev-a1/calls",
@@ -383,7 +383,7 @@ def test_initiate_im_session_waits_for_both_parties_earlier_im_sessions():
     """An agent is in one IM session at a time (a second InitiateIMSession is "Invalid state").
     agent2's IM to agent5 was recorded after agent5's IM with agent6 ended; at full speed agent2
     got there first and took agent5, then agent6's IM failed. The new IM now waits for them."""
-    from gws_replayer.plan import RecordedCapture, _RawSession, build_plan
+    from gwsreplay.replay.plan import RecordedCapture, _RawSession, build_plan
 
     rec_e, rec_r = "REC0000000000000000000000IM00E", "REC0000000000000000000000IM00R"
     initiate = lambda ts, to: rest(0, ts, "/api/v2/me/im-sessions", "InitiateIMSession",  # noqa: E731

@@ -18,7 +18,7 @@ import nbformat
 import plotly.offline
 import pytest
 
-from analysis import report
+from gwsreplay.analysis import report
 from gwsreplay import cli
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from gws_client.control import ControlApi
-from gws_client.desktop import Desktop
+from gwsreplay.client.control import ControlApi
+from gwsreplay.client.desktop import Desktop
 
 
 def _strip_durations(value):

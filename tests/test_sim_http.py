@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
-from gws_client.rest import GWSClient
+from gwsreplay.client.rest import GWSClient
 
 CSRF_FAILURE = "Missing or invalid Csrf token"
 VOICE = "/api/v2/me/channels/voice"

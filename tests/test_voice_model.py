@@ -13,9 +13,9 @@ import re
 
 import pytest
 
-from gws_simulator.ids import IdGenerator
-from gws_simulator.roster import ROLE_AGENT, ROLE_SUPERVISOR, Roster
-from gws_simulator.voice import (
+from gwsreplay.sim.model.ids import IdGenerator
+from gwsreplay.sim.model.roster import ROLE_AGENT, ROLE_SUPERVISOR, Roster
+from gwsreplay.sim.model.voice import (
     CH_CALLS, CH_DEVICES, CH_SERVICES, OFFLINE_STATE_ID, ContactCenter, http_status_for,
 )
 

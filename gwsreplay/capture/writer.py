@@ -1,0 +1,734 @@
+"""The capture writer: a thread that batches records into DuckDB as Arrow tables.
+
+``CaptureWriter.submit(record)`` never blocks: records go to a bounded queue. The
+writer thread wakes every ``flush_interval`` seconds (default 0.2), converts what
+arrived into rows (:class:`gwsreplay.capture.records.RowBuilder`), builds one
+``pyarrow.Table`` per table and appends each with ``INSERT INTO t SELECT * FROM
+batch``, all in one transaction. ``executemany`` is never used.
+
+Queue full: the proxy must not block, so ``submit`` refuses the record, counts it
+and logs an error (at most once a second); the writer then records the number of
+refused records in ``capture_errors`` (kind ``dropped``) at its next flush, so a
+capture that lost anything says so in the file itself. The queue is bounded both in
+records (``max_queue``) and in body bytes (``max_queue_bytes``).
+
+Bad records (anything the conversion chokes on) are written to ``capture_errors``
+with the exception, and the writer carries on. ``close()`` drains the queue and
+flushes everything.
+
+Live snapshots: another process cannot open the file while this one writes
+(DuckDB admits one writer process), so the writer polls for a request file
+``<db>.snapshot-request`` (JSON ``{"out": PATH, "nonce": N}``) at each flush, copies
+the database to ``PATH`` between two batches and answers in ``<db>.snapshot-done``.
+``gwsreplay snapshot`` speaks this protocol; see docs/schema.md.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import duckdb
+import pyarrow as pa
+
+from gwsreplay.capture import bayeux_extract, bayeux_sql, schema
+from gwsreplay.capture.classify import classify_bayeux
+from gwsreplay.capture.records import (DEFAULT_MAX_BODY, ErrorRecord, HttpRecord, RowBuilder, WsEndRecord,
+                      WsFrameRecord, dumps, fix_surrogates)
+from gwsreplay.capture.redact import Redactor
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+_FLUSH = object()
+
+
+@dataclass
+class WriterStats:
+    submitted: int = 0
+    dropped: int = 0
+    written: dict[str, int] = field(default_factory=lambda: {t: 0 for t in schema.TABLES})
+    bad_records: int = 0
+    flushes: int = 0
+    last_flush_ms: float = 0.0
+    lag_ms: float = 0.0            # age of the oldest record of the last batch when it was committed
+    max_lag_ms: float = 0.0
+    queued: int = 0
+    users: set[str] = field(default_factory=set)
+    last_error: str | None = None
+    snapshots: int = 0
+    convert_s: float = 0.0         # cumulative time spent turning records into Arrow tables
+    python_bodies: int = 0         # batches whose Bayeux bodies were classified in Python
+    insert_s: float = 0.0          # cumulative time spent in DuckDB transactions
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "submitted": self.submitted, "dropped": self.dropped, "written": dict(self.written),
+            "bad_records": self.bad_records, "flushes": self.flushes, "lag_ms": round(self.lag_ms, 1),
+            "max_lag_ms": round(self.max_lag_ms, 1), "queued": self.queued, "agents": len(self.users),
+            "last_error": self.last_error, "snapshots": self.snapshots,
+        }
+
+
+@dataclass
+class _Prepared:
+    tables: dict[str, pa.Table]
+    staged: list[tuple]
+    stage: pa.Table | None
+    oldest: float
+    t0: float
+
+
+def new_out() -> dict[str, list]:
+    out: dict[str, list] = {t: [] for t in schema.TABLES}
+    out["_bayeux_bodies"] = []
+    return out
+
+
+def snapshot_paths(db_path: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(db_path)
+    return p.with_name(p.name + ".snapshot-request"), p.with_name(p.name + ".snapshot-done")
+
+
+def _to_utf8(v: Any) -> bytes | None:
+    if v is None or type(v) is bytes:
+        return v
+    if type(v) is str:
+        return v.encode("utf-8", "replace")
+    return str(v).encode("utf-8", "replace")
+
+
+def _string_array(values: Any) -> pa.Array:
+    """Strings (str or UTF-8 bytes) -> large_string; via binary, much faster for big bodies."""
+    vals = [v.encode("utf-8", "replace") if type(v) is str else v for v in values]
+    try:
+        return pa.array(vals, pa.large_binary()).cast(pa.large_string())
+    except (pa.ArrowException, TypeError, ValueError):
+        fixed = [None if v is None else
+                 (v.decode("utf-8", "replace") if type(v) is bytes else
+                  v if type(v) is str else str(v)).encode("utf-8", "replace")
+                 for v in values]
+        return pa.array(fixed, pa.large_binary()).cast(pa.large_string())
+
+
+def rows_to_table(columns: list[tuple[str, str]], rows: list[tuple]) -> pa.Table:
+    arrow = schema.arrow_schema(columns)
+    cols = list(zip(*rows)) if rows else [()] * len(columns)
+    arrays = []
+    for (name, typ), values, fld in zip(columns, cols, arrow):
+        if typ == "TIMESTAMP":
+            arrays.append(pa.array(values, pa.int64()).cast(fld.type))
+        elif fld.type == pa.large_string():
+            arrays.append(_string_array(values))
+        else:
+            try:
+                arrays.append(pa.array(values, fld.type))
+            except (pa.ArrowException, OverflowError, TypeError, ValueError):
+                lim = 2**31 - 1 if fld.type == pa.int32() else 2**63 - 1
+                vals = [v if (v is None or (type(v) in (int, bool) and -lim <= v <= lim)) else None
+                        for v in values]
+                arrays.append(pa.array(vals, fld.type))
+    return pa.Table.from_arrays(arrays, schema=arrow)
+
+
+class CaptureWriter:
+    """Owns the DuckDB connection and the writer thread."""
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike,
+        *,
+        redactor: Redactor | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        flush_interval: float = 0.2,
+        max_queue: int = 200_000,
+        max_queue_bytes: int = 512 * 1024 * 1024,
+        meta: dict[str, str] | None = None,
+        on_flush: Callable[[WriterStats], None] | None = None,
+    ) -> None:
+        self.db_path = str(db_path)
+        self.redactor = redactor or Redactor()
+        self.max_body = max_body
+        self.flush_interval = flush_interval
+        self.max_queue_bytes = max_queue_bytes
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._bytes = 0
+        self._bytes_lock = threading.Lock()
+        self.stats = WriterStats()
+        self._dropped_unreported = 0
+        self._last_drop_log = 0.0
+        self._on_flush = on_flush
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()     # set by flush() and close() only, never per record
+        self._closed = False
+        self._req_path, self._done_path = snapshot_paths(self.db_path)
+        Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(self.db_path)
+        base_meta = {
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "redaction": json.dumps(self.redactor.config()),
+            "capture_max_body": str(max_body),
+        }
+        existing = schema.schema_version(self.con)
+        if existing is not None:
+            base_meta.pop("created_at")
+            base_meta["reopened_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        base_meta.update(meta or {})
+        schema.create_schema(self.con, base_meta)
+        next_ids = {}
+        for t in ("exchanges", "bayeux_messages", "websocket_frames"):
+            next_ids[t] = int(self.con.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {t}").fetchall()[0][0])
+        self.next_message = next_ids["bayeux_messages"]
+        self.builder = RowBuilder(self.redactor, max_body=max_body, next_ids=next_ids)
+
+    # ------------------------------------------------------------------ producer side
+    def start(self) -> "CaptureWriter":
+        if self._thread is None:
+            self._ins_queue: queue.Queue = queue.Queue(maxsize=2)
+            self._ins_thread = threading.Thread(target=self._run_inserter, name="gws-capture-insert", daemon=True)
+            self._ins_thread.start()
+            self._thread = threading.Thread(target=self._run, name="gws-capture-convert", daemon=True)
+            self._thread.start()
+        return self
+
+    def submit(self, record: Any) -> bool:
+        """Hand a record to the writer. Never blocks; False (and counted) if the queue is full."""
+        if self._closed:
+            self._drop(record)
+            return False
+        size = _record_bytes(record)
+        if size and self._bytes + size > self.max_queue_bytes:
+            self._drop(record)
+            return False
+        record.submitted = time.monotonic()
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self._drop(record)
+            return False
+        if size:
+            with self._bytes_lock:
+                self._bytes += size
+        self.stats.submitted += 1
+        return True
+
+    def _drop(self, record: Any) -> None:
+        self.stats.dropped += 1
+        self._dropped_unreported += 1
+        now = time.monotonic()
+        if now - self._last_drop_log > 1.0:
+            self._last_drop_log = now
+            log.error("gws capture: writer queue full, %d record(s) refused so far (%s); "
+                      "the capture will record the loss in capture_errors",
+                      self.stats.dropped, type(record).__name__)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Ask the writer thread to flush now and wait until it has (for tests and snapshots)."""
+        ev = threading.Event()
+        self._queue.put((_FLUSH, ev))
+        self._wake.set()
+        ev.wait(timeout)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Drain the queue, flush everything, checkpoint and close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._wake.set()
+            self._thread.join(timeout)
+            self._ins_thread.join(timeout)
+        else:
+            self.write_records(self._drain_nowait())
+        try:
+            self.con.execute("CHECKPOINT")
+        except duckdb.Error:
+            pass
+        self.con.close()
+
+    # ------------------------------------------------------------------ threads
+    # Two stages so that Python work (decode, redact, classify, Arrow) overlaps with
+    # DuckDB's (which releases the GIL): the converter thread turns queued records into
+    # Arrow tables, the insert thread owns the connection and commits them.
+    MAX_BATCH_RECORDS = 100_000      # under load, bigger batches: DuckDB then writes row groups
+    MAX_BATCH_BYTES = 128 * 1024 * 1024   # directly (compressed) instead of through the WAL
+    # A batch allocates hundreds of thousands of tuples that never form cycles; letting the cyclic
+    # GC run meanwhile makes it walk every live object again and again (half of the Arrow stage).
+    PAUSE_GC = True
+    # The Bayeux statement costs DuckDB 20-40 ms per execution whatever the input (planning its
+    # hundreds of expressions), which is what a proxy at a few hundred requests/s pays five times
+    # a second. A live batch with at most this many Bayeux bodies is classified in Python instead
+    # (gwsreplay.capture.classify.classify_bayeux, the same rules: tests/test_capture_unit.py holds them
+    # equal, column by column); bigger ones go to DuckDB, which is far faster per message.
+    PY_BAYEUX_MAX_BODIES = 64
+    # Live conversion gives the GIL away every this many records (about a millisecond of work)
+    # instead of holding it for Python's 5 ms switch interval while mitmproxy's loop waits.
+    YIELD_EVERY = 16
+
+    def _run(self) -> None:
+        _name_os_thread("gws-convert")
+        stop = False
+        behind = False
+        while not stop:
+            # Sleep through the interval instead of waking up for every record (a wake-up per
+            # record costs the proxy's event loop a GIL hand-over each time); no sleep while the
+            # previous batch left records behind.
+            if not behind:
+                self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            items: list[Any] = []
+            waiters: list[threading.Event] = []
+            size = 0
+            behind = True
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    behind = False
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                if isinstance(item, tuple) and item and item[0] is _FLUSH:
+                    waiters.append(item[1])
+                    break
+                items.append(item)
+                size += _record_bytes(item)
+                if len(items) >= self.MAX_BATCH_RECORDS or size >= self.MAX_BATCH_BYTES:
+                    break
+            if stop:
+                items.extend(self._drain_nowait())
+            prep = None
+            try:
+                prep = self._convert(items, live=True)
+            except Exception as exc:  # noqa: BLE001 - the writer must survive
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("gws capture: conversion failed")
+            self._ins_queue.put((prep, waiters))
+        self._ins_queue.put(_STOP)
+
+    def _run_inserter(self) -> None:
+        _name_os_thread("gws-insert")
+        while True:
+            item = self._ins_queue.get()
+            if item is _STOP:
+                return
+            prep, waiters = item
+            try:
+                if prep is not None:
+                    self._commit(prep)
+                self._check_snapshot_request()
+            except Exception as exc:  # noqa: BLE001 - the writer must survive
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("gws capture: insert failed")
+            for ev in waiters:
+                ev.set()
+
+    def _drain_nowait(self) -> list[Any]:
+        items = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if item is _STOP:
+                continue
+            if isinstance(item, tuple) and item and item[0] is _FLUSH:
+                item[1].set()
+                continue
+            items.append(item)
+
+    def write_records(self, records: list[Any]) -> None:
+        """Synchronous path (importers, tests): convert and commit ``records`` now."""
+        now = time.monotonic()
+        for r in records:
+            r.submitted = now
+        prep = self._convert(records)
+        if prep is not None:
+            self._commit(prep)
+
+    def _convert(self, items: list[Any], live: bool = False) -> "_Prepared | None":
+        """Records -> Arrow tables for _commit. ``live``: the writer thread's periodic batches,
+        where a few Bayeux bodies are classified in Python instead of by the DuckDB statement."""
+        if not items and not self._dropped_unreported:
+            return None
+        if not self.PAUSE_GC:
+            return self._convert_batch(items, live)
+        with _gc_paused():
+            return self._convert_batch(items, live)
+
+    def _convert_batch(self, items: list[Any], live: bool = False) -> "_Prepared | None":
+        t0 = time.monotonic()
+        out: dict[str, list] = new_out()
+        oldest = t0
+        freed = 0
+        b = self.builder
+        for i, rec in enumerate(items):
+            if live and i % self.YIELD_EVERY == self.YIELD_EVERY - 1:
+                time.sleep(0)   # hand the GIL to the proxy's event loop if it is waiting for it
+            oldest = min(oldest, rec.submitted or t0)
+            freed += _record_bytes(rec)
+            try:
+                if isinstance(rec, HttpRecord):
+                    b.http(rec, out)
+                elif isinstance(rec, WsFrameRecord):
+                    b.ws_frame(rec, out)
+                elif isinstance(rec, WsEndRecord):
+                    b.ws_end(rec, out)
+                elif isinstance(rec, ErrorRecord):
+                    b.error(rec, out)
+                else:
+                    raise TypeError(f"unknown record type {type(rec).__name__}")
+            except Exception as exc:  # noqa: BLE001 - record it, keep going
+                self.stats.bad_records += 1
+                out["capture_errors"].append((
+                    int(time.time() * 1e6), "bad_record", getattr(rec, "flow_id", None), 1,
+                    f"{type(exc).__name__}: {exc}"[:2000]))
+        if freed:
+            with self._bytes_lock:
+                self._bytes = max(0, self._bytes - freed)
+        if self._dropped_unreported:
+            n, self._dropped_unreported = self._dropped_unreported, 0
+            out["capture_errors"].append((int(time.time() * 1e6), "dropped", None, n,
+                                          f"writer queue full: {n} record(s) refused"))
+        for row in out["exchanges"]:
+            if row[-3]:
+                self.stats.users.add(row[-3])
+        staged = out.pop("_bayeux_bodies")
+        if live and staged and len(staged) <= self.PY_BAYEUX_MAX_BODIES:
+            rows = python_bayeux_rows(staged)
+            if rows is not None:
+                # before the damage rows of this batch, which get their ids last (as with the SQL)
+                out["bayeux_messages"] = rows + out["bayeux_messages"]
+                staged = []
+                self.stats.python_bodies += 1
+        tables = {name: rows_to_table(schema.TABLES[name], rows) for name, rows in out.items() if rows}
+        stage = bayeux_sql.stage_table(staged) if staged else None
+        self.stats.convert_s += time.monotonic() - t0
+        return _Prepared(tables, staged, stage, oldest, t0)
+
+    def _commit(self, prep: "_Prepared") -> None:
+        t1 = time.monotonic()
+        self._insert(prep.tables, prep.staged, prep.stage)
+        now = time.monotonic()
+        self.stats.insert_s += now - t1
+        self.stats.flushes += 1
+        self.stats.last_flush_ms = (now - prep.t0) * 1000
+        self.stats.lag_ms = (now - prep.oldest) * 1000
+        self.stats.max_lag_ms = max(self.stats.max_lag_ms, self.stats.lag_ms)
+        self.stats.queued = self._queue.qsize()
+        if self._on_flush is not None:
+            try:
+                self._on_flush(self.stats)
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _insert(self, tables: dict[str, pa.Table], staged: list[tuple], stage: pa.Table | None) -> None:
+        if not tables and stage is None:
+            return
+        con = self.con
+        base = self.next_message
+        written: dict[str, int] = {}
+        try:
+            con.execute("BEGIN TRANSACTION")
+            n = 0
+            if stage is not None:
+                with _registered(con, "_bayeux_bodies", stage):
+                    n = con.execute(bayeux_sql.INSERT_SQL, {"base": base}).fetchall()[0][0]
+            written["bayeux_messages"] = n
+            for name, tbl in tables.items():
+                if name == "bayeux_messages":
+                    tbl = _with_ids(tbl, base + n)
+                with _registered(con, "_batch", tbl):
+                    con.execute(f"INSERT INTO {name} SELECT * FROM _batch").fetchall()
+                written[name] = written.get(name, 0) + tbl.num_rows
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            _rollback(con)
+            log.warning("gws capture: batch insert failed (%s); retrying value by value", exc)
+            self._insert_safe(tables, staged, str(exc))
+            return
+        self.next_message = base + written["bayeux_messages"]
+        for name, k in written.items():
+            self.stats.written[name] += k
+
+    def _insert_safe(self, tables: dict[str, pa.Table], staged: list[tuple], why: str) -> None:
+        """Second chance for a batch DuckDB refused (JSON it cannot parse: a damaged body that
+        looked complete, lone surrogates...): JSON values it rejects are kept as text where
+        there is a text column, else NULL; Bayeux bodies it rejects are decoded leniently in
+        Python (complete messages kept, one error row with the raw text) and their exchange
+        gets the raw body and the error, as if they had been parsed in Python."""
+        con = self.con
+        base = self.next_message
+        written: dict[str, int] = {}
+        tables = dict(tables)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            n = 0
+            if staged:
+                with _registered(con, "_all_bodies", bayeux_sql.stage_table(staged)):
+                    bad = {r[0] for r in con.execute(
+                        "SELECT seq FROM _all_bodies WHERE try_cast(body AS JSON[]) IS NULL").fetchall()}
+                    con.execute("CREATE OR REPLACE TEMP VIEW _bayeux_bodies AS SELECT * FROM _all_bodies "
+                                "WHERE try_cast(body AS JSON[]) IS NOT NULL").fetchall()
+                    try:
+                        n = con.execute(bayeux_sql.INSERT_SQL, {"base": base}).fetchall()[0][0]
+                    finally:
+                        con.execute("DROP VIEW IF EXISTS _bayeux_bodies").fetchall()
+                if bad:
+                    restaged, errors, fixes = [], [], {}
+                    for row in staged:
+                        if row[0] in bad:
+                            r, e, fix = recover_staged(row, self.max_body)
+                            restaged += r
+                            errors += e
+                            fixes[(row[5], row[3])] = fix
+                    if restaged:
+                        with _registered(con, "_bayeux_bodies", bayeux_sql.stage_table(
+                                [(i,) + r[1:] for i, r in enumerate(restaged)])):
+                            n += con.execute(bayeux_sql.INSERT_SQL, {"base": base + n}).fetchall()[0][0]
+                    if errors:
+                        err_tbl = rows_to_table(schema.BAYEUX_MESSAGES, errors)
+                        if "bayeux_messages" in tables:
+                            err_tbl = pa.concat_tables([tables["bayeux_messages"], err_tbl])
+                        tables["bayeux_messages"] = err_tbl
+                    if "exchanges" in tables and fixes:
+                        tables["exchanges"] = _patch_exchanges(tables["exchanges"], fixes)
+            written["bayeux_messages"] = n
+            for name, tbl in tables.items():
+                if name == "bayeux_messages":
+                    tbl = _with_ids(tbl, base + n)
+                cols = []
+                for c, typ in schema.TABLES[name]:
+                    if typ == "JSON":
+                        cols.append(f"try_cast({c} AS JSON) AS {c}")
+                    elif name == "exchanges" and c in ("request_body_text", "response_body_text"):
+                        j = c[: -len("_text")]
+                        cols.append(f"coalesce({c}, CASE WHEN try_cast({j} AS JSON) IS NULL THEN {j} END) AS {c}")
+                    else:
+                        cols.append(c)
+                with _registered(con, "_batch", tbl):
+                    con.execute(f"INSERT INTO {name} BY NAME SELECT {', '.join(cols)} FROM _batch").fetchall()
+                written[name] = written.get(name, 0) + tbl.num_rows
+            with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [
+                    (int(time.time() * 1e6), "invalid_json", None, 1, why[:2000])])):
+                con.execute("INSERT INTO capture_errors SELECT * FROM _err").fetchall()
+            con.execute("COMMIT")
+            self.next_message = base + written["bayeux_messages"]
+            for name, k in written.items():
+                self.stats.written[name] += k
+        except Exception as exc:  # noqa: BLE001 - give up on this batch, keep the writer alive
+            _rollback(con)
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("gws capture: batch lost")
+            try:
+                lost = sum(t.num_rows for t in tables.values()) + len(staged)
+                with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [
+                        (int(time.time() * 1e6), "batch_lost", None, lost, f"{why} / {exc}"[:2000])])):
+                    con.execute("INSERT INTO capture_errors SELECT * FROM _err").fetchall()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ------------------------------------------------------------------ snapshots
+    def _check_snapshot_request(self) -> None:
+        if not self._req_path.exists():
+            return
+        try:
+            req = json.loads(self._req_path.read_text())
+            self._req_path.unlink()
+        except (OSError, ValueError):
+            return
+        result: dict[str, Any] = {"nonce": req.get("nonce"), "out": req.get("out")}
+        try:
+            snapshot_connection(self.con, req["out"])
+            self.stats.snapshots += 1
+        except Exception as exc:  # noqa: BLE001
+            result["error"] = f"{type(exc).__name__}: {exc}"
+        tmp = self._done_path.with_name(self._done_path.name + ".tmp")
+        tmp.write_text(json.dumps(result))
+        os.replace(tmp, self._done_path)
+
+
+def _name_os_thread(name: str) -> None:
+    """Give the current thread an OS-level name (top -H, /proc/*/task/*/comm); Linux only, best effort."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.prctl(15, name.encode()[:15], 0, 0, 0)   # PR_SET_NAME
+    except Exception:  # noqa: BLE001
+        pass
+
+
+class _gc_paused:
+    """Cyclic garbage collection off for a ``with`` block (left alone if someone else turned it off).
+
+    Process-wide, so kept short: one batch conversion. Nothing is lost, the next collection
+    after the block sees the same objects."""
+
+    def __enter__(self) -> None:
+        self.was_enabled = gc.isenabled()
+        if self.was_enabled:
+            gc.disable()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.was_enabled:
+            gc.enable()
+
+
+class _registered:
+    """``con.register(name, obj)`` for the duration of a ``with`` block (unregister never masks errors)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, obj: Any) -> None:
+        self.con, self.name, self.obj = con, name, obj
+
+    def __enter__(self) -> None:
+        self.con.register(self.name, self.obj)
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.con.unregister(self.name)
+        except duckdb.Error:
+            pass
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+_ENVELOPE_KEYS = frozenset(("channel", "clientId", "id", "successful", "error", "advice", "connectionType",
+                            "subscription", "ext", "data"))
+_MESSAGE_COLUMNS = [c for c, _ in schema.BAYEUX_MESSAGES]
+
+
+class _NotPlain(Exception):
+    """A body the Python path leaves to DuckDB (floats: DuckDB renders them its own way)."""
+
+
+def _no_float(text: str) -> float:
+    raise _NotPlain(text)
+
+
+def python_bayeux_rows(staged: list[tuple]) -> list[tuple] | None:
+    """``bayeux_messages`` rows (id None) for staged bodies, classified in Python exactly as
+    the DuckDB statement of gwsreplay.capture.bayeux_sql would; None when any body is not plain
+    (not a JSON array of objects, floats, NaN, lone surrogate escapes): those go to DuckDB."""
+    out: list[tuple] = []
+    for seq, pos0, ts_us, direction, transport, ex_id, flow_id, frame_index, user, key, body in staged:
+        if b"\\ud" in body or b"\\uD" in body:
+            return None
+        try:
+            items = json.loads(body, parse_float=_no_float, parse_constant=_no_float)
+        except (ValueError, RecursionError, _NotPlain):
+            return None
+        if type(items) is not list:
+            return None
+        for i, m in enumerate(items):
+            if type(m) is not dict:
+                return None
+            c = classify_bayeux(m)
+            extra = None
+            if c.channel is not None and c.channel.startswith("/meta/"):
+                rest = {k: v for k, v in m.items() if k not in _ENVELOPE_KEYS}
+                extra = dumps(rest) if rest else None
+            values = {
+                "ts": ts_us, "direction": direction, "transport": transport, "exchange_id": ex_id,
+                "flow_id": flow_id, "frame_index": frame_index, "position": pos0 + i,
+                "advice": None if c.advice is None else dumps(c.advice),
+                "ext": None if c.ext is None else dumps(c.ext),
+                "data": None if c.data is None else dumps(c.data),
+                "extra": extra, "user_name": user, "session_key": key,
+            }
+            out.append(tuple(values[col] if col in values else getattr(c, col, None)
+                             for col in _MESSAGE_COLUMNS))
+    return out
+
+
+def _with_ids(tbl: pa.Table, start: int) -> pa.Table:
+    ids = pa.array(range(start, start + tbl.num_rows), pa.int64())
+    return tbl.set_column(0, "id", ids)
+
+
+def _patch_exchanges(tbl: pa.Table, fixes: dict[tuple[Any, str], tuple[str, str]]) -> pa.Table:
+    """Put the raw text and the error of rejected Bayeux bodies back on their exchange."""
+    rows = tbl.to_pylist()
+    for row in rows:
+        for direction, side in (("c2s", "request"), ("s2c", "response")):
+            fix = fixes.get((row["id"], direction))
+            if fix is not None and row[f"{side}_body_encoding"] == "bayeux":
+                text, err = fix
+                row[f"{side}_body_text"] = text
+                row[f"{side}_body_encoding"] = "text"
+                row[f"{side}_body_error"] = err
+    names = [c for c, _ in schema.EXCHANGES]
+    ts_cols = {c for c, typ in schema.EXCHANGES if typ == "TIMESTAMP"}
+    table = rows_to_table(schema.EXCHANGES, [tuple(None if c in ts_cols else r[c] for c in names) for r in rows])
+    # to_pylist turned timestamps into datetimes: take the original columns back
+    for c, typ in schema.EXCHANGES:
+        if typ == "TIMESTAMP":
+            table = table.set_column(names.index(c), c, tbl.column(c))
+    return table
+
+
+def recover_staged(row: tuple, max_body: int) -> tuple[list[tuple], list[tuple], tuple[str, str]]:
+    """A staged Bayeux body DuckDB could not parse: salvage its complete messages (re-staged as
+    one JSON array DuckDB accepts), describe the damage in an error row, and return the
+    (raw text, error) its exchange should show."""
+    seq, pos0, ts_us, direction, transport, ex_id, flow_id, frame_index, user, key, body = row
+    text = body.decode("utf-8", "replace") if type(body) is bytes else str(body)
+    msgs, err, rest = bayeux_extract.decode(fix_surrogates(text))
+    good = [m for m in msgs if type(m) is dict]
+    restaged, errors = [], []
+    if good and len(good) == len(msgs):
+        clean = fix_surrogates(json.dumps(good, ensure_ascii=True, separators=(",", ":"), default=str))
+        restaged.append((seq, pos0, ts_us, direction, transport, ex_id, flow_id, frame_index, user, key,
+                         clean.encode("ascii")))
+    elif msgs:
+        err = (err + "; " if err else "") + "elements are not all objects"
+    if err is None and not restaged:
+        err = "DuckDB rejected the JSON of this body"
+    if err is not None:
+        errors.append((None, ts_us, direction, transport, ex_id, flow_id, frame_index, pos0 + len(good))
+                      + (None,) * 22 + (user, key, err[:500], (rest or text)[:max_body]))
+    return restaged, errors, (text[:max_body], err or "JSON rejected by DuckDB (repaired)")
+
+
+def snapshot_connection(con: duckdb.DuckDBPyConnection, out: str | os.PathLike) -> None:
+    """Copy the database behind ``con`` into a new file ``out`` (atomically replaced)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    for p in (tmp, Path(str(tmp) + ".wal")):
+        if p.exists():
+            p.unlink()
+    db = con.execute("SELECT current_database()").fetchall()[0][0]
+    con.execute(f"ATTACH '{_sql_str(str(tmp))}' AS _snap")
+    try:
+        con.execute(f'COPY FROM DATABASE "{db}" TO _snap')
+    finally:
+        con.execute("DETACH _snap")
+    os.replace(tmp, out)
+
+
+def _sql_str(s: str) -> str:
+    return s.replace("'", "''")
+
+
+def _record_bytes(rec: Any) -> int:
+    if isinstance(rec, HttpRecord):
+        return len(rec.request_body or b"") + len(rec.response_body or b"")
+    if isinstance(rec, WsFrameRecord):
+        return len(rec.content or b"")
+    return 0

@@ -1,0 +1,1 @@
+"""The simulator's network front: aiohttp app, CometD server, control API, the browser desktop."""

@@ -1,1 +1,0 @@
-"""mitmproxy addons (load with mitmdump -s proxy_addons/capture.py)."""
