@@ -15,7 +15,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from gwsreplay.analysis.coverage import coverage_matrix
 from gwsreplay.analysis.state_models import MODELS, NEW, StateModel
+from gwsreplay.analysis.timeline import CHANNEL_ORDER
 
 STATUS_COLORS = {"covered": "#2ca02c", "missing": "#d62728", "anomaly": "#ff7f0e", "not allowed": "#f0f0f0"}
 SOURCE_COLORS = {"recorded": "#1f77b4", "replayed": "#ff7f0e"}
@@ -160,8 +162,6 @@ def coverage_overview(summary: pd.DataFrame, title: str = "Transition coverage p
 def coverage_heatmap(coverage: pd.DataFrame, model: str) -> go.Figure:
     """From-state x to-state grid of one model: covered (green), never reached (red),
     anomalies (orange), not allowed and not seen (grey); cells show counts."""
-    from gwsreplay.analysis.coverage import coverage_matrix
-
     m = MODELS[model]
     mat = coverage_matrix(coverage, model)
     cov = coverage[coverage["model"] == model].set_index(["source", "target"])
@@ -398,8 +398,6 @@ def channel_activity(activity: pd.DataFrame, title: str = "Activity per channel 
     (from ``timeline.channel_activity``); failures are crosses."""
     if activity.empty:
         return _empty(title)
-    from gwsreplay.analysis.timeline import CHANNEL_ORDER
-
     lanes = [c for c in CHANNEL_ORDER if c in set(activity["channel"])]
     lanes += sorted(set(activity["channel"]) - set(lanes))
     symbols = {"request": "line-ns-open", "notification": "diamond", "injection": "star"}

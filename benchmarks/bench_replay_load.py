@@ -80,7 +80,7 @@ def one_agent_script(think: float):
 
 async def run(args: argparse.Namespace, db: Path, sim_url: str, out: Path | None) -> dict:
     from gwsreplay.replay.engine import EngineOptions
-    from gwsreplay.replay.plan import read_plan
+    from gwsreplay.replay.recorded import read_plan
     from gwsreplay.drivers.report import progress_line, summary
     from gwsreplay.drivers.runner import ReplayOptions, replay
 

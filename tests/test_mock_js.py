@@ -21,7 +21,8 @@ from conftest import ROOT, gwsreplay_command
 from gwsreplay.replay.compare import Symbols, normalize
 from gwsreplay.replay.idmap import IdMap
 from gwsreplay.drivers.mock import MockScript, fresh_id
-from gwsreplay.replay.plan import build_plan, load_capture, read_plan
+from gwsreplay.replay.plan import build_plan
+from gwsreplay.replay.recorded import load_capture, read_plan
 from jsdesktop import JsDesktop, node_available
 from replay_fixtures import capture
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 
 from gwsreplay.replay.engine import EngineOptions
-from gwsreplay.replay.plan import read_plan
+from gwsreplay.replay.recorded import read_plan
 from gwsreplay.drivers.report import summary, transcript
 from gwsreplay.drivers.runner import ReplayOptions, replay
 from gwsreplay.replay.users import UserMap

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from gwsreplay.replay.engine import EngineOptions
-from gwsreplay.replay.plan import read_plan
+from gwsreplay.replay.recorded import read_plan
 from gwsreplay.drivers.report import report_json, transcript
 from gwsreplay.drivers.runner import ReplayOptions, ReplayRefused, replay
 from gwsreplay.replay.users import UserMap

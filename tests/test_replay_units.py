@@ -305,16 +305,16 @@ def test_user_map_file_and_pool(tmp_path):
 def test_callee_ringing_recorded_before_the_callers_dialing_is_not_an_external_call():
     """Two long-polls are answered independently: the callee's Ringing may carry an earlier
     timestamp than the caller's Dialing. The Dial request decides, not the notification times."""
-    from gwsreplay.replay.plan import RecordedCapture, _RawSession, build_plan
+    from gwsreplay.replay.plan import RecordedCapture, RawSession, build_plan
 
     call = "CALL000000000000000000000000001"
     dial = rest(0, 1.000, "/api/v2/me/devices/dev-a1/calls",
                 body={"operationName": "Dial", "destination": {"phoneNumber": "7002"}}, op="Dial")
-    a1 = _RawSession("a1", "agent1", None, "long-polling", [dial],
+    a1 = RawSession("a1", "agent1", None, "long-polling", [dial],
                      [note("a1", 0, 1.020, call_data(call, "Dialing", phone="7002"), 0)], {"7001"}, set())
     answer = rest(0, 1.100, f"/api/v2/me/calls/{call}", "Answer")
     hangup = rest(1, 1.200, f"/api/v2/me/calls/{call}", "Hangup")
-    a2 = _RawSession("a2", "agent2", None, "long-polling", [answer, hangup],
+    a2 = RawSession("a2", "agent2", None, "long-polling", [answer, hangup],
                      [note("a2", 0, 1.015, call_data(call, "Ringing", phone="7001"), 0)], {"7002"}, set())
     plan = build_plan(RecordedCapture("mem", 0, [], [a1, a2], []))
     assert [s.kind for s in plan.session("a2").steps] == ["rest", "rest"]  # no inferred injection
@@ -383,25 +383,25 @@ def test_initiate_im_session_waits_for_both_parties_earlier_im_sessions():
     """An agent is in one IM session at a time (a second InitiateIMSession is "Invalid state").
     agent2's IM to agent5 was recorded after agent5's IM with agent6 ended; at full speed agent2
     got there first and took agent5, then agent6's IM failed. The new IM now waits for them."""
-    from gwsreplay.replay.plan import RecordedCapture, _RawSession, build_plan
+    from gwsreplay.replay.plan import RecordedCapture, RawSession, build_plan
 
     rec_e, rec_r = "REC0000000000000000000000IM00E", "REC0000000000000000000000IM00R"
     initiate = lambda ts, to: rest(0, ts, "/api/v2/me/im-sessions", "InitiateIMSession",  # noqa: E731
                                    body={"operationName": "InitiateIMSession", "destination": {"phoneNumber": to}})
     logout = lambda ts: rest(9, ts, "/api/v2/me/channels/im", "NotReady")  # noqa: E731 - not the last step: that one waits for all
-    a6 = _RawSession("agent6", "agent6", None, "long-polling",
+    a6 = RawSession("agent6", "agent6", None, "long-polling",
                      [initiate(10.0, "7005"), rest(1, 11.0, f"/api/v2/me/im-sessions/{rec_e}", "Complete"), logout(30)],
                      [note("agent6", 0, 0.5, device_data("dev-6", "Ready", "7006"), -1),
                       im_note("agent6", 1, 10.01, im_data(rec_e, "Talking", "7005"), 0),
                       im_note("agent6", 2, 11.01, im_data(rec_e, "Completed", "7005"), 1)], {"7006"}, {"dev-6"})
-    a5 = _RawSession("agent5", "agent5", None, "long-polling",
+    a5 = RawSession("agent5", "agent5", None, "long-polling",
                      [rest(0, 0.4, "/api/v2/me/channels/im", "Ready")],
                      [note("agent5", 0, 0.5, device_data("dev-5", "Ready", "7005"), 0),
                       im_note("agent5", 1, 10.01, im_data(rec_e, "Alerting", "7006"), 0),
                       im_note("agent5", 2, 10.01, im_data(rec_e, "Talking", "7006"), 0),
                       im_note("agent5", 3, 11.01, im_data(rec_e, "Completed", "7006"), 0),
                       im_note("agent5", 4, 16.01, im_data(rec_r, "Alerting", "7002"), 0)], {"7005"}, {"dev-5"})
-    a2 = _RawSession("agent2", "agent2", None, "long-polling",
+    a2 = RawSession("agent2", "agent2", None, "long-polling",
                      [rest(0, 0.4, "/api/v2/me/channels/im", "Ready"), initiate(16.0, "7005"), logout(30)],
                      [note("agent2", 0, 0.5, device_data("dev-2", "Ready", "7002"), 0),
                       im_note("agent2", 1, 16.01, im_data(rec_r, "Talking", "7005"), 1)], {"7002"}, {"dev-2"})

@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from gwsreplay.client.agents import CHANNELS, SCENARIOS, AgentsConfig, AgentsSummary, run_agents
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gwsreplay.client.agents import (
+    CHANNELS,
+    SCENARIOS,
+    AgentsConfig,
+    AgentsSummary,
+    run_agents,
+)
+from gwsreplay.core.errors import UserError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,9 +47,6 @@ def config_from_args(args: argparse.Namespace) -> AgentsConfig:
 
 def run_with_progress(config: AgentsConfig) -> AgentsSummary:
     """Run the agents with a live progress line; returns the summary."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     console = Console(stderr=True)
     with Progress(TextColumn("[bold]agents[/]"), BarColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[line]}"), console=console, transient=False) as progress:
@@ -59,9 +67,6 @@ def run_with_progress(config: AgentsConfig) -> AgentsSummary:
 
 
 def print_summary(summary: AgentsSummary) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title="Scripted agents", show_header=False)
     table.add_row("agents logged in", f"{summary.logged_in}/{summary.agents}")
     table.add_row("operations", str(summary.operations))
@@ -75,8 +80,6 @@ def print_summary(summary: AgentsSummary) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gwsreplay.core.errors import UserError
-
     if args.agents < 1:
         raise UserError("--agents must be at least 1")
     bad_channels = set(filter(None, args.channels.split(","))) - set(CHANNELS)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import duckdb
 
+from gwsreplay.core.errors import UserError
+
 EXPORTED = ["exchanges", "bayeux_messages", "websocket_frames", "websocket_connections", "capture_errors",
             "meta", "operation_expectations", "sessions", "operations"]
 
@@ -38,8 +40,6 @@ def export_parquet(db: str | Path, out_dir: str | Path) -> dict[str, int]:
 
 
 def run(args) -> int:
-    from gwsreplay.core.errors import UserError
-
     if not Path(args.db).exists():
         raise UserError(f"no such capture: {args.db}")
     try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gwsreplay.capture import importer
 from gwsreplay.capture.redact import Redactor
+from gwsreplay.core.errors import UserError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -35,10 +37,6 @@ def redactor_from_args(args) -> Redactor:
 
 
 def run(args) -> int:
-    from gwsreplay.core.errors import UserError
-
-    from gwsreplay.capture import importer
-
     src = Path(args.file)
     if not src.is_file():
         raise UserError(f"no such file: {src}")

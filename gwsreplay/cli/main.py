@@ -1,8 +1,11 @@
 """The `gwsreplay` console script.
 
-Each subcommand lives next to the code it drives, as a module exposing
-``add_parser(subparsers)`` and ``run(args) -> int``. This file only wires them
-together and turns expected failures into one clear line instead of a traceback.
+Each subcommand is a module of this package exposing ``add_parser(subparsers)``
+and ``run(args) -> int``. Only the chosen subcommand's module is imported, so
+`gwsreplay sim` does not load mitmproxy and `gwsreplay --help` loads nothing
+heavy; the one-line summaries below are what `gwsreplay --help` lists. This file
+also turns expected failures (gwsreplay.core.errors.UserError) into one clear
+line instead of a traceback: the only place that knows exit codes.
 """
 
 from __future__ import annotations
@@ -13,44 +16,50 @@ import os
 import sys
 import traceback
 
+from gwsreplay import __version__
 from gwsreplay.core.errors import UserError
 
-# (subcommand, module providing add_parser/run)
-SUBCOMMANDS = [
-    ("sim", "gwsreplay.cli.sim"),
-    ("agents", "gwsreplay.cli.agents"),
-    ("record", "gwsreplay.cli.record"),
-    ("import", "gwsreplay.cli.import_capture"),
-    ("export", "gwsreplay.cli.export"),
-    ("snapshot", "gwsreplay.cli.snapshot"),
-    ("replay", "gwsreplay.cli.replay"),
-    ("mock", "gwsreplay.cli.mock"),
-    ("report", "gwsreplay.cli.report"),
-    ("demo", "gwsreplay.cli.demo"),
-]
+# subcommand -> (module providing add_parser/run, one-line summary)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "sim": ("gwsreplay.cli.sim", "run the GWS simulator (REST + CometD + control API on one port)"),
+    "agents": ("gwsreplay.cli.agents", "run scripted agent desktops against a GWS"),
+    "record": ("gwsreplay.cli.record", "record GWS REST + CometD through a proxy into a DuckDB capture"),
+    "import": ("gwsreplay.cli.import_capture", "import a browser HAR or a mitmproxy flow file into a capture"),
+    "export": ("gwsreplay.cli.export", "export a capture's tables and views as Parquet"),
+    "snapshot": ("gwsreplay.cli.snapshot", "copy a (live) capture for analysis"),
+    "replay": ("gwsreplay.cli.replay", "replay recorded agent sessions against a GWS (ids mapped, causality kept)"),
+    "mock": ("gwsreplay.cli.mock", "act as GWS toward a desktop, answering from a recorded session"),
+    "report": ("gwsreplay.cli.report", "run the analysis notebooks headless and write a self-contained HTML report"),
+    "demo": ("gwsreplay.cli.demo", "simulator + capture proxy + scripted agents + replay + report, end to end"),
+}
+
+DESCRIPTION = "Record, replay and analyse Genesys Web Services (GWS) REST + CometD traffic."
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _top_parser() -> argparse.ArgumentParser:
+    commands = "\n".join(f"  {name:<10} {summary}" for name, (_, summary) in SUBCOMMANDS.items())
     parser = argparse.ArgumentParser(
-        prog="gwsreplay",
-        description="Record, replay and analyse Genesys Web Services (GWS) REST + CometD traffic.",
-    )
+        prog="gwsreplay", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"commands:\n{commands}\n\n`gwsreplay COMMAND --help` shows a command's options.")
+    parser.add_argument("--version", action="version", version=f"gwsreplay {__version__}")
+    parser.add_argument("command", metavar="COMMAND", choices=list(SUBCOMMANDS), help="one of the commands below")
+    parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    """The full parser of one subcommand (its module imported now)."""
+    module = importlib.import_module(SUBCOMMANDS[command][0])
+    parser = argparse.ArgumentParser(prog="gwsreplay", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module_name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # subcommand not built yet
-            raise
-        p = module.add_parser(sub)
-        p.set_defaults(_run=module.run)
+    module.add_parser(sub).set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser().parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
+    args = build_parser(top.command).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except UserError as exc:

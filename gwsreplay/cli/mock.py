@@ -12,8 +12,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import sys
 from pathlib import Path
+
+from aiohttp import web
+
+from gwsreplay.cli.replay import parse_speed
+from gwsreplay.core.errors import UserError
+from gwsreplay.drivers.mock import MOCK, make_app
+from gwsreplay.replay.plan import build_plan
+from gwsreplay.replay.recorded import CaptureError, load_capture
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -34,11 +43,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
-    from gwsreplay.core.errors import UserError
-
-    from gwsreplay.replay.plan import build_plan, CaptureError, load_capture
-    from gwsreplay.cli.replay import parse_speed
-
     speed = parse_speed(args.speed)
     try:
         recorded = load_capture(args.db)
@@ -62,12 +66,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(plan, args: argparse.Namespace, speed: float | None) -> int:
-    import socket
-
-    from aiohttp import web
-
-    from gwsreplay.drivers.mock import MOCK, make_app
-
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))

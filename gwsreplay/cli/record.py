@@ -17,7 +17,14 @@ import signal
 import sys
 import time
 
+from mitmproxy import options
+from mitmproxy.tools.dump import DumpMaster
+from rich.console import Console
+from rich.live import Live
+
 from gwsreplay.cli.import_capture import add_redaction_args
+from gwsreplay.core.errors import UserError
+from gwsreplay.proxy.capture import Capture
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -41,8 +48,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from gwsreplay.core.errors import UserError
-
     if not args.mode and not args.upstream:
         raise UserError("--upstream is required (or give --mode)")
     if args.upstream and not re.match(r"^(https?|wss?)://[^/\s:]+(:\d+)?/?$", args.upstream):
@@ -67,13 +72,6 @@ def _status_text(cap, started: float) -> str:
 
 
 async def _record(args) -> int:
-    from mitmproxy import options
-    from mitmproxy.tools.dump import DumpMaster
-    from rich.console import Console
-    from rich.live import Live
-
-    from gwsreplay.proxy.capture import Capture
-
     mode = args.mode or f"reverse:{args.upstream}"
     opts = options.Options(listen_host=args.listen_host, listen_port=args.listen_port, mode=[mode])
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)

@@ -14,8 +14,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from pathlib import Path
+
+import aiohttp
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from gwsreplay.core.errors import UserError
+from gwsreplay.drivers.report import print_report, progress_line, write_report
+from gwsreplay.drivers.runner import (
+    ReplayOptions,
+    ReplayRefused,
+    check_target,
+    detect_simulator,
+    replay,
+)
+from gwsreplay.replay.engine import EngineOptions
+from gwsreplay.replay.plan import build_plan
+from gwsreplay.replay.recorded import CaptureError, load_capture
+from gwsreplay.replay.users import UserMap, UserMapError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -56,8 +80,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def parse_speed(text: str) -> float | None:
-    from gwsreplay.core.errors import UserError
-
     if text == "max":
         return None
     try:
@@ -70,15 +92,6 @@ def parse_speed(text: str) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from gwsreplay.core.errors import UserError
-
-    from gwsreplay.replay.engine import EngineOptions
-    from gwsreplay.replay.plan import CaptureError, load_capture, build_plan
-    from gwsreplay.drivers.runner import ReplayOptions, ReplayRefused, check_target
-    from gwsreplay.replay.users import UserMap, UserMapError
-
     console = Console(stderr=True)
     speed = parse_speed(args.speed)
     if args.agents is not None and args.agents < 1:
@@ -122,7 +135,6 @@ def run(args: argparse.Namespace) -> int:
         result = run_with_progress(plan, options, quiet=args.quiet, console=console)
     except (UserMapError, ReplayRefused) as exc:
         raise UserError(str(exc)) from None
-    from gwsreplay.drivers.report import print_report, write_report
 
     print_report(result)
     if args.report:
@@ -134,22 +146,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _detect(target: str) -> bool:
-    import aiohttp
-
-    from gwsreplay.drivers.runner import detect_simulator
-
     async with aiohttp.ClientSession() as http:
         return await detect_simulator(target, http)
 
 
 def run_with_progress(plan, options, *, quiet: bool = False, console=None):
     """Run the replay with a live progress line (sessions done, ops/s, p50/p99, divergences)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from gwsreplay.drivers.report import progress_line
-    from gwsreplay.drivers.runner import replay
-
     console = console or Console(stderr=True)
     if quiet:
         return asyncio.run(replay(plan, options, on_announce=lambda t: console.print(f"[yellow]{t}[/]")))
@@ -167,8 +169,6 @@ def run_with_progress(plan, options, *, quiet: bool = False, console=None):
 
 def print_plan(plan, console) -> None:
     """--dry-run: every session's steps, with what each waits for."""
-    from rich.table import Table
-
     console.print(f"[bold]plan[/] for {plan.capture} (recorded from {', '.join(plan.recorded_origins) or '?'})")
     for session in plan.sessions:
         table = Table(title=f"session {session.id}: {session.user_name}, {session.transport}, "
@@ -186,9 +186,3 @@ def print_plan(plan, console) -> None:
 
 def plan_json(plan) -> str:
     return json.dumps(plan.describe(), indent=2)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from gwsreplay.cli import main
-
-    sys.exit(main(["replay", *sys.argv[1:]]))

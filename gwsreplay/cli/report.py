@@ -5,7 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import duckdb
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from gwsreplay.analysis import db
 from gwsreplay.analysis.report import NOTEBOOKS, ReportError, build_report, count_cells
+from gwsreplay.core.errors import UserError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -26,10 +38,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _check_capture(path: Path, error: type[Exception]) -> None:
     """Fail before starting any kernel when the file is missing, locked or not a capture."""
-    import duckdb
-
-    from gwsreplay.analysis import db
-
     try:
         con = db.open_capture(path, cache_operations=False)
     except db.CaptureNotFound as exc:
@@ -44,10 +52,6 @@ def _check_capture(path: Path, error: type[Exception]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gwsreplay.core.errors import UserError
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     _check_capture(args.db, UserError)
     if args.replay is not None:
         _check_capture(args.replay, UserError)

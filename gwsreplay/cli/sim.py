@@ -12,6 +12,8 @@ import socket
 from aiohttp import web
 
 from gwsreplay.core.errors import UserError
+from gwsreplay.sim.model.roster import Roster
+from gwsreplay.sim.server.app import make_app
 
 DEFAULT_PORT = 8090
 
@@ -53,8 +55,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_roster(args: argparse.Namespace):
-    from gwsreplay.sim.model.roster import Roster
-
     if args.users:
         try:
             roster = Roster.from_toml(args.users)
@@ -97,8 +97,6 @@ def _url_host(host: str) -> str:
 
 
 async def _serve(args: argparse.Namespace, roster, sock: socket.socket) -> None:
-    from gwsreplay.sim.server.app import make_app
-
     port = sock.getsockname()[1]
     local_url = f"http://{_url_host(args.host)}:{port}"
     app = make_app(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from gwsreplay.capture.snapshot import SnapshotError, snapshot
+from gwsreplay.core.errors import UserError
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -17,10 +20,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from gwsreplay.core.errors import UserError
-
-    from gwsreplay.capture.snapshot import SnapshotError, snapshot
-
     try:
         out = snapshot(args.db, args.out, timeout=args.timeout)
     except SnapshotError as exc:

@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from gwsreplay.client.control import ControlApi
-from gwsreplay.client.desktop import Desktop, DesktopError
+from gwsreplay.client.desktop import Desktop
 
 MEDIA_CHANNELS = ("chat", "email", "workitem", "im")
 # messageType -> (store name, resource key)

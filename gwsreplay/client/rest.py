@@ -16,14 +16,14 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-if TYPE_CHECKING:  # the CometD driver imports aiohttp too; only needed by cometd()
-    from gwsreplay.client.cometd import CometdClient
+from gwsreplay.client.cometd import CometdClient
+
 
 VOICE_CHANNEL = "/api/v2/me/channels/voice"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
@@ -192,14 +192,12 @@ class GWSClient:
 
     # ------------------------------------------------------------------ CometD
 
-    def cometd(self, transport: str = "long-polling", **options: Any) -> "CometdClient":
+    def cometd(self, transport: str = "long-polling", **options: Any) -> CometdClient:
         """A CometD client on this HTTP session: same cookie jar, CSRF header.
 
         Call it after a GET (e.g. `me()`) so the CSRF token is known, as the
         reference's sample does. ``options`` go to `CometdClient` as they are.
         """
-        from gwsreplay.client.cometd import CometdClient
-
         return CometdClient(self.http, self.base_url + "/api/v2/notifications",
                             transport=transport, headers=self.csrf_headers(), **options)
 
