@@ -7,10 +7,8 @@ from pathlib import Path
 
 import duckdb
 
+from gwsreplay.capture.export import export_parquet
 from gwsreplay.core.errors import UserError
-
-EXPORTED = ["exchanges", "bayeux_messages", "websocket_frames", "websocket_connections", "capture_errors",
-            "meta", "operation_expectations", "sessions", "operations"]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -19,24 +17,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--db", required=True)
     p.add_argument("--parquet", required=True, metavar="DIR")
     return p
-
-
-def export_parquet(db: str | Path, out_dir: str | Path) -> dict[str, int]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(db), read_only=True)
-    counts = {}
-    try:
-        have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        for name in EXPORTED:
-            if name not in have:
-                continue
-            target = str(out / f"{name}.parquet").replace("'", "''")
-            con.execute(f"COPY (SELECT * FROM {name}) TO '{target}' (FORMAT parquet)")
-            counts[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
-    finally:
-        con.close()
-    return counts
 
 
 def run(args) -> int:
