@@ -2,7 +2,7 @@
 
 The notebooks are thin: each cell calls one analysis function and shows its
 table or figure. Keeping their source here makes them reviewable as Python and
-regenerable: ``python -m analysis._build_notebooks``.
+regenerable: ``python -m gwsreplay.analysis._build_notebooks``.
 """
 
 from __future__ import annotations
@@ -15,13 +15,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 SETUP = '''\
-import sys
 from pathlib import Path
-
-try:
-    import gwsreplay.analysis
-except ImportError:  # not installed: use the repository next to this notebook
-    sys.path.insert(0, str(Path.cwd().parent))
 
 import pandas as pd
 from gwsreplay.analysis import compare, coverage, db, errors, figures, latency, timeline

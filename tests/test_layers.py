@@ -132,3 +132,15 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+def test_a_users_analysis_module_does_not_shadow_the_package(tmp_path):
+    """A notebook folder with the user's own analysis.py still runs the notebooks' imports."""
+    (tmp_path / "analysis.py").write_text("raise ImportError('the user analysis module was imported')\n")
+    setup = next(line for line in (ROOT / "notebooks" / "latency.ipynb").read_text().splitlines()
+                 if "from gwsreplay.analysis import" in line)
+    statement = ast.literal_eval(setup.strip().rstrip(","))
+    result = subprocess.run([sys.executable, "-c", statement + "print(latency.__name__)"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "gwsreplay.analysis.latency"
