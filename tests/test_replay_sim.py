@@ -13,15 +13,15 @@ import subprocess
 
 import duckdb
 import pytest
-
-from gwsreplay.replay.engine import EngineOptions
-from gwsreplay.replay.recorded import read_plan
-from gwsreplay.drivers.report import report_json, transcript
-from gwsreplay.drivers.runner import ReplayOptions, ReplayRefused, replay
-from gwsreplay.replay.users import UserMap
+from conftest import ROOT, gwsreplay_command
 from replay_fixtures import SIM_AGENTS, SIM_SEED, capture
 
-from conftest import ROOT, gwsreplay_command
+from gwsreplay.drivers.report import report_json, transcript
+from gwsreplay.drivers.runner import ReplayOptions, replay
+from gwsreplay.drivers.target_guard import ReplayRefused
+from gwsreplay.replay.engine import EngineOptions
+from gwsreplay.replay.recorded import read_plan
+from gwsreplay.replay.users import UserMap
 
 TRANSPORTS = ["long-polling", "websocket"]
 FAST = EngineOptions(wait_timeout=5.0, drain_timeout=2.0)

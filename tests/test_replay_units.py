@@ -7,8 +7,17 @@ from __future__ import annotations
 
 import pytest
 
+from gwsreplay.drivers.target_guard import ReplayRefused, check_target
 from gwsreplay.replay.compare import LiveNote, Matcher, Symbols, diff, normalize
-from gwsreplay.replay.engine import Announce, EngineOptions, Finished, ReplayState, Report, Send, SessionEngine
+from gwsreplay.replay.engine import (
+    Announce,
+    EngineOptions,
+    Finished,
+    ReplayState,
+    Report,
+    Send,
+    SessionEngine,
+)
 from gwsreplay.replay.idmap import IdMap
 from gwsreplay.replay.plan import Note, SessionPlan, Step, Wait
 from gwsreplay.replay.users import Credentials, UserMap, UserMapError
@@ -305,7 +314,7 @@ def test_user_map_file_and_pool(tmp_path):
 def test_callee_ringing_recorded_before_the_callers_dialing_is_not_an_external_call():
     """Two long-polls are answered independently: the callee's Ringing may carry an earlier
     timestamp than the caller's Dialing. The Dial request decides, not the notification times."""
-    from gwsreplay.replay.plan import RecordedCapture, RawSession, build_plan
+    from gwsreplay.replay.plan import RawSession, RecordedCapture, build_plan
 
     call = "CALL000000000000000000000000001"
     dial = rest(0, 1.000, "/api/v2/me/devices/dev-a1/calls",
@@ -383,7 +392,7 @@ def test_initiate_im_session_waits_for_both_parties_earlier_im_sessions():
     """An agent is in one IM session at a time (a second InitiateIMSession is "Invalid state").
     agent2's IM to agent5 was recorded after agent5's IM with agent6 ended; at full speed agent2
     got there first and took agent5, then agent6's IM failed. The new IM now waits for them."""
-    from gwsreplay.replay.plan import RecordedCapture, RawSession, build_plan
+    from gwsreplay.replay.plan import RawSession, RecordedCapture, build_plan
 
     rec_e, rec_r = "REC0000000000000000000000IM00E", "REC0000000000000000000000IM00R"
     initiate = lambda ts, to: rest(0, ts, "/api/v2/me/im-sessions", "InitiateIMSession",  # noqa: E731
@@ -413,3 +422,32 @@ def test_initiate_im_session_waits_for_both_parties_earlier_im_sessions():
     # other requests on IM sessions keep waiting only for their own session
     complete = set(plan.session("agent6").steps[1].waits)
     assert Wait("agent5", 0) not in complete and Wait("agent6", 1) in complete
+
+
+# ----------------------------------------------------------------------------- the recorded-host guard
+
+RECORDED_HERE = ["http://127.0.0.1:8090"]
+
+
+@pytest.mark.parametrize("target", [
+    "http://127.0.0.1:8090", "http://localhost:8090", "http://127.1:8090", "http://2130706433:8090",
+    "http://[::ffff:127.0.0.1]:8090", "http://127.0.0.1.:8090", "http://0.0.0.0:8090", "http://LOCALHOST:8090/",
+])
+def test_every_spelling_of_the_recorded_host_is_refused(target):
+    with pytest.raises(ReplayRefused, match="recorded from"):
+        check_target(RECORDED_HERE, target)
+    check_target(RECORDED_HERE, target, allow_recorded_host=True)     # explicitly allowed
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.1:8091", "http://127.0.0.2:8090"])
+def test_other_ports_and_addresses_are_allowed(target):
+    check_target(RECORDED_HERE, target)
+
+
+def test_a_recorded_name_that_does_not_resolve_is_compared_by_name():
+    recorded = ["https://gws.example.invalid"]
+    with pytest.raises(ReplayRefused):
+        check_target(recorded, "https://GWS.example.invalid:443/")
+    check_target(recorded, "http://127.0.0.1:8090")
+    with pytest.raises(ReplayRefused, match="http"):
+        check_target(recorded, "ftp://127.0.0.1")

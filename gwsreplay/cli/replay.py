@@ -31,11 +31,10 @@ from gwsreplay.core.errors import UserError
 from gwsreplay.drivers.report import print_report, progress_line, write_report
 from gwsreplay.drivers.runner import (
     ReplayOptions,
-    ReplayRefused,
-    check_target,
     detect_simulator,
     replay,
 )
+from gwsreplay.drivers.target_guard import ReplayRefused, check_target
 from gwsreplay.replay.engine import EngineOptions
 from gwsreplay.replay.plan import build_plan
 from gwsreplay.replay.recorded import CaptureError, load_capture
@@ -108,13 +107,10 @@ def run(args: argparse.Namespace) -> int:
         plan = build_plan(recorded, args.session or None)
     except KeyError as exc:
         raise UserError(str(exc.args[0])) from None
-    try:
-        check_target(plan, args.target, allow_recorded_host=args.allow_recorded_host)
-    except ReplayRefused as exc:
-        raise UserError(str(exc)) from None
-    if args.dry_run:
+    if args.dry_run:                 # sends nothing: allowed against any target
         print_plan(plan, Console())
         return 0
+    check_target(plan.recorded_origins, args.target, allow_recorded_host=args.allow_recorded_host)
 
     simulator = asyncio.run(_detect(args.target))
     try:

@@ -23,27 +23,30 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from gwsreplay.client.cometd import CometdClient, CometdError
 from gwsreplay.client.rest import GWSClient
-
-from gwsreplay.replay.compare import Divergence
-from gwsreplay.replay.engine import Announce, EngineOptions, Finished, ReplayState, Report, Send, SessionEngine
-from gwsreplay.replay.idmap import IdMap
 from gwsreplay.drivers.output import RecordingHttp, ReplayRecorder
+from gwsreplay.drivers.target_guard import check_target
+from gwsreplay.replay.compare import Divergence
+from gwsreplay.replay.engine import (
+    Announce,
+    EngineOptions,
+    Finished,
+    ReplayState,
+    Report,
+    Send,
+    SessionEngine,
+)
+from gwsreplay.replay.idmap import IdMap
 from gwsreplay.replay.plan import ReplayPlan, SessionPlan
 from gwsreplay.replay.users import Credentials, UserMap
 
 log = logging.getLogger(__name__)
 
 WAKE = ("wake",)
-
-
-class ReplayRefused(Exception):
-    """The replay must not run as asked (safety rule)."""
 
 
 @dataclass
@@ -136,21 +139,6 @@ class ReplayResult:
 # ----------------------------------------------------------------------------- safety
 
 
-def check_target(plan: ReplayPlan, target: str, *, allow_recorded_host: bool = False) -> None:
-    """Refuse to replay onto the GWS the capture was recorded from, unless explicitly allowed."""
-    parts = urlsplit(target)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ReplayRefused(f"--target must be an http(s) URL, got {target!r}")
-    netloc = parts.netloc.lower()
-    default = {"http": 80, "https": 443}[parts.scheme]
-    candidates = {netloc, f"{parts.hostname}:{parts.port or default}", parts.hostname if (parts.port or default) == default else netloc}
-    recorded = plan.recorded_hosts | {f"{h}:{default}" for h in plan.recorded_hosts if ":" not in h}
-    if candidates & recorded and not allow_recorded_host:
-        raise ReplayRefused(f"{target} is the host this capture was recorded from "
-                            f"({', '.join(sorted(plan.recorded_origins))}); replaying there would repeat real "
-                            f"operations on it. Give --allow-recorded-host if that is really what you want.")
-
-
 async def detect_simulator(target: str, http: aiohttp.ClientSession) -> bool:
     try:
         async with http.get(target.rstrip("/") + "/sim/v1/stats", timeout=aiohttp.ClientTimeout(total=5)) as r:
@@ -169,7 +157,7 @@ async def replay(plan: ReplayPlan, options: ReplayOptions,
                  on_progress: Callable[[LiveStats], None] | None = None,
                  on_announce: Callable[[str], None] | None = None) -> ReplayResult:
     """Replay `plan` against `options.target`; returns outcomes and divergences of every session."""
-    check_target(plan, options.target, allow_recorded_host=options.allow_recorded_host)
+    check_target(plan.recorded_origins, options.target, allow_recorded_host=options.allow_recorded_host)
     run_id = options.run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     target = options.target.rstrip("/")
     stats = LiveStats()
