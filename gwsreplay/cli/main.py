@@ -58,19 +58,19 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    top = _top_parser().parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv)
-    args = build_parser(top.command).parse_args(argv)
+    command = _top_parser().parse_args(argv[:1] if argv and not argv[0].startswith("-") else argv).command
     try:
+        args = build_parser(command).parse_args(argv)
         return int(args._run(args) or 0)
     except UserError as exc:
-        print(f"gwsreplay {args.command}: error: {exc}", file=sys.stderr)
+        print(f"gwsreplay {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # last resort: one line for the user, the traceback on request
         if os.environ.get("GWSREPLAY_DEBUG"):
             traceback.print_exc()
-        print(f"gwsreplay {args.command}: unexpected error: {type(exc).__name__}: {exc}\n"
+        print(f"gwsreplay {command}: unexpected error: {type(exc).__name__}: {exc}\n"
               f"(set GWSREPLAY_DEBUG=1 to see the traceback; please report it)", file=sys.stderr)
         return 1
 
