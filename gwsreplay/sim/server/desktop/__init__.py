@@ -2,9 +2,12 @@
 
 The page (``index.html``, ``desktop.js``, ``desktop.css`` in this folder) imports
 the official ``cometd`` npm library as an ES module from
-``/sim/desktop/vendor/cometd/cometd.js``. Those files are served straight from
-the repository's ``node_modules/cometd`` (installed by ``make node`` from the
-committed package-lock.json), so the page never fetches anything from a CDN.
+``/sim/desktop/vendor/cometd/cometd.js``. Those files are the npm package's own,
+copied into ``vendor/cometd/`` here by ``make vendor`` from the version
+package-lock.json pins, committed, and shipped in the wheel as package data: the
+installed tool needs neither the checkout nor npm, and the page never fetches
+anything from a CDN. tests/test_wheel.py checks the copy is byte-identical to
+node_modules/cometd.
 
 ``add_routes(router)`` registers everything on an aiohttp router; the simulator
 calls it from ``make_app`` and tests may call it on a bare application to serve
@@ -20,7 +23,7 @@ from aiohttp import web
 
 PREFIX = "/sim/desktop"
 ASSETS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = ASSETS_DIR.parents[3]
+VENDOR_DIR = ASSETS_DIR / "vendor" / "cometd"
 
 # The page's own files and their content types; nothing else in this folder is served.
 PAGE_FILES = {
@@ -33,18 +36,18 @@ _VENDOR_TYPES = {".js": "text/javascript", ".json": "application/json", ".ts": "
 COMETD_DIR_ENV = "GWSREPLAY_COMETD_DIR"
 MISSING_COMETD = (
     "The official cometd npm library was not found (looked in: {places}).\n"
-    "Install it from the repository root with `make node` (npm ci), "
+    "The package ships it in gwsreplay/sim/server/desktop/vendor/cometd/; in a checkout, "
+    "restore it with `make vendor` (which runs `make node`, i.e. npm ci), "
     "or point {env} at a node_modules/cometd folder.\n"
 )
 
 
 def cometd_candidates() -> list[Path]:
-    """Where node_modules/cometd may be, in order: $GWSREPLAY_COMETD_DIR, the repo, the cwd."""
+    """Where the library may be, in order: $GWSREPLAY_COMETD_DIR (to try another version), the vendored copy."""
     places = []
     if os.environ.get(COMETD_DIR_ENV):
         places.append(Path(os.environ[COMETD_DIR_ENV]))
-    places.append(REPO_ROOT / "node_modules" / "cometd")
-    places.append(Path.cwd() / "node_modules" / "cometd")
+    places.append(VENDOR_DIR)
     return places
 
 
