@@ -15,6 +15,7 @@ import json
 import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +25,9 @@ import plotly.offline
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+# The notebooks ship as package data (gwsreplay.notebooks, the top-level notebooks/ folder in a
+# checkout), so the report runs from an installed wheel too. A real folder: the kernels run in it.
+NOTEBOOK_DIR = Path(str(resources.files("gwsreplay.notebooks")))
 #: Notebooks in report order.
 NOTEBOOKS = ("latency.ipynb", "coverage.ipynb", "session_explorer.ipynb", "replay_comparison.ipynb")
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
