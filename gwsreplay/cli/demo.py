@@ -17,7 +17,7 @@ import signal
 from pathlib import Path
 from urllib.request import urlopen
 
-from gwsreplay.cli.processes import ROOT, child, free_port, gwsreplay_command
+from gwsreplay.cli.processes import child, free_port, gwsreplay_command
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -28,7 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--duration", type=float, default=20.0, help="seconds of agent activity (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--transport", choices=["long-polling", "websocket"], default="long-polling")
-    p.add_argument("--out", type=Path, default=ROOT / "captures", help="output folder (default: captures/)")
+    p.add_argument("--out", type=Path, default=Path("captures"),
+                   help="output folder, relative to the current directory (default: captures/)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     return p
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from gwsreplay.cli.agents import AgentsConfig, print_summary, run_with_progress
 
     console = Console()
+    args.out = args.out.resolve()   # the children get absolute paths; they share our cwd anyway
     args.out.mkdir(parents=True, exist_ok=True)
     db = args.out / "demo.duckdb"
     for stale in (db, db.with_suffix(".duckdb.wal")):
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     console.rule("[bold]gwsreplay demo")
     console.print(f"simulator      {sim_url}  ({args.agents} agents, seed {args.seed})")
-    console.print(f"capture proxy  {proxy_url}  -> {db.relative_to(ROOT) if db.is_relative_to(ROOT) else db}")
+    console.print(f"capture proxy  {proxy_url}  -> {db.relative_to(Path.cwd()) if db.is_relative_to(Path.cwd()) else db}")
     sim_cmd = gwsreplay_command() + ["sim", "--port", str(sim_port), "--agents", str(args.agents),
                                      "--seed", str(args.seed), "--answer-delay", "0.3"]
     proxy_cmd = gwsreplay_command() + ["record", "--upstream", sim_url, "--listen-port", str(proxy_port),

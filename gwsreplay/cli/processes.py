@@ -20,11 +20,11 @@ from typing import Iterator
 from urllib.error import URLError
 from urllib.request import urlopen
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def gwsreplay_command() -> list[str]:
-    return [sys.executable, "-m", "gwsreplay"]
+    # -P: the user's working directory is not put on sys.path, so a stray aiohttp.py or
+    # gwsreplay/ folder there cannot shadow the installed package in the children.
+    return [sys.executable, "-P", "-m", "gwsreplay"]
 
 
 def free_port() -> int:
@@ -53,11 +53,16 @@ def wait_http(url: str, timeout: float = 20.0, process: subprocess.Popen | None 
 
 @contextmanager
 def child(args: list[str], ready_url: str, *, log: Path | None = None, timeout: float = 30.0,
-          stop_signal: int = signal.SIGINT) -> Iterator[subprocess.Popen]:
-    """Run `args`, wait for ready_url, and stop the child with stop_signal on exit."""
+          stop_signal: int = signal.SIGINT, cwd: Path | None = None,
+          env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Run `args`, wait for ready_url, and stop the child with stop_signal on exit.
+
+    The child runs in `cwd`, by default our own working directory: where the user is, not a
+    checkout (the installed tool has none).
+    """
     out = open(log, "wb") if log else subprocess.DEVNULL
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env)
+    env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
     try:
         wait_http(ready_url, timeout, process)
         yield process
