@@ -8,9 +8,12 @@ import ipaddress
 import logging
 import signal
 import socket
+import ssl
+from pathlib import Path
 
 from aiohttp import web
 
+from gwsreplay.cli.tls import DEFAULT_TLS_DIR, SimCertificates, certificate_hosts, generated_context, server_context
 from gwsreplay.core.errors import UserError
 from gwsreplay.sim.model.roster import Roster
 from gwsreplay.sim.server.app import make_app
@@ -37,7 +40,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--session-timeout", type=float, default=1800.0, metavar="SECONDS",
                    help="forget HTTP sessions idle this long with no CometD client (default: %(default)s)")
     p.add_argument("--public-url", metavar="URL",
-                   help="base of the absolute uris in resources (default: http://HOST:PORT)")
+                   help="base of the absolute uris in resources (default: http(s)://HOST:PORT)")
+    tls = p.add_argument_group("TLS (HTTPS and WSS on the same port)")
+    tls.add_argument("--tls", action="store_true",
+                     help="serve HTTPS/WSS with a certificate issued by a private CA kept in --tls-dir "
+                          "(made on first use); prints the CA file clients must trust")
+    tls.add_argument("--tls-dir", metavar="DIR", default=str(DEFAULT_TLS_DIR),
+                     help="folder of the generated CA and server certificate (default: %(default)s)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain) instead")
+    tls.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     return p
 
 
@@ -45,10 +56,11 @@ def run(args: argparse.Namespace) -> int:
     roster = _load_roster(args)
     if args.answer_delay < 0:
         raise UserError("--answer-delay must be >= 0")
+    tls = _tls(args)
     sock = _bind(args.host, args.port)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(_serve(args, roster, sock))
+        asyncio.run(_serve(args, roster, sock, tls))
     finally:
         sock.close()
     return 0
@@ -68,6 +80,18 @@ def _load_roster(args: argparse.Namespace):
     if args.agents < 1:
         raise UserError("--agents must be at least 1")
     return Roster.default(args.agents)
+
+
+def _tls(args: argparse.Namespace) -> tuple[SimCertificates, ssl.SSLContext] | None:
+    """(certificate files, server context) when TLS is asked for, else None."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UserError("--tls-cert and --tls-key go together")
+    if args.tls_cert:
+        files = SimCertificates(ca=None, cert=Path(args.tls_cert), key=Path(args.tls_key))
+        return files, server_context(files.cert, files.key)
+    if args.tls:
+        return generated_context(Path(args.tls_dir), certificate_hosts(args.host))
+    return None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -96,9 +120,18 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ip.version == 6 else host
 
 
-async def _serve(args: argparse.Namespace, roster, sock: socket.socket) -> None:
+def _trust_line(files: SimCertificates) -> str:
+    if files.ca is None:
+        return f"TLS certificate {files.cert}: clients must trust its issuer"
+    return (f"TLS: clients must trust the CA {files.ca} (certificate {files.cert}); e.g. "
+            f"NODE_EXTRA_CA_CERTS={files.ca}, gwsreplay record --upstream-ca {files.ca}, "
+            f"gwsreplay agents --ca {files.ca}")
+
+
+async def _serve(args: argparse.Namespace, roster, sock: socket.socket,
+                 tls: tuple[SimCertificates, ssl.SSLContext] | None) -> None:
     port = sock.getsockname()[1]
-    local_url = f"http://{_url_host(args.host)}:{port}"
+    local_url = f"{'https' if tls else 'http'}://{_url_host(args.host)}:{port}"
     app = make_app(
         roster,
         seed=args.seed,
@@ -114,9 +147,11 @@ async def _serve(args: argparse.Namespace, roster, sock: socket.socket) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, ssl_context=tls[1] if tls else None).start()
         print(f"GWS simulator listening on {local_url} ({len(roster.users)} agents, seed {args.seed})",
               flush=True)
+        if tls:
+            print(_trust_line(tls[0]), flush=True)
         await stop.wait()
     finally:
         await runner.cleanup()
