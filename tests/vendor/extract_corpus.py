@@ -292,7 +292,7 @@ class RunScanner:
         i, method, url = pending
         ctx = self.fence_ctx(i)
         rec = self.base(ctx, self.content[i][0], self.content[i][0], "request")
-        rec.update(method=method, path=norm_path(url), body=None)
+        rec.update(method=method, path=norm_path(url), body=None, repairs=[])
         self.samples.append(Sample(rec, ctx.group))
 
     def base(self, ctx: Context, first: int, last: int, kind: str) -> dict:
@@ -330,6 +330,8 @@ class RunScanner:
             reopened = self.reopen(i, parsed, content)
             if reopened:
                 parsed, content, extra = reopened
+        if parsed is not None and parsed.value in ({}, []) and any("closed truncated" in r for r in parsed.repairs):
+            parsed, err = None, SampleError("cut off before any content", self.content[i][0])
         if parsed is None:
             end = self.limit(i)
             own = [(n, t) for k, (n, t) in enumerate(self.content) if self.fence_of[k] == self.fence_of[i]]
@@ -449,8 +451,8 @@ def guess_language(chunk: list[tuple[int, str]]) -> str:
     text = "\n".join(t for _, t in chunk)
     checks = [("INI", r"^\[\w+\]\s*$"), ("curl command", r"\bcurl\b"), ("HTML", r"<(?:html|div|script|body|head)\b"),
               ("JavaScript", r"\b(?:function|var|const|let)\b|\$\(|=>"),
-              ("Python", r"\b(?:def|import|print)\b"), ("HTTP headers", r"^[A-Za-z-]+: \S|^HTTP/1"),
-              ("YAML", r"^\s*[A-Za-z_][\w.-]*:\s"), ("URL", r"^\s*(?:https?://|/?api/v2)")]
+              ("Python", r"\b(?:def|import|print)\b"), ("HTTP status/headers", r"^HTTP/1"),
+              ("key: value lines (YAML statistic definitions, headers)", r"^\s*[A-Za-z_][\w.-]*:\s"), ("URL", r"^\s*(?:https?://|/?api/v2)")]
     for name, pattern in checks:
         if re.search(pattern, text, re.M):
             return name
