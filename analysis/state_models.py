@@ -41,6 +41,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gwsreplay.core.operations import AGENT_STATE_OPERATIONS
+
 #: Pseudo-state before a resource's first notification. A transition from NEW
 #: says how a resource comes into existence (Dial creates a Dialing call).
 NEW = "(new)"
@@ -188,9 +190,10 @@ def _agent_label_sql() -> str:
 
 
 _LOGGED_IN = ("Ready", "NotReady", "NotReady+AuxWork", "NotReady+AfterCallWork")
-# The operation that produces each logged-in state (agent-states table, L39210-39218).
-_STATE_OP = {"Ready": "Ready", "NotReady": "NotReady", "NotReady+AuxWork": "AuxWork",
-             "NotReady+AfterCallWork": "AfterCallWork"}
+# The operation that produces each logged-in state (agent-states table, L39210-39218), from the
+# core's agent-state vocabulary: "NotReady+AuxWork" <- AuxWork.
+_STATE_OP = {(f"{st}+{wm}" if wm else st): op for op, (st, wm) in AGENT_STATE_OPERATIONS.items()
+             if (f"{st}+{wm}" if wm else st) in _LOGGED_IN}
 _STATE_REF = {"Ready": "L4656", "NotReady": "L4727", "NotReady+AuxWork": "L4797",
               "NotReady+AfterCallWork": "L4868"}
 

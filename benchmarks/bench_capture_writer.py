@@ -28,9 +28,11 @@ from pathlib import Path
 import duckdb
 
 from gwsreplay.capture import bayeux_sql, schema
-from gwsreplay.capture.records import HttpRecord, RowBuilder, WsFrameRecord
+from gwsreplay.capture.arrow import rows_to_table
+from gwsreplay.capture.records import HttpRecord, WsFrameRecord
 from gwsreplay.capture.redact import Redactor
-from gwsreplay.capture.writer import CaptureWriter, new_out, rows_to_table
+from gwsreplay.capture.rows import RowBuilder
+from gwsreplay.capture.writer import CaptureWriter, new_out
 
 
 def call_event(i: int) -> dict:

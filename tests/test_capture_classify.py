@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gwsreplay.capture import bayeux_sql, schema
-from gwsreplay.capture.classify import ITEM_FIELDS, classify_bayeux, classify_http
+from gwsreplay.capture.classify import classify_bayeux, classify_http
+from gwsreplay.core.notifications import ITEM_FIELDS
 
 REFERENCE = Path(os.environ.get("GWS_REFERENCE", "/work/shared/gws-reference"))
 
@@ -483,7 +484,7 @@ def sql_classify(messages: list, item_columns: tuple[str, ...] = ITEM_FIELDS) ->
         staged = bayeux_sql.stage_table([(0, 0, 1_700_000_000_000_000, "s2c", "long-polling", 1, "f", None,
                                           "agent1", None, json.dumps(messages))])
         con.register("_bayeux_bodies", staged)
-        con.execute(bayeux_sql._build_sql(item_columns), {"base": 1})
+        con.execute(bayeux_sql.insert_sql(item_columns), {"base": 1})
         cur = con.execute(f"SELECT {', '.join(FIELDS + list(item_columns))}, data FROM bayeux_messages ORDER BY id")
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gwsreplay.capture import bayeux_extract, bayeux_sql, schema
-from gwsreplay.capture.records import HttpRecord, RowBuilder, WsFrameRecord, make_body
+from gwsreplay.capture.records import HttpRecord, WsFrameRecord, make_body
+from gwsreplay.capture.rows import RowBuilder
 from gwsreplay.capture.redact import Redactor
 from gwsreplay.capture.writer import CaptureWriter, new_out
 from test_capture_proxy import Proxy, Upstream, free_port, req

@@ -21,6 +21,7 @@ import pytest
 from gwsreplay.capture import schema
 from gwsreplay.capture.writer import CaptureWriter
 from gwsreplay.capture.records import HttpRecord
+from gwsreplay.core.resources import ACK_ONLY_AREAS
 
 REFERENCE_SQL = r"""
 CREATE OR REPLACE TEMP VIEW operations_reference AS
@@ -141,7 +142,7 @@ SELECT exchange_id, flow_id, user_name, session_key, method, path, api_area, res
             WHEN match_kind = 'ack_only' THEN 'acknowledged' ELSE 'no_notification' END AS outcome,
        message_id AS outcome_message_id, f_detail AS outcome_detail, match_kind, expected_state
 FROM res
-""".replace("@AREAS@", ", ".join(f"'{a}'" for a in schema.ACK_ONLY_AREAS))
+""".replace("@AREAS@", ", ".join(f"'{a}'" for a in ACK_ONLY_AREAS))
 
 
 def assert_matches_reference(con: duckdb.DuckDBPyConnection) -> int:

@@ -20,7 +20,10 @@ from gwsreplay.capture.classify import classify_bayeux, classify_http
 from gwsreplay.capture.importer import import_har, import_mitm
 from gwsreplay.capture.records import HttpRecord, WsEndRecord, WsFrameRecord
 from gwsreplay.capture.redact import MASK, Redactor, basic_user
-from gwsreplay.capture.writer import CaptureWriter, rows_to_table
+from gwsreplay.capture.arrow import rows_to_table
+from gwsreplay.capture.bayeux_rows import python_bayeux_rows
+from gwsreplay.capture.bayeux_sql import StagedBody
+from gwsreplay.capture.writer import CaptureWriter
 from gwsreplay.proxy.capture import Capture
 
 
@@ -737,10 +740,8 @@ _CONTEXT = {"id", "ts", "direction", "transport", "exchange_id", "flow_id", "fra
 
 
 def _assert_python_path_same(tmp_path: Path, msgs: list) -> None:
-    """The writer's Python path for small live batches (writer.python_bayeux_rows) gives the
+    """The writer's Python path for small live batches (bayeux_rows.python_bayeux_rows) gives the
     rows the DuckDB statement gives, every column (JSON columns compared as JSON)."""
-    from gwsreplay.capture.writer import python_bayeux_rows
-
     db = tmp_path / "py-vs-sql.duckdb"
     if db.exists():
         db.unlink()
@@ -758,7 +759,7 @@ def _assert_python_path_same(tmp_path: Path, msgs: list) -> None:
         sql_rows = [dict(zip(names, r)) for r in cur.fetchall()]
     finally:
         con.close()
-    staged = [(0, 0, 0, "s2c", "long-polling", 1, "d", None, None, None, json.dumps(msgs).encode())]
+    staged = [StagedBody(0, 0, 0, "s2c", "long-polling", 1, "d", None, None, None, json.dumps(msgs).encode())]
     py = python_bayeux_rows(staged)
     assert py is not None
     cols = [c for c, _ in schema.BAYEUX_MESSAGES]
@@ -786,10 +787,8 @@ def test_fuzz_python_path_equals_the_sql(tmp_path, msgs):
 
 
 def test_python_path_leaves_odd_bodies_to_duckdb():
-    from gwsreplay.capture.writer import python_bayeux_rows
-
-    def st_(body: bytes) -> list[tuple]:
-        return [(0, 0, 0, "s2c", "long-polling", 1, "d", None, None, None, body)]
+    def st_(body: bytes) -> list[StagedBody]:
+        return [StagedBody(0, 0, 0, "s2c", "long-polling", 1, "d", None, None, None, body)]
 
     assert python_bayeux_rows(st_(b'[{"channel":"/x","data":{"a":1.5}}]')) is None
     assert python_bayeux_rows(st_(b'[{"channel":"/x"}, 5]')) is None

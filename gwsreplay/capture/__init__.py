@@ -15,29 +15,12 @@ Public API (see docs/schema.md):
 """
 
 from gwsreplay.capture.classify import classify_bayeux, classify_http
+from gwsreplay.capture.export import export_parquet
+from gwsreplay.capture.importer import import_har, import_mitm
 from gwsreplay.capture.records import ErrorRecord, HttpRecord, WsEndRecord, WsFrameRecord
 from gwsreplay.capture.redact import Redactor
 from gwsreplay.capture.schema import SCHEMA_VERSION, create_schema
 from gwsreplay.capture.writer import CaptureWriter
-
-
-def import_har(path, db, **kw):
-    from gwsreplay.capture.importer import import_har as _import_har
-
-    return _import_har(path, db, **kw)
-
-
-def import_mitm(path, db, **kw):
-    from gwsreplay.capture.importer import import_mitm as _import_mitm
-
-    return _import_mitm(path, db, **kw)
-
-
-def export_parquet(db, out_dir):
-    from gwsreplay.cli.export import export_parquet as _export
-
-    return _export(db, out_dir)
-
 
 __all__ = [
     "CaptureWriter", "HttpRecord", "WsFrameRecord", "WsEndRecord", "ErrorRecord", "Redactor",

@@ -7,8 +7,8 @@
   (invalid JSON, truncated array, an element that is not an object, ...);
 * ``rest`` - the damaged body text (for the ``raw`` column), or None when it was clean.
 
-Uses ``gwsreplay.core.bayeux.decode_lenient`` (``(messages, error)``) when it can be
-imported; the local decoder below is the fallback.
+gwsreplay.core.bayeux decodes strictly (a client must refuse a bad body); a recorder
+keeps what it can, hence this decoder.
 """
 
 from __future__ import annotations
@@ -62,35 +62,5 @@ def _recover(text: str, error: str) -> tuple[list[Any], str | None, str | None]:
 
 def decode(text: str) -> tuple[list[Any], str | None, str | None]:
     """Lenient decode; when the body is damaged, ``rest`` is the whole text (for the raw column)."""
-    global _shared
-    if _shared is _UNSET:
-        _shared = _find_shared()
-    if _shared is not None:
-        try:
-            res = _shared(text)
-        except Exception:  # noqa: BLE001 - fall back to the local decoder
-            res = None
-        if isinstance(res, tuple) and len(res) == 2 and isinstance(res[0], list):
-            msgs, err = res
-            return msgs, err, (text if err else None)
-    msgs, err, rest = _local_decode(text)
+    msgs, err, _ = _local_decode(text)
     return msgs, err, (text if err else None)
-
-
-def _find_shared():
-    try:
-        from gwsreplay.client import bayeux  # type: ignore
-    except Exception:  # noqa: BLE001 - the codec may not exist yet or may fail to import
-        return None
-    fn = getattr(bayeux, "decode_lenient", None)
-    return fn if callable(fn) else None
-
-
-_UNSET = object()
-_shared: Any = _UNSET
-
-
-def use_local_decoder(local: bool = True) -> None:
-    """Force the local decoder (tests) or go back to gwsreplay.core.bayeux.decode_lenient."""
-    global _shared
-    _shared = None if local else _UNSET

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import duckdb
 
+from gwsreplay.core.sqltext import sql_literal
+
 EXPORTED = ["exchanges", "bayeux_messages", "websocket_frames", "websocket_connections", "capture_errors",
             "meta", "operation_expectations", "sessions", "operations"]
 
@@ -21,8 +23,7 @@ def export_parquet(db: str | Path, out_dir: str | Path) -> dict[str, int]:
         for name in EXPORTED:
             if name not in have:
                 continue
-            target = str(out / f"{name}.parquet").replace("'", "''")
-            con.execute(f"COPY (SELECT * FROM {name}) TO '{target}' (FORMAT parquet)")
+            con.execute(f"COPY (SELECT * FROM {name}) TO {sql_literal(out / f'{name}.parquet')} (FORMAT parquet)")
             counts[name] = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
     finally:
         con.close()

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
+from mitmproxy import io as mio
+
+from gwsreplay.capture import har
+from gwsreplay.capture.flows import flow_records
 from gwsreplay.capture.redact import Redactor
 from gwsreplay.capture.writer import CaptureWriter
 
@@ -31,8 +35,6 @@ def _write(records: Iterable[Any], db: str | Path, meta: dict[str, str], redacto
 
 def import_har(path: str | Path, db: str | Path, *, redactor: Redactor | None = None,
                max_body: int | None = None) -> dict[str, int]:
-    from gwsreplay.capture import har
-
     data = har.load(path)
     return _write(har.har_records(data), db, {"source": "har", "imported_from": Path(path).name},
                   redactor, max_body)
@@ -40,10 +42,6 @@ def import_har(path: str | Path, db: str | Path, *, redactor: Redactor | None = 
 
 def import_mitm(path: str | Path, db: str | Path, *, redactor: Redactor | None = None,
                 max_body: int | None = None) -> dict[str, int]:
-    from mitmproxy import io as mio
-
-    from gwsreplay.capture.flows import flow_records
-
     def records():
         with open(path, "rb") as f:
             for flow in mio.FlowReader(f).stream():

@@ -1,8 +1,10 @@
 """The capture file's schema: one place for the DDL and the matching Arrow schemas.
 
-Every table is declared once as a list of ``(column, duckdb_type)``; the DDL and
-the ``pyarrow`` schema the writer builds its batches with both come from it, so
-``INSERT INTO t SELECT * FROM batch`` always lines up column by column.
+Every table is declared once as a list of ``(column, duckdb_type)``; the DDL, the
+``pyarrow`` schema the writer builds its batches with and the named row type the
+row builders fill (``ExchangeRow``, ``BayeuxMessageRow``...) all come from it, so
+``INSERT INTO t SELECT * FROM batch`` always lines up column by column. The views'
+SQL is in ``sql/*.sql``.
 
 Timestamps are ``TIMESTAMP`` (microseconds, naive, UTC). JSON columns hold JSON
 text (DuckDB's ``JSON`` type): use ``col->>'$.key'`` or ``json_extract``.
@@ -11,14 +13,28 @@ See docs/schema.md for the meaning of every column.
 
 from __future__ import annotations
 
+from collections import namedtuple
+from typing import Any
+
 import duckdb
 import pyarrow as pa
+
+from gwsreplay.capture import sqlfiles
+from gwsreplay.core.operations import (ACK_ONLY_OPERATIONS, AGENT_STATE_OPERATIONS, CALL_CHANGING_OPS,
+                                       CALL_DIALING_OPS, CALL_EVENT_AFTER, CALL_STATE_AFTER,
+                                       CHANNEL_CHANGING_OPS, DEVICE_CHANGING_OPS, REPLY_OPERATIONS)
+from gwsreplay.core.resources import ACK_ONLY_AREAS, SUCCESS_STATUS_CODES
+from gwsreplay.core.sqltext import sql_list
+from gwsreplay.core.uris import id_from_uri_sql
 
 SCHEMA_VERSION = 1
 
 # ----------------------------------------------------------------------------- tables
 
-EXCHANGES: list[tuple[str, str]] = [
+#: A table's columns: (name, DuckDB type), in order.
+Columns = list[tuple[str, str]]
+
+EXCHANGES: Columns = [
     ("id", "BIGINT"),
     ("flow_id", "VARCHAR"),
     ("source", "VARCHAR"),
@@ -74,7 +90,7 @@ EXCHANGES: list[tuple[str, str]] = [
     ("new_session_key", "VARCHAR"),
 ]
 
-BAYEUX_MESSAGES: list[tuple[str, str]] = [
+BAYEUX_MESSAGES: Columns = [
     ("id", "BIGINT"),
     ("ts", "TIMESTAMP"),
     ("direction", "VARCHAR"),
@@ -111,7 +127,7 @@ BAYEUX_MESSAGES: list[tuple[str, str]] = [
     ("raw", "VARCHAR"),
 ]
 
-WEBSOCKET_FRAMES: list[tuple[str, str]] = [
+WEBSOCKET_FRAMES: Columns = [
     ("id", "BIGINT"),
     ("flow_id", "VARCHAR"),
     ("exchange_id", "BIGINT"),
@@ -128,7 +144,7 @@ WEBSOCKET_FRAMES: list[tuple[str, str]] = [
     ("injected", "BOOLEAN"),
 ]
 
-WEBSOCKET_CONNECTIONS: list[tuple[str, str]] = [
+WEBSOCKET_CONNECTIONS: Columns = [
     ("flow_id", "VARCHAR"),
     ("exchange_id", "BIGINT"),
     ("ts_start", "TIMESTAMP"),
@@ -140,7 +156,7 @@ WEBSOCKET_CONNECTIONS: list[tuple[str, str]] = [
     ("error", "VARCHAR"),
 ]
 
-CAPTURE_ERRORS: list[tuple[str, str]] = [
+CAPTURE_ERRORS: Columns = [
     ("ts", "TIMESTAMP"),
     ("kind", "VARCHAR"),
     ("flow_id", "VARCHAR"),
@@ -148,19 +164,19 @@ CAPTURE_ERRORS: list[tuple[str, str]] = [
     ("error", "VARCHAR"),
 ]
 
-META: list[tuple[str, str]] = [
+META: Columns = [
     ("key", "VARCHAR"),
     ("value", "VARCHAR"),
 ]
 
-OPERATION_EXPECTATIONS: list[tuple[str, str]] = [
+OPERATION_EXPECTATIONS: Columns = [
     ("operation_name", "VARCHAR"),
     ("resource_type", "VARCHAR"),
     ("match_kind", "VARCHAR"),
     ("expected_state", "VARCHAR"),
 ]
 
-TABLES: dict[str, list[tuple[str, str]]] = {
+TABLES: dict[str, Columns] = {
     "exchanges": EXCHANGES,
     "bayeux_messages": BAYEUX_MESSAGES,
     "websocket_frames": WEBSOCKET_FRAMES,
@@ -180,11 +196,26 @@ _ARROW_TYPES = {
 }
 
 
-def arrow_schema(columns: list[tuple[str, str]]) -> pa.Schema:
+def row_type(name: str, columns: Columns) -> Any:
+    """A NamedTuple class with a table's columns as fields, each defaulting to None: the rows
+    the row builders hand to the writer (built by keyword, read by name, still plain tuples
+    for Arrow)."""
+    return namedtuple(name, [c for c, _ in columns], defaults=(None,) * len(columns))
+
+
+ExchangeRow = row_type("ExchangeRow", EXCHANGES)
+BayeuxMessageRow = row_type("BayeuxMessageRow", BAYEUX_MESSAGES)
+WebsocketFrameRow = row_type("WebsocketFrameRow", WEBSOCKET_FRAMES)
+WebsocketConnectionRow = row_type("WebsocketConnectionRow", WEBSOCKET_CONNECTIONS)
+CaptureErrorRow = row_type("CaptureErrorRow", CAPTURE_ERRORS)
+ExpectationRow = row_type("ExpectationRow", OPERATION_EXPECTATIONS)
+
+
+def arrow_schema(columns: Columns) -> pa.Schema:
     return pa.schema([(name, _ARROW_TYPES[typ]) for name, typ in columns])
 
 
-def _create_table(name: str, columns: list[tuple[str, str]]) -> str:
+def _create_table(name: str, columns: Columns) -> str:
     cols = ",\n    ".join(f"{c} {t}" for c, t in columns)
     return f"CREATE TABLE IF NOT EXISTS {name} (\n    {cols}\n);"
 
@@ -208,89 +239,38 @@ def _create_table(name: str, columns: list[tuple[str, str]]) -> str:
 #                 any DeviceStateChangeMessage too): DND of one channel
 #   ack_only      documented without a notification: the HTTP answer completes it ('acknowledged')
 #   resource_any  any notification about the operation's resource id (no rule, the URL names a resource)
-_CALL_STATE = {
-    "Answer": "Established",
-    "Hold": "Held",
-    "Retrieve": "Established",
-    "Hangup": "Released",
-    "Reject": "Released",
-    "ClearCall": "Released",
-    "SingleStepTransfer": "Released",
-    "CompleteTransfer": "Released",
-}
-_CALL_EVENT = {
-    "AttachUserData": "AttachedDataChanged",
-    "UpdateUserData": "AttachedDataChanged",
-    "DeleteUserData": "AttachedDataChanged",
-    "DeleteUserDataPair": "AttachedDataChanged",
-    "SetCallDisposition": "AttachedDataChanged",
-    "SendDtmf": "DtmfSent",
-    "SingleStepConference": "ParticipantsUpdated",
-    "RemoveParticipantFromConference": "ParticipantsUpdated",
-    "StartCallRecording": "CallRecordingStateChange",
-    "StopCallRecording": "CallRecordingStateChange",
-    "PauseCallRecording": "CallRecordingStateChange",
-    "ResumeCallRecording": "CallRecordingStateChange",
-}
-_CALL_ANY = ("MuteCall", "UnmuteCall", "SwapCalls", "MergeWithOtherCall", "SwitchToBargeIn",
-             "SwitchToListenIn", "MuteMonitoredUser", "UnmuteMonitoredUser")
-# userState.state[:workMode] (8.6 L4656-5009: AuxWork and AfterCallWork are NotReady with a workMode)
-_USER_STATE = {
-    "Ready": "Ready",
-    "NotReady": "NotReady",
-    "AfterCallWork": "NotReady:AfterCallWork",
-    "AuxWork": "NotReady:AuxWork",
-    "Offline": "LoggedOut",
-}
-# Reply creates a new outbound interaction in Composing (media_operations.csv); the inbound one
-# does not change.
-_REPLIES = (("Reply", "email"), ("ReplyAll", "email"), ("Reply", "facebook"), ("Reply", "tweet"))
-# Documented without a notification: EndContactCenterSession ("There are no notifications associated
-# with this operation", 8.5.2 L10358), SetInFocus of every medium, chat/SMS supervision requests on
-# /users/{id}/channels/{medium} ("HTTP only"), ReportResponseTemplateUsage, CancelConsult (an Error
-# notification on failure only), UnlockAccount (provisioning is synchronous).
-_ACK_ONLY: tuple[tuple[str, str | None], ...] = (
-    ("EndContactCenterSession", None), ("SetInFocus", None), ("ReportResponseTemplateUsage", None),
-    ("CancelConsult", None), ("UnlockAccount", None),
-    ("Monitor", "channel"), ("Coach", "channel"), ("BargeIn", "channel"), ("CancelSupervisorMonitoring", "channel"),
-)
-#: API areas documented as synchronous (no CometD): their operations are ack_only whatever their name.
-ACK_ONLY_AREAS = ("customer-chat", "provisioning", "configuration", "settings", "contacts", "statistics")
+# The operation vocabulary behind the rules is gwsreplay.core.operations.
 
 
-def expectation_rows() -> list[tuple[str, str | None, str, str | None]]:
-    rows: list[tuple[str, str | None, str, str | None]] = []
-    for op, st in _CALL_STATE.items():
-        rows.append((op, "call", "call_state", st))
-    for op, ev in _CALL_EVENT.items():
-        rows.append((op, "call", "call_event", ev))
-    rows.append(("CompleteConference", "call", "merged_call", "ParticipantsUpdated"))
-    for op in _CALL_ANY:
-        rows.append((op, "call", "call_any", None))
-    rows.append(("Dial", None, "new_resource", "call:Dialing"))
-    rows.append(("InitiateTransfer", "call", "new_resource", "call:Dialing"))
-    rows.append(("InitiateConference", "call", "new_resource", "call:Dialing"))
-    rows.append(("InitiateIMSession", None, "new_resource", "im-session"))
-    for op, rtype in _REPLIES:
-        rows.append((op, rtype, "new_resource", f"{rtype}:Composing"))
-    for op, st in _USER_STATE.items():
-        rows.append((op, None, "user_state", st))
-    for op in ("DoNotDisturbOn", "DoNotDisturbOff", "ForwardCallsOn", "ForwardCallsOff",
-               "StartContactCenterSession"):
-        rows.append((op, None, "device_any", None))
-    for op, rtype in _ACK_ONLY:
-        rows.append((op, rtype, "ack_only", None))
-    for op in ("DoNotDisturbOn", "DoNotDisturbOff"):
-        rows.append((op, "channel", "channel_any", None))
-    rows.append(("Create", None, "new_resource", None))
+def _user_state(op: str) -> str:
+    state, work_mode = AGENT_STATE_OPERATIONS[op]
+    return f"{state}:{work_mode}" if work_mode else state
+
+
+def expectation_rows() -> list[ExpectationRow]:
+    """The default rules of a new capture (revision EXPECTATIONS_REVISION)."""
+    E = ExpectationRow
+    rows = [E(op, "call", "call_state", st) for op, st in CALL_STATE_AFTER.items()]
+    rows += [E(op, "call", "call_event", ev) for op, ev in CALL_EVENT_AFTER.items()]
+    rows.append(E("CompleteConference", "call", "merged_call", "ParticipantsUpdated"))
+    rows += [E(op, "call", "call_any", None) for op in CALL_CHANGING_OPS]
+    # Dial needs no call in the URL (/me/devices/{id}); the others are requested on a call
+    rows += [E(op, None if op == "Dial" else "call", "new_resource", "call:Dialing") for op in CALL_DIALING_OPS]
+    rows.append(E("InitiateIMSession", None, "new_resource", "im-session"))
+    rows += [E(op, rtype, "new_resource", f"{rtype}:Composing") for op, rtype in REPLY_OPERATIONS]
+    rows += [E(op, None, "user_state", _user_state(op)) for op in AGENT_STATE_OPERATIONS]
+    rows += [E(op, None, "device_any", None) for op in DEVICE_CHANGING_OPS]
+    rows += [E(op, rtype, "ack_only", None) for op, rtype in ACK_ONLY_OPERATIONS]
+    rows += [E(op, "channel", "channel_any", None) for op in CHANNEL_CHANGING_OPS]
+    rows.append(E("Create", None, "new_resource", None))
     return rows
 
 
 def _expectation_rows_v1() -> set[tuple[str, str | None, str, str | None]]:
     """The rules of captures created before meta 'expectations_revision' existed (revision 1)."""
-    rows = {(op, "call", "call_state", st) for op, st in _CALL_STATE.items()}
-    rows |= {(op, "call", "call_event", ev) for op, ev in {**_CALL_EVENT, "CompleteConference": "ParticipantsUpdated"}.items()}
-    rows |= {(op, "call", "call_any", None) for op in _CALL_ANY}
+    rows = {(op, "call", "call_state", st) for op, st in CALL_STATE_AFTER.items()}
+    rows |= {(op, "call", "call_event", ev) for op, ev in {**CALL_EVENT_AFTER, "CompleteConference": "ParticipantsUpdated"}.items()}
+    rows |= {(op, "call", "call_any", None) for op in CALL_CHANGING_OPS}
     rows |= {("Dial", None, "new_resource", "call:Dialing"), ("InitiateTransfer", "call", "new_resource", "call:Dialing"),
              ("InitiateConference", "call", "new_resource", "call:Dialing"),
              ("InitiateIMSession", None, "new_resource", "im-session"), ("Create", None, "new_resource", None)}
@@ -306,256 +286,18 @@ EXPECTATIONS_REVISION = 3
 
 # ------------------------------------------------------------------------------ views
 
-VIEWS_SQL = r"""
-CREATE OR REPLACE VIEW notifications AS
-SELECT * FROM bayeux_messages
-WHERE direction = 's2c' AND channel IS NOT NULL AND NOT starts_with(channel, '/meta/');
-
-CREATE OR REPLACE VIEW sessions AS
-WITH items AS (
-    SELECT user_name, coalesce(session_key, new_session_key) AS session_key,
-           ts_request_start AS ts, 'exchange' AS kind, NULL::VARCHAR AS client_id
-    FROM exchanges
-    UNION ALL
-    SELECT user_name, session_key, ts, 'message' AS kind, client_id
-    FROM bayeux_messages
-)
-SELECT user_name,
-       session_key,
-       min(ts) AS started_at,
-       max(ts) AS ended_at,
-       count(*) FILTER (WHERE kind = 'exchange') AS exchanges,
-       count(*) FILTER (WHERE kind = 'message') AS bayeux_messages,
-       list(DISTINCT client_id ORDER BY client_id) FILTER (WHERE client_id IS NOT NULL) AS client_ids
-FROM items
-WHERE user_name IS NOT NULL OR session_key IS NOT NULL
-GROUP BY user_name, session_key;
-
-"""
+def operations_view_sql() -> str:
+    """sql/operations_view.sql with the constants it needs from gwsreplay.core."""
+    parent_uri = ("coalesce(b.data->>'$.call.parentCallUri', b.data->>'$.parentCallUri', "
+                  "b.data->>'$.call.parentCallPath', b.data->>'$.parentCallPath')")
+    return sqlfiles.fill(sqlfiles.load("operations_view.sql"),
+                         ack_only_areas=sql_list(ACK_ONLY_AREAS),
+                         success_status_codes=", ".join(str(c) for c in SUCCESS_STATUS_CODES),
+                         parent_call_id=id_from_uri_sql(parent_uri))
 
 
-def _sql_strings(values) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-
-
-# id of a uri or path (last segment), as gwsreplay.capture.classify.id_from_uri
-_ID_FROM_URI = "url_decode(nullif(regexp_extract({0}, '/([^/?#]+)/?(?:[?#].*)?$', 1), ''))"
-
-# The operations view. Each rule of docs/schema.md ("Correlation") is its own join on its own keys:
-# rules with a specific key (referenceId, call id, resource id) are hash joins limited to the window;
-# rules keyed by the agent alone (user state, any device change, a new resource) are ASOF joins
-# ("the first match at or after the request"), which sort instead of pairing every request with
-# every notification of its agent. The earliest candidate (by ts, then message id) wins. Ties inside
-# an ASOF partition are removed beforehand (lowest message id kept), so the result is deterministic.
-# tests/test_capture_operations.py holds the same rules as one plain OR-join and checks both agree.
-OPERATIONS_SQL = r"""
-CREATE OR REPLACE VIEW operations AS
-WITH win AS (
-    SELECT coalesce(max(TRY_CAST(value AS BIGINT)), 10000) AS ms
-    FROM meta WHERE key = 'correlation_window_ms'
-),
-rules AS (
-    -- one rule per (operationName, resource type or NULL), whatever someone put in the table
-    SELECT operation_name, resource_type, match_kind, expected_state FROM operation_expectations
-    QUALIFY row_number() OVER (PARTITION BY operation_name, resource_type ORDER BY match_kind, expected_state) = 1
-),
-kinds AS (
-    SELECT e.*, coalesce(x1.match_kind, x2.match_kind) AS rule_kind,
-           CASE WHEN x1.match_kind IS NOT NULL THEN x1.expected_state ELSE x2.expected_state END AS rule_state
-    FROM (SELECT id, flow_id, user_name, session_key, method, path, api_area, resource_type, resource_id,
-                 operation_name, status, status_code, status_message, error, reference_id, ts_request_start,
-                 coalesce(ts_response_start, ts_response_end) AS acked_at, request_body
-          FROM exchanges WHERE operation_name IS NOT NULL AND NOT coalesce(is_bayeux, false)) e
-    LEFT JOIN (FROM rules WHERE resource_type IS NOT NULL) x1
-           ON x1.operation_name = e.operation_name AND x1.resource_type = e.resource_type
-    LEFT JOIN (FROM rules WHERE resource_type IS NULL) x2 ON x2.operation_name = e.operation_name
-),
-ops AS MATERIALIZED (
-    SELECT id AS exchange_id, flow_id, user_name, session_key, method, path, api_area, resource_type, resource_id,
-           operation_name, status, status_code, status_message, error, reference_id,
-           ts_request_start AS requested_at, acked_at, match_kind,
-           CASE WHEN match_kind = 'user_state' THEN us_state || coalesce(':' || us_work_mode, '')
-                WHEN match_kind = rule_kind THEN rule_state END AS expected_state,
-           us_state, us_work_mode,
-           CASE WHEN match_kind = 'new_resource'
-                THEN coalesce(nullif(split_part(rule_state, ':', 1), ''), resource_type) END AS new_type,
-           CASE WHEN match_kind = 'new_resource' THEN coalesce(split_part(rule_state, ':', 2), '') END AS new_state,
-           ts_request_start + to_milliseconds((SELECT ms FROM win)) AS until,
-           -- candidates are ordered by (ts, message id), packed into one number
-           epoch_us(ts_request_start)::HUGEINT << 64 AS from_key
-    FROM (SELECT *,
-                 CASE WHEN api_area IN (@ACK_ONLY_AREAS@) THEN 'ack_only'
-                      WHEN rule_kind IS NOT NULL THEN rule_kind
-                      WHEN resource_type = 'channel' AND resource_id = 'voice' THEN 'device_any'
-                      WHEN resource_id IS NOT NULL THEN 'resource_any' END AS match_kind,
-                 CASE WHEN rule_kind = 'user_state' THEN split_part(rule_state, ':', 1) END AS us_state,
-                 CASE WHEN rule_kind = 'user_state'
-                      THEN coalesce(nullif(request_body->>'$.workmode', ''),
-                                    nullif(split_part(rule_state, ':', 2), '')) END AS us_work_mode
-          FROM kinds)
-),
-notes AS MATERIALIZED (
-    SELECT m.id, m.ts, (epoch_us(m.ts)::HUGEINT << 64) | m.id AS key, m.user_name, m.message_type,
-           m.notification_type, m.resource_type, m.resource_id, m.resource_state, m.call_id, m.conn_id,
-           m.user_state, m.reference_id,
-           CASE WHEN m.message_type = 'ErrorMessage' THEN 'error_message'
-                WHEN m.notification_type = 'Error' OR m.resource_state = 'RequestFailed' THEN 'failed'
-                ELSE 'completed' END AS kind,
-           coalesce(m.error_message, m.message_type) AS detail
-    FROM bayeux_messages m
-    WHERE m.direction = 's2c' AND m.message_type IS NOT NULL AND m.user_name IS NOT NULL
-),
--- call notifications keyed by call id and, when different, by connId (8.5.2 requests name the connId)
-calls AS MATERIALIZED (
-    SELECT id, ts, key, user_name, notification_type, resource_state, reference_id, kind, detail, call_id AS call
-    FROM notes WHERE resource_type = 'call' AND call_id IS NOT NULL
-    UNION ALL
-    SELECT id, ts, key, user_name, notification_type, resource_state, reference_id, kind, detail, conn_id AS call
-    FROM notes WHERE resource_type = 'call' AND conn_id IS NOT NULL AND conn_id IS DISTINCT FROM call_id
-),
-call_ops AS (
-    SELECT exchange_id, user_name, requested_at, until, match_kind, expected_state, reference_id,
-           resource_id AS target
-    FROM ops WHERE match_kind IN ('call_state', 'call_event', 'call_any', 'merged_call')
-    UNION ALL
-    -- merged_call: also the call the consult call was merged into (the consult's parentCallUri)
-    SELECT DISTINCT o.exchange_id, o.user_name, o.requested_at, o.until, o.match_kind, o.expected_state,
-           o.reference_id, @PARENT_ID@ AS target
-    FROM (FROM ops WHERE match_kind = 'merged_call') o
-    JOIN calls n ON n.user_name = o.user_name AND n.call = o.resource_id AND n.ts <= o.until
-    JOIN bayeux_messages b ON b.id = n.id
-),
--- user_state: the agent's state notifications with their workMode; "scope" is the channel they are
--- about (the device: voice), and each is also listed for any channel ('*') and any workMode ('*')
-states AS (
-    SELECT n.key, n.ts, n.user_name, n.kind, n.detail, n.user_state AS state,
-           CASE WHEN n.resource_type = 'device' THEN 'voice' ELSE n.resource_id END AS scope,
-           CASE WHEN n.resource_type = 'device' THEN b.data->>'$.devices[0].userState.workMode'
-                ELSE b.data->>'$.channels[0].userState.workMode' END AS work_mode
-    FROM notes n JOIN bayeux_messages b ON b.id = n.id
-    WHERE n.resource_type IN ('device', 'channel') AND n.user_state IS NOT NULL
-),
-state_ops AS MATERIALIZED (
-    SELECT *, CASE WHEN resource_type = 'channel' THEN resource_id ELSE '*' END AS scope,
-           coalesce(us_work_mode, '*') AS wm
-    FROM ops WHERE match_kind = 'user_state'
-),
-state_keys AS (
-    SELECT * FROM (
-        SELECT user_name, CASE WHEN any_scope THEN '*' ELSE scope END AS scope, state,
-               CASE WHEN any_wm THEN '*' ELSE work_mode END AS wm, ts, key, kind, detail
-        FROM states
-        CROSS JOIN (VALUES (false), (true)) a(any_scope)
-        CROSS JOIN (VALUES (false), (true)) w(any_wm)
-        WHERE any_wm OR work_mode IS NOT NULL)
-    WHERE (scope, wm) IN (SELECT DISTINCT scope, wm FROM state_ops)
-),
--- new_resource: one row per resource (its first sighting) and per resource and state (first time in it)
-births AS (
-    SELECT user_name, resource_type, min(key) AS key, arg_min(kind, key) AS kind, arg_min(detail, key) AS detail
-    FROM notes WHERE resource_type IN (SELECT new_type FROM ops WHERE match_kind = 'new_resource')
-    GROUP BY user_name, resource_type, resource_id
-),
-births_in_state AS (
-    SELECT *, min(key) OVER (PARTITION BY user_name, resource_type, resource_id) AS birth
-    FROM (SELECT user_name, resource_type, resource_id, resource_state, min(key) AS key,
-                 arg_min(kind, key) AS kind, arg_min(detail, key) AS detail
-          FROM notes
-          WHERE resource_type IN (SELECT new_type FROM ops WHERE match_kind = 'new_resource' AND new_state <> '')
-          GROUP BY ALL)
-),
-cand AS (
-    -- 1. referenceId
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
-    FROM ops o JOIN notes n ON n.user_name = o.user_name AND n.reference_id = o.reference_id
-    WHERE n.ts BETWEEN o.requested_at AND o.until
-    UNION ALL
-    -- 2. ErrorMessage for the call, or with no call, or for any non-call operation
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
-    FROM (FROM ops WHERE match_kind IS DISTINCT FROM 'ack_only') o
-    JOIN (FROM notes WHERE message_type = 'ErrorMessage') n ON n.user_name = o.user_name
-    WHERE n.ts BETWEEN o.requested_at AND o.until
-      AND (n.call_id IS NULL OR o.resource_type IS DISTINCT FROM 'call'
-           OR n.call_id = o.resource_id OR n.conn_id = o.resource_id)
-      AND (n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id)
-    UNION ALL
-    -- 3. call rules
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
-    FROM call_ops o JOIN calls n ON n.user_name = o.user_name AND n.call = o.target
-    WHERE n.ts BETWEEN o.requested_at AND o.until
-      AND (n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id)
-      AND (o.match_kind = 'call_any'
-           OR (o.match_kind = 'call_state' AND n.resource_state = o.expected_state)
-           OR (o.match_kind IN ('call_event', 'merged_call') AND n.notification_type = o.expected_state))
-    UNION ALL
-    -- any notification about the resource (a channel's own for channel_any); for ack_only, only a
-    -- failure about it. Not one that names another operation's referenceId.
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
-    FROM (FROM ops WHERE match_kind IN ('resource_any', 'ack_only', 'channel_any') AND resource_id IS NOT NULL) o
-    JOIN notes n ON n.user_name = o.user_name AND n.resource_id = o.resource_id
-    WHERE n.ts BETWEEN o.requested_at AND o.until
-      AND (n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id)
-      AND (o.match_kind = 'resource_any' OR (o.match_kind = 'ack_only' AND n.kind <> 'completed')
-           OR (o.match_kind = 'channel_any' AND n.resource_type = 'channel'))
-    UNION ALL
-    -- new_resource: the first resource born after the request, at its first notification ...
-    SELECT o.exchange_id, o.until, make_timestamp((n.key >> 64)::BIGINT) AS ts, n.key, n.kind, n.detail
-    FROM (FROM ops WHERE match_kind = 'new_resource' AND new_state = '') o
-    ASOF JOIN births n ON n.user_name = o.user_name AND n.resource_type = o.new_type AND n.key >= o.from_key
-    UNION ALL
-    -- ... or at its first notification in the expected state
-    SELECT o.exchange_id, o.until, make_timestamp((n.key >> 64)::BIGINT) AS ts, n.key, n.kind, n.detail
-    FROM (FROM ops WHERE match_kind = 'new_resource' AND new_state <> '') o
-    ASOF JOIN births_in_state n ON n.user_name = o.user_name AND n.resource_type = o.new_type
-                               AND n.resource_state = o.new_state AND n.birth >= o.from_key
-    UNION ALL
-    -- user_state
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
-    FROM state_ops o
-    ASOF JOIN state_keys n ON n.user_name = o.user_name AND n.scope = o.scope AND n.state = o.us_state
-                          AND n.wm = o.wm AND n.key >= o.from_key
-    UNION ALL
-    -- device_any (and channel_any on the voice channel)
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
-    FROM (FROM ops WHERE match_kind = 'device_any' OR (match_kind = 'channel_any' AND resource_id = 'voice')) o
-    ASOF JOIN (FROM notes WHERE resource_type = 'device'
-               AND user_name IN (SELECT user_name FROM ops WHERE match_kind = 'device_any'
-                                 OR (match_kind = 'channel_any' AND resource_id = 'voice'))) n
-      ON n.user_name = o.user_name AND n.key >= o.from_key
-),
-firsts AS (
-    SELECT exchange_id, min(key) AS key, arg_min(kind, key) AS kind, arg_min(detail, key) AS detail
-    FROM cand WHERE ts <= until
-    GROUP BY exchange_id
-),
-results AS (
-    SELECT o.*, make_timestamp((f.key >> 64)::BIGINT) AS f_ts,
-           (f.key & 18446744073709551615::HUGEINT)::BIGINT AS f_message_id, f.kind AS f_kind, f.detail AS f_detail,
-           o.error IS NOT NULL OR o.status IS NULL OR o.status >= 400
-             OR (o.status_code IS NOT NULL AND o.status_code NOT IN (0, 7)) AS http_error
-    FROM ops o LEFT JOIN firsts f USING (exchange_id)
-)
-SELECT exchange_id, flow_id, user_name, session_key, method, path, api_area,
-       resource_type, resource_id, operation_name, reference_id,
-       status, status_code, status_message, error,
-       requested_at, acked_at,
-       CASE WHEN f_ts IS NOT NULL THEN f_ts
-            WHEN match_kind = 'ack_only' AND NOT http_error THEN acked_at END AS completed_at,
-       (epoch_us(acked_at) - epoch_us(requested_at)) / 1000.0 AS ack_latency_ms,
-       (epoch_us(CASE WHEN f_ts IS NOT NULL THEN f_ts
-                      WHEN match_kind = 'ack_only' AND NOT http_error THEN acked_at END)
-        - epoch_us(requested_at)) / 1000.0 AS completion_latency_ms,
-       CASE WHEN http_error THEN 'http_error'
-            WHEN f_kind IS NOT NULL THEN f_kind
-            WHEN match_kind = 'ack_only' THEN 'acknowledged'
-            ELSE 'no_notification' END AS outcome,
-       f_message_id AS outcome_message_id,
-       f_detail AS outcome_detail,
-       match_kind, expected_state
-FROM results
-""".replace("@ACK_ONLY_AREAS@", _sql_strings(ACK_ONLY_AREAS)).replace("@PARENT_ID@", _ID_FROM_URI.format(
-    "coalesce(b.data->>'$.call.parentCallUri', b.data->>'$.parentCallUri', "
-    "b.data->>'$.call.parentCallPath', b.data->>'$.parentCallPath')"))
+VIEWS_SQL = sqlfiles.load("views.sql")
+OPERATIONS_SQL = operations_view_sql()
 
 
 def create_schema(con: duckdb.DuckDBPyConnection, meta: dict[str, str] | None = None) -> None:
@@ -568,12 +310,7 @@ def create_schema(con: duckdb.DuckDBPyConnection, meta: dict[str, str] | None = 
         if have is None:
             con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
             con.execute("INSERT INTO meta VALUES ('correlation_window_ms', '10000')")
-            rows = expectation_rows()
-            con.register("_exp", pa.table(
-                {k: [r[i] for r in rows] for i, (k, _) in enumerate(OPERATION_EXPECTATIONS)},
-                schema=arrow_schema(OPERATION_EXPECTATIONS)))
-            con.execute("INSERT INTO operation_expectations SELECT * FROM _exp").fetchall()
-            con.unregister("_exp")
+            _insert_expectations(con)
             con.execute("INSERT INTO meta VALUES ('expectations_revision', ?)", [str(EXPECTATIONS_REVISION)])
         elif int(have[0]) != SCHEMA_VERSION:
             raise RuntimeError(f"capture has schema_version {have[0]}, this gwsreplay writes {SCHEMA_VERSION}")
@@ -581,19 +318,28 @@ def create_schema(con: duckdb.DuckDBPyConnection, meta: dict[str, str] | None = 
             con.execute("DELETE FROM meta WHERE key = ?", [key])
             con.execute("INSERT INTO meta VALUES (?, ?)", [key, str(value)])
         _upgrade_expectations(con)
-        for stmt in VIEWS_SQL.split(";\n") + [OPERATIONS_SQL]:
-            if stmt.strip():
-                con.execute(stmt)
+        for stmt in sqlfiles.statements(VIEWS_SQL) + [OPERATIONS_SQL]:
+            con.execute(stmt)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
 
 
+def _insert_expectations(con: duckdb.DuckDBPyConnection) -> None:
+    rows = expectation_rows()
+    con.register("_exp", pa.table({k: [getattr(r, k) for r in rows] for k, _ in OPERATION_EXPECTATIONS},
+                                  schema=arrow_schema(OPERATION_EXPECTATIONS)))
+    try:
+        con.execute("INSERT INTO operation_expectations SELECT * FROM _exp").fetchall()
+    finally:
+        con.unregister("_exp")
+
+
 def _expectation_rows_by_revision() -> dict[str, set[tuple[str, str | None, str, str | None]]]:
     """The default rules of every earlier revision (to recognise untouched captures)."""
     current = set(expectation_rows())
-    rev2 = {r for r in current if r[2] != "channel_any"}
+    rev2 = {r for r in current if r.match_kind != "channel_any"}
     return {"1": _expectation_rows_v1(), "2": rev2}
 
 
@@ -608,14 +354,7 @@ def _upgrade_expectations(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DELETE FROM meta WHERE key = 'expectations_revision'")
     if rows == _expectation_rows_by_revision().get(revision):
         con.execute("DELETE FROM operation_expectations")
-        rows = expectation_rows()
-        con.register("_exp", pa.table(
-            {k: [r[i] for r in rows] for i, (k, _) in enumerate(OPERATION_EXPECTATIONS)},
-            schema=arrow_schema(OPERATION_EXPECTATIONS)))
-        try:
-            con.execute("INSERT INTO operation_expectations SELECT * FROM _exp").fetchall()
-        finally:
-            con.unregister("_exp")
+        _insert_expectations(con)
         con.execute("INSERT INTO meta VALUES ('expectations_revision', ?)", [str(EXPECTATIONS_REVISION)])
     else:
         con.execute("INSERT INTO meta VALUES ('expectations_revision', 'edited')")

@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 
 from gwsreplay.capture.writer import snapshot_paths
+from gwsreplay.core.sqltext import sql_literal
 
 
 class SnapshotError(RuntimeError):
@@ -63,7 +64,7 @@ def _copy_offline(db: Path, out: Path) -> Path:
     con = duckdb.connect(str(tmp))
     ok = False
     try:
-        con.execute("ATTACH '" + str(db).replace("'", "''") + "' AS _src (READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(db)} AS _src (READ_ONLY)")
         dst = con.execute("SELECT current_database()").fetchall()[0][0]
         con.execute(f'COPY FROM DATABASE _src TO "{dst}"')
         con.execute("DETACH _src")

@@ -39,11 +39,15 @@ from typing import Any, Callable
 import duckdb
 import pyarrow as pa
 
-from gwsreplay.capture import bayeux_extract, bayeux_sql, schema
-from gwsreplay.capture.classify import classify_bayeux
-from gwsreplay.capture.records import (DEFAULT_MAX_BODY, ErrorRecord, HttpRecord, RowBuilder, WsEndRecord,
-                      WsFrameRecord, dumps, fix_surrogates)
+from gwsreplay.capture import bayeux_sql, schema
+from gwsreplay.capture.arrow import rows_to_table
+from gwsreplay.capture.bayeux_rows import patch_exchanges, python_bayeux_rows, recover_staged
+from gwsreplay.capture.bayeux_sql import StagedBody
+from gwsreplay.capture.records import DEFAULT_MAX_BODY, ErrorRecord, HttpRecord, WsEndRecord, WsFrameRecord
 from gwsreplay.capture.redact import Redactor
+from gwsreplay.capture.rows import RowBuilder
+from gwsreplay.capture.schema import CaptureErrorRow
+from gwsreplay.core.sqltext import sql_literal
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +85,7 @@ class WriterStats:
 @dataclass
 class _Prepared:
     tables: dict[str, pa.Table]
-    staged: list[tuple]
+    staged: list[StagedBody]
     stage: pa.Table | None
     oldest: float
     t0: float
@@ -96,47 +100,6 @@ def new_out() -> dict[str, list]:
 def snapshot_paths(db_path: str | os.PathLike) -> tuple[Path, Path]:
     p = Path(db_path)
     return p.with_name(p.name + ".snapshot-request"), p.with_name(p.name + ".snapshot-done")
-
-
-def _to_utf8(v: Any) -> bytes | None:
-    if v is None or type(v) is bytes:
-        return v
-    if type(v) is str:
-        return v.encode("utf-8", "replace")
-    return str(v).encode("utf-8", "replace")
-
-
-def _string_array(values: Any) -> pa.Array:
-    """Strings (str or UTF-8 bytes) -> large_string; via binary, much faster for big bodies."""
-    vals = [v.encode("utf-8", "replace") if type(v) is str else v for v in values]
-    try:
-        return pa.array(vals, pa.large_binary()).cast(pa.large_string())
-    except (pa.ArrowException, TypeError, ValueError):
-        fixed = [None if v is None else
-                 (v.decode("utf-8", "replace") if type(v) is bytes else
-                  v if type(v) is str else str(v)).encode("utf-8", "replace")
-                 for v in values]
-        return pa.array(fixed, pa.large_binary()).cast(pa.large_string())
-
-
-def rows_to_table(columns: list[tuple[str, str]], rows: list[tuple]) -> pa.Table:
-    arrow = schema.arrow_schema(columns)
-    cols = list(zip(*rows)) if rows else [()] * len(columns)
-    arrays = []
-    for (name, typ), values, fld in zip(columns, cols, arrow):
-        if typ == "TIMESTAMP":
-            arrays.append(pa.array(values, pa.int64()).cast(fld.type))
-        elif fld.type == pa.large_string():
-            arrays.append(_string_array(values))
-        else:
-            try:
-                arrays.append(pa.array(values, fld.type))
-            except (pa.ArrowException, OverflowError, TypeError, ValueError):
-                lim = 2**31 - 1 if fld.type == pa.int32() else 2**63 - 1
-                vals = [v if (v is None or (type(v) in (int, bool) and -lim <= v <= lim)) else None
-                        for v in values]
-                arrays.append(pa.array(vals, fld.type))
-    return pa.Table.from_arrays(arrays, schema=arrow)
 
 
 class CaptureWriter:
@@ -390,19 +353,19 @@ class CaptureWriter:
                     raise TypeError(f"unknown record type {type(rec).__name__}")
             except Exception as exc:  # noqa: BLE001 - record it, keep going
                 self.stats.bad_records += 1
-                out["capture_errors"].append((
-                    int(time.time() * 1e6), "bad_record", getattr(rec, "flow_id", None), 1,
-                    f"{type(exc).__name__}: {exc}"[:2000]))
+                out["capture_errors"].append(CaptureErrorRow(
+                    ts=int(time.time() * 1e6), kind="bad_record", flow_id=getattr(rec, "flow_id", None), count=1,
+                    error=f"{type(exc).__name__}: {exc}"[:2000]))
         if freed:
             with self._bytes_lock:
                 self._bytes = max(0, self._bytes - freed)
         if self._dropped_unreported:
             n, self._dropped_unreported = self._dropped_unreported, 0
-            out["capture_errors"].append((int(time.time() * 1e6), "dropped", None, n,
-                                          f"writer queue full: {n} record(s) refused"))
+            out["capture_errors"].append(CaptureErrorRow(ts=int(time.time() * 1e6), kind="dropped", count=n,
+                                                         error=f"writer queue full: {n} record(s) refused"))
         for row in out["exchanges"]:
-            if row[-3]:
-                self.stats.users.add(row[-3])
+            if row.user_name:
+                self.stats.users.add(row.user_name)
         staged = out.pop("_bayeux_bodies")
         if live and staged and len(staged) <= self.PY_BAYEUX_MAX_BODIES:
             rows = python_bayeux_rows(staged)
@@ -432,7 +395,7 @@ class CaptureWriter:
             except Exception:  # noqa: BLE001
                 pass
 
-    def _insert(self, tables: dict[str, pa.Table], staged: list[tuple], stage: pa.Table | None) -> None:
+    def _insert(self, tables: dict[str, pa.Table], staged: list[StagedBody], stage: pa.Table | None) -> None:
         if not tables and stage is None:
             return
         con = self.con
@@ -461,7 +424,7 @@ class CaptureWriter:
         for name, k in written.items():
             self.stats.written[name] += k
 
-    def _insert_safe(self, tables: dict[str, pa.Table], staged: list[tuple], why: str) -> None:
+    def _insert_safe(self, tables: dict[str, pa.Table], staged: list[StagedBody], why: str) -> None:
         """Second chance for a batch DuckDB refused (JSON it cannot parse: a damaged body that
         looked complete, lone surrogates...): JSON values it rejects are kept as text where
         there is a text column, else NULL; Bayeux bodies it rejects are decoded leniently in
@@ -476,7 +439,7 @@ class CaptureWriter:
             n = 0
             if staged:
                 with _registered(con, "_all_bodies", bayeux_sql.stage_table(staged)):
-                    bad = {r[0] for r in con.execute(
+                    bad = {seq for seq, in con.execute(
                         "SELECT seq FROM _all_bodies WHERE try_cast(body AS JSON[]) IS NULL").fetchall()}
                     con.execute("CREATE OR REPLACE TEMP VIEW _bayeux_bodies AS SELECT * FROM _all_bodies "
                                 "WHERE try_cast(body AS JSON[]) IS NOT NULL").fetchall()
@@ -487,14 +450,14 @@ class CaptureWriter:
                 if bad:
                     restaged, errors, fixes = [], [], {}
                     for row in staged:
-                        if row[0] in bad:
+                        if row.seq in bad:
                             r, e, fix = recover_staged(row, self.max_body)
                             restaged += r
                             errors += e
-                            fixes[(row[5], row[3])] = fix
+                            fixes[(row.exchange_id, row.direction)] = fix
                     if restaged:
                         with _registered(con, "_bayeux_bodies", bayeux_sql.stage_table(
-                                [(i,) + r[1:] for i, r in enumerate(restaged)])):
+                                [r._replace(seq=i) for i, r in enumerate(restaged)])):
                             n += con.execute(bayeux_sql.INSERT_SQL, {"base": base + n}).fetchall()[0][0]
                     if errors:
                         err_tbl = rows_to_table(schema.BAYEUX_MESSAGES, errors)
@@ -502,7 +465,7 @@ class CaptureWriter:
                             err_tbl = pa.concat_tables([tables["bayeux_messages"], err_tbl])
                         tables["bayeux_messages"] = err_tbl
                     if "exchanges" in tables and fixes:
-                        tables["exchanges"] = _patch_exchanges(tables["exchanges"], fixes)
+                        tables["exchanges"] = patch_exchanges(tables["exchanges"], fixes)
             written["bayeux_messages"] = n
             for name, tbl in tables.items():
                 if name == "bayeux_messages":
@@ -519,8 +482,8 @@ class CaptureWriter:
                 with _registered(con, "_batch", tbl):
                     con.execute(f"INSERT INTO {name} BY NAME SELECT {', '.join(cols)} FROM _batch").fetchall()
                 written[name] = written.get(name, 0) + tbl.num_rows
-            with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [
-                    (int(time.time() * 1e6), "invalid_json", None, 1, why[:2000])])):
+            with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [CaptureErrorRow(
+                    ts=int(time.time() * 1e6), kind="invalid_json", count=1, error=why[:2000])])):
                 con.execute("INSERT INTO capture_errors SELECT * FROM _err").fetchall()
             con.execute("COMMIT")
             self.next_message = base + written["bayeux_messages"]
@@ -532,8 +495,8 @@ class CaptureWriter:
             log.exception("gws capture: batch lost")
             try:
                 lost = sum(t.num_rows for t in tables.values()) + len(staged)
-                with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [
-                        (int(time.time() * 1e6), "batch_lost", None, lost, f"{why} / {exc}"[:2000])])):
+                with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [CaptureErrorRow(
+                        ts=int(time.time() * 1e6), kind="batch_lost", count=lost, error=f"{why} / {exc}"[:2000])])):
                     con.execute("INSERT INTO capture_errors SELECT * FROM _err").fetchall()
             except Exception:  # noqa: BLE001
                 pass
@@ -608,101 +571,9 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
-_ENVELOPE_KEYS = frozenset(("channel", "clientId", "id", "successful", "error", "advice", "connectionType",
-                            "subscription", "ext", "data"))
-_MESSAGE_COLUMNS = [c for c, _ in schema.BAYEUX_MESSAGES]
-
-
-class _NotPlain(Exception):
-    """A body the Python path leaves to DuckDB (floats: DuckDB renders them its own way)."""
-
-
-def _no_float(text: str) -> float:
-    raise _NotPlain(text)
-
-
-def python_bayeux_rows(staged: list[tuple]) -> list[tuple] | None:
-    """``bayeux_messages`` rows (id None) for staged bodies, classified in Python exactly as
-    the DuckDB statement of gwsreplay.capture.bayeux_sql would; None when any body is not plain
-    (not a JSON array of objects, floats, NaN, lone surrogate escapes): those go to DuckDB."""
-    out: list[tuple] = []
-    for seq, pos0, ts_us, direction, transport, ex_id, flow_id, frame_index, user, key, body in staged:
-        if b"\\ud" in body or b"\\uD" in body:
-            return None
-        try:
-            items = json.loads(body, parse_float=_no_float, parse_constant=_no_float)
-        except (ValueError, RecursionError, _NotPlain):
-            return None
-        if type(items) is not list:
-            return None
-        for i, m in enumerate(items):
-            if type(m) is not dict:
-                return None
-            c = classify_bayeux(m)
-            extra = None
-            if c.channel is not None and c.channel.startswith("/meta/"):
-                rest = {k: v for k, v in m.items() if k not in _ENVELOPE_KEYS}
-                extra = dumps(rest) if rest else None
-            values = {
-                "ts": ts_us, "direction": direction, "transport": transport, "exchange_id": ex_id,
-                "flow_id": flow_id, "frame_index": frame_index, "position": pos0 + i,
-                "advice": None if c.advice is None else dumps(c.advice),
-                "ext": None if c.ext is None else dumps(c.ext),
-                "data": None if c.data is None else dumps(c.data),
-                "extra": extra, "user_name": user, "session_key": key,
-            }
-            out.append(tuple(values[col] if col in values else getattr(c, col, None)
-                             for col in _MESSAGE_COLUMNS))
-    return out
-
-
 def _with_ids(tbl: pa.Table, start: int) -> pa.Table:
     ids = pa.array(range(start, start + tbl.num_rows), pa.int64())
     return tbl.set_column(0, "id", ids)
-
-
-def _patch_exchanges(tbl: pa.Table, fixes: dict[tuple[Any, str], tuple[str, str]]) -> pa.Table:
-    """Put the raw text and the error of rejected Bayeux bodies back on their exchange."""
-    rows = tbl.to_pylist()
-    for row in rows:
-        for direction, side in (("c2s", "request"), ("s2c", "response")):
-            fix = fixes.get((row["id"], direction))
-            if fix is not None and row[f"{side}_body_encoding"] == "bayeux":
-                text, err = fix
-                row[f"{side}_body_text"] = text
-                row[f"{side}_body_encoding"] = "text"
-                row[f"{side}_body_error"] = err
-    names = [c for c, _ in schema.EXCHANGES]
-    ts_cols = {c for c, typ in schema.EXCHANGES if typ == "TIMESTAMP"}
-    table = rows_to_table(schema.EXCHANGES, [tuple(None if c in ts_cols else r[c] for c in names) for r in rows])
-    # to_pylist turned timestamps into datetimes: take the original columns back
-    for c, typ in schema.EXCHANGES:
-        if typ == "TIMESTAMP":
-            table = table.set_column(names.index(c), c, tbl.column(c))
-    return table
-
-
-def recover_staged(row: tuple, max_body: int) -> tuple[list[tuple], list[tuple], tuple[str, str]]:
-    """A staged Bayeux body DuckDB could not parse: salvage its complete messages (re-staged as
-    one JSON array DuckDB accepts), describe the damage in an error row, and return the
-    (raw text, error) its exchange should show."""
-    seq, pos0, ts_us, direction, transport, ex_id, flow_id, frame_index, user, key, body = row
-    text = body.decode("utf-8", "replace") if type(body) is bytes else str(body)
-    msgs, err, rest = bayeux_extract.decode(fix_surrogates(text))
-    good = [m for m in msgs if type(m) is dict]
-    restaged, errors = [], []
-    if good and len(good) == len(msgs):
-        clean = fix_surrogates(json.dumps(good, ensure_ascii=True, separators=(",", ":"), default=str))
-        restaged.append((seq, pos0, ts_us, direction, transport, ex_id, flow_id, frame_index, user, key,
-                         clean.encode("ascii")))
-    elif msgs:
-        err = (err + "; " if err else "") + "elements are not all objects"
-    if err is None and not restaged:
-        err = "DuckDB rejected the JSON of this body"
-    if err is not None:
-        errors.append((None, ts_us, direction, transport, ex_id, flow_id, frame_index, pos0 + len(good))
-                      + (None,) * 22 + (user, key, err[:500], (rest or text)[:max_body]))
-    return restaged, errors, (text[:max_body], err or "JSON rejected by DuckDB (repaired)")
 
 
 def snapshot_connection(con: duckdb.DuckDBPyConnection, out: str | os.PathLike) -> None:
@@ -714,16 +585,12 @@ def snapshot_connection(con: duckdb.DuckDBPyConnection, out: str | os.PathLike) 
         if p.exists():
             p.unlink()
     db = con.execute("SELECT current_database()").fetchall()[0][0]
-    con.execute(f"ATTACH '{_sql_str(str(tmp))}' AS _snap")
+    con.execute(f"ATTACH {sql_literal(tmp)} AS _snap")
     try:
         con.execute(f'COPY FROM DATABASE "{db}" TO _snap')
     finally:
         con.execute("DETACH _snap")
     os.replace(tmp, out)
-
-
-def _sql_str(s: str) -> str:
-    return s.replace("'", "''")
 
 
 def _record_bytes(rec: Any) -> int:

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from gwsreplay.capture.classify import classify_bayeux
+from gwsreplay.core.bayeux_classify import classify_bayeux
 
 from gwsreplay.replay.idmap import IdMap, is_id_key, split_origin
 from gwsreplay.replay.plan import Note, Step

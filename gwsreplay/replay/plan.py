@@ -35,15 +35,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from gwsreplay.capture.classify import id_from_uri
+from gwsreplay.core.operations import RELEASE_OPS
+from gwsreplay.core.uris import id_from_uri
 
 META_STEPS = ("/meta/handshake", "/meta/subscribe", "/meta/unsubscribe", "/meta/disconnect")
-# operations after which a call may go Released for the requester or its peers
-RELEASE_OPS = frozenset({
-    "Hangup", "Reject", "ClearCall", "SingleStepTransfer", "CompleteTransfer", "CompleteConference",
-    "RemoveParticipantFromConference", "SingleStepConference", "InitiateTransfer", "InitiateConference",
-    "MergeWithOtherCall", "SwapCalls", "EndContactCenterSession", "CancelSupervisorMonitoring",
-})
 SYNC_OPS = frozenset({"EndContactCenterSession"})
 # operations that make another agent's phone ring
 CALL_CREATING_OPS = frozenset({"Dial", "InitiateTransfer", "InitiateConference", "SingleStepTransfer",
