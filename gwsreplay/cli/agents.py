@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,6 +17,7 @@ from gwsreplay.client.agents import (
     AgentsSummary,
     run_agents,
 )
+from gwsreplay.client.rest import ConnectOptions
 from gwsreplay.core.errors import UserError
 
 
@@ -34,6 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--scenarios", default="", metavar="LIST",
                    help=f"comma-separated subset of: {', '.join(SCENARIOS)} (default: all)")
     p.add_argument("--think-time", type=float, default=0.3, help="seconds between steps (default: %(default)s)")
+    p.add_argument("--ca", metavar="FILE",
+                   help="verify an https:// target against this PEM CA file (e.g. the one `gwsreplay sim --tls` "
+                        "prints, or mitmproxy's CA behind `gwsreplay record`) instead of the system's CAs")
+    p.add_argument("--proxy", metavar="URL",
+                   help="reach the target through this explicit HTTP proxy, e.g. `gwsreplay record --mode regular` "
+                        "at http://127.0.0.1:8080 (environment proxy variables are not used)")
     return p
 
 
@@ -42,7 +50,8 @@ def config_from_args(args: argparse.Namespace) -> AgentsConfig:
                         transport=args.transport, password=args.password, first_agent=args.first_agent,
                         think_time=args.think_time, talk_time=args.think_time * 2,
                         scenarios=tuple(s for s in args.scenarios.split(",") if s),
-                        channels=tuple(c for c in args.channels.split(",") if c))
+                        channels=tuple(c for c in args.channels.split(",") if c),
+                        connect=ConnectOptions(ca_file=args.ca, proxy=args.proxy))
 
 
 def run_with_progress(config: AgentsConfig) -> AgentsSummary:
@@ -82,6 +91,8 @@ def print_summary(summary: AgentsSummary) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.agents < 1:
         raise UserError("--agents must be at least 1")
+    if args.ca and not Path(args.ca).is_file():
+        raise UserError(f"--ca {args.ca}: no such file")
     bad_channels = set(filter(None, args.channels.split(","))) - set(CHANNELS)
     if bad_channels:
         raise UserError(f"unknown channel(s) {', '.join(sorted(bad_channels))}; choose from {', '.join(CHANNELS)}")

@@ -2,10 +2,13 @@
 
     gwsreplay record --upstream http://127.0.0.1:8090 --listen-port 8080 --db captures/NAME.duckdb
 
-Reverse-proxy mode by default (desktops point at the proxy instead of GWS);
-``--mode regular`` records desktops that use the proxy explicitly (HTTPS GWS through
-mitmproxy's CA). A live line shows flows, Bayeux messages, agents and write lag.
-SIGINT/SIGTERM shut the proxy down and flush everything before exiting.
+Reverse-proxy mode by default (desktops point at the proxy instead of GWS), to an
+HTTP or HTTPS GWS (``--upstream-ca FILE`` verifies it against a private CA,
+``--ssl-insecure`` explicitly does not); ``--mode regular`` records desktops that use
+the proxy explicitly (HTTPS GWS through mitmproxy's CA, whose file and trust commands
+are printed); ``--set NAME=VALUE`` passes any other mitmproxy option. A live line shows
+flows, Bayeux messages, agents and write lag. SIGINT/SIGTERM shut the proxy down and
+flush everything before exiting.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import re
 import signal
 import sys
 import time
+from pathlib import Path
 
-from mitmproxy import options
+from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 from rich.console import Console
 from rich.live import Live
@@ -32,12 +36,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "record", help="record GWS REST + CometD through a proxy into a DuckDB capture",
         description="Run mitmproxy with the capture addon (reverse-proxy mode) and record every HTTP "
                     "exchange and Bayeux message into a DuckDB capture (docs/schema.md).")
-    p.add_argument("--upstream", help="GWS base URL to forward to (reverse mode), e.g. http://127.0.0.1:8090")
-    p.add_argument("--listen-host", default="127.0.0.1")
-    p.add_argument("--listen-port", type=int, default=8080)
+    p.add_argument("--upstream", help="GWS base URL to forward to (reverse mode), e.g. http://127.0.0.1:8090 "
+                                      "or https://gws.example.com")
+    p.add_argument("--listen-host", default="127.0.0.1",
+                   help="address to listen on (default: %(default)s, this machine only; mitmdump's own "
+                        "default is every interface: give 0.0.0.0 for desktops on other machines)")
+    p.add_argument("--listen-port", type=int, default=8080, help="(default: %(default)s)")
     p.add_argument("--db", required=True, help="capture file, e.g. captures/NAME.duckdb (appended to if it exists)")
     p.add_argument("--mode", default=None,
                    help="mitmproxy mode instead of reverse:UPSTREAM (e.g. 'regular' for an explicit proxy)")
+    verify = p.add_mutually_exclusive_group()
+    verify.add_argument("--upstream-ca", metavar="FILE",
+                        help="verify an HTTPS GWS against this PEM CA file (e.g. an internal CA, or the one "
+                             "`gwsreplay sim --tls` prints) instead of the public CAs")
+    verify.add_argument("--ssl-insecure", action="store_true",
+                        help="do not verify the HTTPS GWS's certificate at all (explicit opt-out; without "
+                             "this or --upstream-ca an untrusted certificate is refused and recorded as an error)")
+    p.add_argument("--set", dest="mitm_options", metavar="NAME=VALUE", action="append", default=[],
+                   help="any mitmproxy option, as mitmdump's --set (repeatable; applied last, so it wins), "
+                        "e.g. --set confdir=~/.mitmproxy-gws --set http2=false")
     p.add_argument("--keep-host-header", action="store_true",
                    help="forward the desktop's Host header (GWS then builds absolute uris with the proxy's address)")
     add_redaction_args(p)
@@ -52,10 +69,44 @@ def run(args) -> int:
         raise UserError("--upstream is required (or give --mode)")
     if args.upstream and not re.match(r"^(https?|wss?)://[^/\s:]+(:\d+)?/?$", args.upstream):
         raise UserError(f"--upstream must look like http://HOST:PORT, not {args.upstream!r}")
+    if args.upstream_ca and not Path(args.upstream_ca).expanduser().is_file():
+        raise UserError(f"--upstream-ca {args.upstream_ca}: no such file")
     try:
         return asyncio.run(_record(args))
     except SystemExit as exc:   # mitmproxy's errorcheck exits when the proxy cannot start
         raise UserError(f"the proxy could not start (port {args.listen_port} in use?)") from exc
+
+
+def _apply_sets(opts: options.Options, specs: list[str]) -> None:
+    """``--set NAME=VALUE`` as mitmdump does it; an unknown name or a bad value is one clear line."""
+    for spec in specs:
+        try:
+            opts.set(spec)
+        except exceptions.OptionsError as exc:
+            raise UserError(f"--set {spec}: {exc} (see `mitmdump --options`)") from None
+
+
+def mitmproxy_ca(opts: options.Options) -> Path:
+    """mitmproxy's CA certificate (made in confdir when the proxy is configured)."""
+    return Path(opts.confdir).expanduser() / "mitmproxy-ca-cert.pem"
+
+
+def trust_help(opts: options.Options, mode: str) -> list[str]:
+    """Where mitmproxy's CA is and how desktops trust it, when desktops talk TLS to the proxy."""
+    explicit = mode.startswith(("regular", "upstream:"))
+    reverse_tls = mode.startswith("reverse:https")
+    if not (explicit or reverse_tls):
+        return []
+    ca = mitmproxy_ca(opts)
+    lines = [f"desktops use http://{opts.listen_host}:{opts.listen_port} as their HTTP(S) proxy and trust "
+             f"mitmproxy's CA {ca}:" if explicit else
+             f"desktops that reach this proxy with https:// must trust mitmproxy's CA {ca}:",
+             f'  Chromium/NSS: certutil -d sql:$HOME/.pki/nssdb -A -t "C,," -n mitmproxy -i {ca}',
+             f"  Node:         NODE_EXTRA_CA_CERTS={ca}",
+             f"  Python:       SSL_CERT_FILE={ca}  (gwsreplay agents --ca {ca})"]
+    if explicit:
+        lines.append("  Chromium also needs --proxy-server=... and, for 127.0.0.1, --proxy-bypass-list='<-loopback>'")
+    return lines
 
 
 def _status_text(cap, started: float) -> str:
@@ -80,12 +131,20 @@ async def _record(args) -> int:
     opts.update(termlog_verbosity="warn", keep_host_header=args.keep_host_header, connection_strategy="lazy")
     cap = Capture()
     master.addons.add(cap)
-    upd = dict(capture_db=args.db, capture_redact=not args.no_redact,
+    upd = dict(capture_redact=not args.no_redact,
                capture_redact_headers=args.redact_header, capture_redact_json_paths=args.redact_json_path,
                capture_flush_ms=args.flush_ms)
     if args.max_body:
         upd["capture_max_body"] = args.max_body
+    if args.upstream_ca:
+        upd["ssl_verify_upstream_trusted_ca"] = str(Path(args.upstream_ca).expanduser().resolve())
+    if args.ssl_insecure:
+        upd["ssl_insecure"] = True
     opts.update(**upd)
+    _apply_sets(opts, args.mitm_options)
+    if not opts.capture_db:   # last: no capture file is made when an option is wrong
+        opts.update(capture_db=args.db)
+    mode = opts.mode[0] if opts.mode else mode
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,8 +152,10 @@ async def _record(args) -> int:
 
     console = Console(stderr=True)
     started = time.monotonic()
-    console.print(f"recording {mode} on {args.listen_host}:{args.listen_port} into {args.db} "
+    console.print(f"recording {mode} on {opts.listen_host}:{opts.listen_port} into {args.db} "
                   f"(redaction {'off' if args.no_redact else 'on'}); Ctrl-C to stop")
+    for line in trust_help(opts, mode):
+        console.print(line, highlight=False, soft_wrap=True)
 
     async def status() -> None:
         if args.quiet:

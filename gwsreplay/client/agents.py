@@ -22,6 +22,7 @@ import aiohttp
 
 from gwsreplay.client.control import ControlApi, ControlError
 from gwsreplay.client.desktop import Desktop, DesktopError
+from gwsreplay.client.rest import ConnectOptions
 from gwsreplay.client.media_scenarios import (
     InteractionMirror, Pace, chat_scenario, email_scenario, im_initiator, im_responder, media_ready,
     workitem_scenario, wrap_up_media,
@@ -45,6 +46,7 @@ class AgentsConfig:
     talk_time: float = 0.5
     scenarios: tuple[str, ...] = ()  # restrict to these scenario names; empty = all that apply
     channels: tuple[str, ...] = ("voice",)  # StartContactCenterSession channels; media ones add scenarios
+    connect: ConnectOptions = ConnectOptions()  # CA file to verify HTTPS against, explicit proxy
 
 
 @dataclass
@@ -107,7 +109,8 @@ class ScriptedAgent:
         self.name = f"agent{index}"
         self.phone = str(7000 + index)
         self.rng = random.Random(config.seed * 1000 + index)
-        self.desktop = Desktop(config.target, self.name, config.password, transport=config.transport)
+        self.desktop = Desktop(config.target, self.name, config.password, transport=config.transport,
+                               connect=config.connect)
         self.mirror = InteractionMirror(self.desktop)
         self.pace = Pace(self.rng, config.think_time, config.talk_time)
         self.media = tuple(c for c in config.channels if c != "voice")
@@ -334,7 +337,7 @@ async def run_agents(config: AgentsConfig, on_progress: Callable[[AgentsSummary]
     """Run the agents until config.duration is over, then log everybody out."""
     summary = AgentsSummary(agents=config.agents)
     switchboard = Switchboard()
-    async with aiohttp.ClientSession() as http:
+    async with config.connect.session() as http:
         control = await ControlApi.detect(config.target, http)
         if control is None and set(config.channels) - {"voice", "im"}:
             summary.failures.append("no control API at the target: chats, emails and workitems cannot be injected")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from gwsreplay.client.cometd import CometdClient
-from gwsreplay.client.rest import GWSClient
+from gwsreplay.client.rest import ConnectOptions, GWSClient
 
 VOICE_CHANNEL = "/api/v2/me/channels/voice"
 
@@ -41,9 +41,10 @@ class DesktopCounters:
 
 class Desktop:
     def __init__(self, base_url: str, user_name: str, password: str = "password",
-                 *, transport: str = "long-polling", wait_timeout: float = 10.0):
+                 *, transport: str = "long-polling", wait_timeout: float = 10.0,
+                 connect: ConnectOptions | None = None):
         self.user_name = user_name
-        self.rest = GWSClient(base_url, user_name, password)
+        self.rest = GWSClient(base_url, user_name, password, connect=connect)
         self.transport = transport
         self.wait_timeout = wait_timeout
         self.cometd: CometdClient | None = None

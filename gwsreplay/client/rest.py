@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -49,23 +50,38 @@ class Response:
         return self.status == 200 and self.status_code == 0
 
 
+@dataclass(frozen=True)
+class ConnectOptions:
+    """How the client reaches GWS: the PEM CA file HTTPS is verified against (None: the
+    system's CAs) and an explicit HTTP(S) proxy URL (None: direct). Environment variables
+    are not consulted, so a test on loopback never wanders through a configured proxy."""
+
+    ca_file: str | None = None
+    proxy: str | None = None
+
+    def session(self, **kwargs: Any) -> aiohttp.ClientSession:
+        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls), proxy=self.proxy, **kwargs)
+
+
 class GWSClient:
     """One user's HTTP session: Basic auth, JSESSIONID cookie jar, CSRF token.
 
     ``http``: an aiohttp session to use instead of creating one. Cookies live in
     the session's jar, so give each user its own session, with a jar that accepts
     IP hosts (``aiohttp.CookieJar(unsafe=True)``); it is not closed by `close()`.
+    ``connect``: CA file and proxy for the session made here (ignored with ``http``).
     """
 
     def __init__(self, base_url: str, user_name: str, password: str, *,
-                 http: aiohttp.ClientSession | None = None):
+                 http: aiohttp.ClientSession | None = None, connect: ConnectOptions | None = None):
         self.base_url = base_url.rstrip("/")
         self.user_name = user_name
         self.password = password
         credentials = base64.b64encode(f"{user_name}:{password}".encode()).decode()
         self._authorization = f"Basic {credentials}"  # built by hand: aiohttp 3.14 deprecates BasicAuth
         self._owns_http = http is None
-        self.http = http or aiohttp.ClientSession(
+        self.http = http or (connect or ConnectOptions()).session(
             cookie_jar=aiohttp.CookieJar(unsafe=True),  # 127.0.0.1 is an IP host
             timeout=aiohttp.ClientTimeout(total=60),
         )
