@@ -23,7 +23,12 @@ from hypothesis import strategies as st
 
 from gwsreplay.capture import bayeux_sql, schema
 from gwsreplay.capture.classify import classify_bayeux, classify_http
+from gwsreplay.capture import sqlfiles
+from gwsreplay.core import notifications
+from gwsreplay.core.bayeux_classify import rule_for
 from gwsreplay.core.notifications import ITEM_FIELDS
+from gwsreplay.core.sqltext import sql_list, sql_literal
+from gwsreplay.core.uris import id_from_uri, id_from_uri_sql
 
 REFERENCE = Path(os.environ.get("GWS_REFERENCE", "/work/shared/gws-reference"))
 
@@ -543,3 +548,49 @@ _media_data = st.fixed_dictionaries(
 @given(datas=st.lists(_media_data, min_size=1, max_size=20))
 def test_fuzz_media_sql_matches_python(datas):
     assert_sql_matches_python([{"channel": "/v2/me/workbins", "data": d} for d in datas])
+
+
+# ----------------------------------------------------------------------------- the rule table and the SQL files
+
+def test_rule_table_names_each_message_type_once():
+    """A messageType in two rules would make the second one dead in both classifiers."""
+    seen: dict[str, str] = {}
+    for r in notifications.RULES:
+        for mt in r.message_types:
+            assert mt not in seen, (mt, seen.get(mt), r.kind)
+            seen[mt] = r.kind
+    assert set(notifications.MEDIA_MESSAGES) <= set(seen)
+    # the channels rule also takes any message on /v2/me/channels, but not one an earlier rule names
+    assert rule_for("WorkbinStatsMessage", "/v2/me/channels").kind == "channel"
+    assert rule_for("CallStateChangeMessage", "/v2/me/channels").kind == "call"
+    assert rule_for("NoSuchMessage", "/v2/me/calls") is None
+
+
+def test_rules_refuse_a_field_read_before_it_is_computed():
+    with pytest.raises(ValueError):
+        notifications.rule("x", "XMessage", resource_id=notifications.Ref("call_id"),
+                           call_id=notifications.Val("call.id"))
+    with pytest.raises(ValueError):
+        notifications.rule("x", "XMessage", no_such_column=notifications.Lit("a"))
+
+
+def test_sql_files_are_filled_completely():
+    for sql in (bayeux_sql.INSERT_SQL, bayeux_sql.insert_sql(()), schema.OPERATIONS_SQL):
+        assert "{{" not in sql and "}}" not in sql
+    with pytest.raises(KeyError):
+        sqlfiles.fill("SELECT {{a}}, {{b}}", a="1")
+    with pytest.raises(ValueError):
+        sqlfiles.fill("SELECT {{a}}", a="1", b="2")
+    assert sqlfiles.fill("SELECT {{a}} -- {x}", a="'q'") == "SELECT 'q' -- {x}"
+    assert sql_literal("O'Brien") == "'O''Brien'" and sql_list(["a", "b'"]) == "'a', 'b'''"
+
+
+def test_id_from_uri_is_the_same_in_sql():
+    con = duckdb.connect()
+    try:
+        for uri in ("http://h/api/v2/me/calls/0001?x=1", "/api/v2/me/emails/E%201/", "no-slash", "",
+                    "/a/b#frag", "http://h/"):
+            sql = con.execute(f"SELECT {id_from_uri_sql('?')}", [uri]).fetchall()[0][0]
+            assert sql == id_from_uri(uri), uri
+    finally:
+        con.close()
