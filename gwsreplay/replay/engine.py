@@ -14,7 +14,10 @@ Rules, in the order `poll` applies them:
    overtake (`Step.waits`, computed by `plan.py`) have been matched live, in any
    session of the same replay; past `wait_timeout` that is a divergence, the
    missing notifications are given up, and the session goes on or stops
-   (`on_divergence`);
+   (`on_divergence`); likewise (2b) a request naming the recorded number of an
+   agent of the same copy (Dial 7002) waits until the copy has learned that
+   agent's live number (from its device answers or notifications), so copies
+   call within themselves and never another copy's agent;
 3. think time: once its waits are over, a step waits the recorded pause divided
    by `speed` (none at speed max);
 4. after the last step, the session drains: it waits (up to `drain_timeout`) for
@@ -92,6 +95,8 @@ class ReplayState:
         self.idmap = idmap or IdMap()
         self.matchers = {s.id: Matcher(s.notes, self.idmap) for s in sessions}
         self.notes = {s.id: s.notes for s in sessions}
+        # recorded phone number -> the session whose agent it is (to be learned live within this copy)
+        self.phone_owner = {p: s.id for s in sessions for p in sorted(s.phones)}
         self.version = 0                # bumped on every match: waiting engines re-check
 
     def satisfied(self, wait: Wait) -> bool:
@@ -105,6 +110,16 @@ class ReplayState:
         matcher = self.matchers.get(wait.session)
         if matcher is not None:
             matcher.give_up(wait.note)
+
+    def unknown_numbers(self, step: Step, *, can_inject: bool = True) -> list[str]:
+        """Recorded numbers of this copy's agents that `step` would send before their live number is known."""
+        if not self.phone_owner:
+            return []
+        if step.kind == "rest":
+            return self.idmap.unmapped_phones(step.body, self.phone_owner)
+        if step.kind == "inject_call" and step.external and can_inject:
+            return self.idmap.unmapped_phones({"to": step.external.get("to")}, self.phone_owner)
+        return []
 
 
 # ----------------------------------------------------------------------------- engine
@@ -131,6 +146,7 @@ class SessionEngine:
         self._awaiting_external: str | None = None
         self._drain_until: float | None = None
         self._queued: list[Action] = []
+        self._numbers_given_up: set[str] = set()
 
     # ------------------------------------------------------------------ events
 
@@ -203,7 +219,7 @@ class SessionEngine:
                 self._drain(now)
                 return
             step = self.plan.steps[self._next]
-            if not self._waits_over(step, now):
+            if not self._waits_over(step, now) or not self._numbers_known(step, now):
                 return
             if self.done:
                 return
@@ -234,6 +250,24 @@ class SessionEngine:
         for w in pending:
             self.state.give_up(w)
         self._awaiting_external = None
+        return not self.done
+
+    def _numbers_known(self, step: Step, now: float) -> bool:
+        """Rule 2b: a request naming a colleague's recorded number waits until the copy knows its live number."""
+        missing = [p for p in self.state.unknown_numbers(step, can_inject=self.options.can_inject)
+                   if p not in self._numbers_given_up]
+        if not missing:
+            return True
+        if self._wait_started is None:
+            self._wait_started = now
+        if now < self._wait_started + self.options.wait_timeout:
+            self.deadline = self._wait_started + self.options.wait_timeout
+            return False
+        whose = ", ".join(f"{self.state.phone_owner[p]} (recorded {p})" for p in missing)
+        self._diverge(Divergence(self.plan.id, step.index, "causality_timeout",
+                                 f"waited {self.options.wait_timeout:g}s for the live number of {whose}",
+                                 missing, None, label=step.label()))
+        self._numbers_given_up.update(missing)
         return not self.done
 
     def _send(self, step: Step, now: float) -> None:

@@ -140,6 +140,23 @@ class IdMap:
     def knows(self, recorded: str) -> bool:
         return recorded in self.forward
 
+    def unmapped_phones(self, document: Any, wanted: Iterable[str], key: str | None = None) -> list[str]:
+        """The recorded phone numbers among `wanted` that a request would send unmapped.
+
+        A copy's agents learn each other's live numbers from device answers and
+        notifications; until then a Dial to a colleague would go to the recorded
+        number, that is to another copy's agent.
+        """
+        wanted = wanted if isinstance(wanted, (set, frozenset, dict)) else set(wanted)
+        if isinstance(document, dict):
+            return [p for k, v in document.items() for p in self.unmapped_phones(v, wanted, k)]
+        if isinstance(document, list):
+            return [p for v in document for p in self.unmapped_phones(v, wanted, key)]
+        if isinstance(document, str) and key in PHONE_TARGET_KEYS and document in wanted \
+                and document not in self.forward:
+            return [document]
+        return []
+
     def live(self, value: str, key: str | None = None) -> str:
         """The live counterpart of one recorded string (an id, a phone number, a URI or a path)."""
         mapped = self.forward.get(value)
