@@ -15,40 +15,25 @@ Message ``i`` of a staged body gets position ``pos0 + i`` and id ``$base + rank 
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import pyarrow as pa
 
 from gwsreplay.capture import sqlfiles
 from gwsreplay.capture.arrow import rows_to_table
-from gwsreplay.capture.schema import BAYEUX_MESSAGES
+from gwsreplay.capture.schema import BAYEUX_MESSAGES, Columns, row_type
 from gwsreplay.core import notifications as N
 from gwsreplay.core.sqltext import sql_list, sql_literal
 from gwsreplay.core.uris import id_from_uri_sql
 
 
-class StagedBody(NamedTuple):
-    """One Bayeux body waiting for the SQL (a row of ``_bayeux_bodies``)."""
-
-    seq: int                  # row number in the batch
-    pos0: int                 # position of its first message
-    ts: int | None            # µs
-    direction: str
-    transport: str
-    exchange_id: int | None
-    flow_id: str
-    frame_index: int | None
-    user_name: str | None
-    session_key: str | None
-    body: bytes               # a JSON array of objects, not parsed in Python on the fast path
-
-
-STAGE_COLUMNS: list[tuple[str, str]] = [
+#: One Bayeux body waiting for the SQL (a row of ``_bayeux_bodies``): seq (row number in the
+#: batch), pos0 (position of its first message), ts (µs), where it was seen, who sent or got it,
+#: and body (a JSON array of objects, not parsed in Python on the fast path).
+STAGE_COLUMNS: Columns = [
     ("seq", "BIGINT"), ("pos0", "INTEGER"), ("ts", "TIMESTAMP"), ("direction", "VARCHAR"),
     ("transport", "VARCHAR"), ("exchange_id", "BIGINT"), ("flow_id", "VARCHAR"), ("frame_index", "INTEGER"),
     ("user_name", "VARCHAR"), ("session_key", "VARCHAR"), ("body", "VARCHAR"),
 ]
-assert [c for c, _ in STAGE_COLUMNS] == list(StagedBody._fields)
+StagedBody = row_type("StagedBody", STAGE_COLUMNS)
 
 #: The item columns (the interaction inside a WorkbinStateChangeMessage) this capture schema has:
 #: notifications.ITEM_FIELDS once gwsreplay.capture.schema declares them, none before.
@@ -125,5 +110,6 @@ def insert_sql(item_columns: tuple[str, ...] = ()) -> str:
 INSERT_SQL = insert_sql(ITEM_COLUMNS)
 
 
-def stage_table(rows: list[StagedBody]) -> pa.Table:
+def stage_table(rows: list) -> pa.Table:
+    """Staged bodies (``StagedBody`` rows) as the Arrow table ``_bayeux_bodies``."""
     return rows_to_table(STAGE_COLUMNS, rows)
