@@ -14,23 +14,19 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
-SETUP = '''\
-from pathlib import Path
-
+SETUP = """\
 import pandas as pd
-from gwsreplay.analysis import compare, coverage, db, errors, figures, latency, timeline
-from gwsreplay.analysis.state_models import MODELS
+from gwsreplay.analysis import compare, coverage, db, errors, figures, latency, notebook, timeline
 
-figures.setup_notebook()
-pd.set_option("display.max_rows", 200)
-pd.set_option("display.max_colwidth", 120)
-# relative paths are relative to this notebook (the kernel runs in its folder)
-CAPTURE_PATH = db.resolve_capture_path(CAPTURE_DB, Path.cwd())
-con = db.open_capture(CAPTURE_PATH)
-db.capture_info(con)'''
+con, scope, capture = notebook.setup(CAPTURE_DB{scope_args})"""
+
+SCOPE_ARGS = ", time_from=TIME_FROM, time_to=TIME_TO, agent=AGENT"
 
 
-def _nb(title: str, intro: str, parameters: str, cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+def _nb(title: str, intro: str, parameters: str, cells: list[tuple[str, str]], *,
+        scoped: bool = True) -> nbformat.NotebookNode:
+    """A notebook: title and intro, the ``parameters`` cell, the one ``setup`` cell (the report
+    hides its output: the capture is summarised once, in the report's headline), then ``cells``."""
     nb = new_notebook()
     nb.metadata.update({
         "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
@@ -40,7 +36,9 @@ def _nb(title: str, intro: str, parameters: str, cells: list[tuple[str, str]]) -
     params = new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]
     nb.cells.append(params)
-    nb.cells.append(new_code_cell(SETUP))
+    setup = new_code_cell(SETUP.format(scope_args=SCOPE_ARGS if scoped else ""))
+    setup.metadata["tags"] = ["setup"]
+    nb.cells.append(setup)
     for kind, src in cells:
         nb.cells.append(new_markdown_cell(src) if kind == "md" else new_code_cell(src))
     return nb
@@ -54,7 +52,12 @@ def code(src: str) -> tuple[str, str]:
     return "code", src
 
 
-PARAMS = '# Parameters (papermill-style: `gwsreplay report` overrides them)\nCAPTURE_DB = "../captures/demo.duckdb"'
+CAPTURE = ('# Parameters (papermill-style: `gwsreplay report` overrides them)\n'
+           'CAPTURE_DB = "../captures/demo.duckdb"   # relative to this notebook\n')
+PARAMS = CAPTURE + (
+    'TIME_FROM = None   # e.g. "2024-05-06 10:40" (capture time, UTC; inclusive); None = from the start\n'
+    'TIME_TO = None     # e.g. "2024-05-06 10:45" (exclusive); None = to the end\n'
+    'AGENT = None       # one agent\'s user name; None = every agent')
 
 LATENCY = _nb(
     "Operation latency",
@@ -71,32 +74,33 @@ LATENCY = _nb(
         md("## Per channel\n\nVoice (calls, devices), chat, email, workitem, open media, IM, workbins, and "
            "`all channels` for the session and the agent-state operations of `/api/v2/me`; a media "
            "channel's own Ready/NotReady/DND count for that channel."),
-        code("ops = latency.operation_latencies(con)\nlatency.latency_table(con, 'channel').round(1)"),
+        code("ops = latency.operation_latencies(con, scope=scope)\nlatency.latency_table(con, 'channel', scope=scope)"),
         code("figures.latency_box(ops, 'completion', by='channel')"),
         md("## Per operation\n\nOperations are named by channel (`chat Accept`, `email Accept`, "
            "`voice Answer`): the same operationName means different work on different channels."),
-        code("latency.latency_table(con, 'channel_operation').round(1)"),
+        code("latency.latency_table(con, 'channel_operation', scope=scope)"),
         code("figures.latency_box(ops, 'completion', by='channel_operation')"),
         code("figures.latency_histogram(ops, 'completion', by='channel_operation')"),
         code("figures.latency_box(ops, 'ack', by='channel_operation')"),
-        code("figures.latency_percentile_bars(latency.latency_stats(con, 'channel_operation'), key='channel_operation',\n"
+        code("figures.latency_percentile_bars(latency.latency_stats(con, 'channel_operation', scope=scope),\n"
+             "                                 key='channel_operation',\n"
              "                                 title='Completion latency percentiles per operation (ms)')"),
         md("## Per agent"),
-        code("latency.latency_table(con, 'agent').round(1)"),
+        code("latency.latency_table(con, 'agent', scope=scope)"),
         code("figures.latency_box(ops, 'completion', by='user_name')"),
         md("## Over time\n\nOne point per time bucket; a rising p99 with a flat p50 is a tail problem "
            "(a few slow requests), a rising p50 a general slowdown."),
-        code("bucket = latency.auto_bucket_seconds(con)\n"
-             "over_time = latency.latency_over_time(con, bucket, by=None)\n"
+        code("bucket = latency.auto_bucket_seconds(con, scope=scope)\n"
+             "over_time = latency.latency_over_time(con, bucket, by=None, scope=scope)\n"
              "figures.latency_over_time(over_time, title=f'Completion latency over time ({bucket:g} s buckets)')"),
-        code("figures.latency_over_time(latency.latency_over_time(con, bucket, by='channel'), by='channel',\n"
+        code("figures.latency_over_time(latency.latency_over_time(con, bucket, by='channel', scope=scope), by='channel',\n"
              "                          title='Completion p50 per channel over time')"),
         md("## Failures and operations that never completed\n\n`acknowledged`: operations the reference "
            "documents without a notification (SetInFocus, CancelConsult, EndContactCenterSession, ...), "
            "complete on their HTTP answer."),
-        code("figures.outcome_bars(latency.outcome_counts(con, by='channel_operation'))"),
-        code("latency.failed_operations(con)"),
-        code("latency.never_completed(con)"),
+        code("figures.outcome_bars(latency.outcome_counts(con, by='channel_operation', scope=scope))"),
+        code("latency.failed_operations(con, scope=scope)"),
+        code("latency.never_completed(con, scope=scope)"),
     ],
 )
 
@@ -111,7 +115,7 @@ COVERAGE = _nb(
     "or a gap in the model).",
     PARAMS,
     [
-        code("observed = coverage.observed_transitions(con)\n"
+        code("observed = coverage.observed_transitions(con, scope=scope)\n"
              "cov = coverage.transition_coverage(con, observed=observed)\n"
              "summary = coverage.coverage_summary(cov)\nsummary"),
         code("figures.coverage_overview(summary)"),
@@ -125,7 +129,7 @@ COVERAGE = _nb(
         code("for model in ('channel_state', 'channel_dnd'):\n"
              "    figures.coverage_heatmap(cov, model).show()\n"
              "    figures.state_diagram(cov, model).show()"),
-        code("coverage.channel_transitions(con)"),
+        code("coverage.channel_transitions(con, scope=scope)"),
         md("## Interactions: IM, chat, email, workitem, open media\n\nModels with no observation in this "
            "capture are listed but not drawn."),
         code("INTERACTIONS = ('im_session', 'chat', 'email', 'workitem', 'openmedia')\n"
@@ -139,15 +143,15 @@ COVERAGE = _nb(
         md("## Anomalies: observed transitions the model does not allow\n\n"
            "Open the session explorer on `example_user` around `first_ts` to see what happened."),
         code("coverage.anomalies(con, observed=observed)"),
-        code("coverage.unknown_states(con)"),
+        code("coverage.unknown_states(con, scope=scope)"),
         md("## Operations: documented vs exercised"),
-        code("ops_cov = coverage.operation_coverage(con)\n"
+        code("ops_cov = coverage.operation_coverage(con, scope=scope)\n"
              "ops_summary = coverage.operation_coverage_summary(ops_cov)\nops_summary"),
         code("figures.operation_coverage_bars(ops_summary)"),
         code("ops_cov[ops_cov['exercised']][['resource_family', 'operation_name', 'requests', 'completed', "
              "'acknowledged', 'failed', 'no_notification', 'documented']]"),
         md("## Capabilities: offered by GWS vs used by the desktop"),
-        code("caps = coverage.capability_coverage(con)\nfigures.capability_bars(caps)"),
+        code("caps = coverage.capability_coverage(con, scope=scope)\nfigures.capability_bars(caps)"),
         code("caps[caps['status'] != 'used']"),
     ],
 )
@@ -157,34 +161,29 @@ SESSION = _nb(
     "What happened on the desktops: first every agent's activity on one lane per channel (voice, chat, "
     "email, workitem, open media, IM, workbins), then one agent's REST requests, notifications per CometD "
     "channel and CometD meta traffic on one time axis, with the agent state (voice and each media channel), "
-    "DND, forwarding, calls and interactions as bands. Set `AGENT` (and optionally `START`/`END`, e.g. "
-    "`'2024-03-04 10:42'`) in the parameters cell; by default the busiest agent is shown.",
-    PARAMS + "\nAGENT = None   # user name; None = the agent with the most operations\n"
-             "START = None   # optional time window\nEND = None",
+    "DND, forwarding, calls and interactions as bands. Set `AGENT` (and optionally `TIME_FROM`/`TIME_TO`, "
+    "e.g. `'2024-03-04 10:42'`) in the parameters cell; without `AGENT` the busiest agent is shown.",
+    PARAMS,
     [
         md("## All agents, per channel"),
-        code("figures.channel_activity(timeline.channel_activity(con, START, END))"),
+        code("figures.channel_activity(timeline.channel_activity(con, scope))"),
         md("## One agent"),
-        code("agents = timeline.agents(con)\nagents"),
+        code("agents = timeline.agents(con, scope)\nagents"),
         code("agent = AGENT or (agents.sort_values('operations', ascending=False)['user_name'].iloc[0]\n"
              "                 if len(agents) else None)\n"
-             "events = timeline.agent_timeline(con, agent, START, END) if agent else pd.DataFrame()\n"
-             "bands = timeline.state_bands(con, agent) if agent else None\n"
-             "if bands is not None and START is not None:\n"
-             "    bands = bands[bands['end'] >= pd.Timestamp(START)]\n"
-             "if bands is not None and END is not None:\n"
-             "    bands = bands[bands['start'] <= pd.Timestamp(END)]\n"
+             "events = timeline.agent_timeline(con, agent, scope) if agent else pd.DataFrame()\n"
+             "bands = timeline.state_bands(con, agent, scope=scope) if agent else None\n"
              "figures.swimlane(events, bands, title=f'Session timeline: {agent}')"),
         md("### The agent's operations"),
-        code("latency.operation_latencies(con, user=agent) if agent else None"),
-        md("## Errors (all agents)"),
-        code("err = errors.error_summary(con)\nfigures.error_summary_bars(err)"),
-        code("errors.http_errors(con)"),
-        code("errors.status_errors(con)"),
-        code("errors.error_notifications(con)"),
-        code("errors.cometd_failures(con)"),
-        code("errors.handshakes(con)"),
-        code("errors.longpoll_gaps(con)"),
+        code("latency.operation_latencies(con, user=agent, scope=scope) if agent else None"),
+        md("## Errors\n\nEvery agent's, or `AGENT`'s when it is set."),
+        code("err = errors.error_summary(con, scope=scope)\nfigures.error_summary_bars(err)"),
+        code("errors.http_errors(con, scope)"),
+        code("errors.status_errors(con, scope)"),
+        code("errors.error_notifications(con, scope)"),
+        code("errors.cometd_failures(con, scope)"),
+        code("errors.handshakes(con, scope)"),
+        code("errors.longpoll_gaps(con, scope=scope)"),
     ],
 )
 
@@ -193,12 +192,14 @@ REPLAY = _nb(
     "Recorded against replayed: latency distributions per operation and where the replay diverged "
     "(request counts, outcomes, statusCodes). The replay is read from `REPLAY_DB` (default: "
     "`<capture>-replay.duckdb` next to the capture), or from replay runs stored in the capture itself "
-    "(rows with a `run_id`). Without a replay the tables are empty and the figures say so.",
-    PARAMS + "\nREPLAY_DB = None   # None: <capture>-replay.duckdb next to the capture, if it exists\n"
+    "(rows with a `run_id`). Without a replay the tables are empty and the figures say so. The comparison "
+    "covers the whole capture: the replay has its own clock (and may map agents to other users), so a "
+    "time window or agent does not carry over to it.",
+    CAPTURE + "REPLAY_DB = None   # None: <capture>-replay.duckdb next to the capture, if it exists\n"
              "RUN_ID = None      # one replay run; None: all runs of the replay file (or the latest in-file run)",
     [
-        code("replay_path = (db.resolve_capture_path(REPLAY_DB, Path.cwd()) if REPLAY_DB\n"
-             "               else CAPTURE_PATH.with_name(CAPTURE_PATH.stem + '-replay.duckdb'))\n"
+        code("replay_path = (db.resolve_capture_path(REPLAY_DB, '.') if REPLAY_DB\n"
+             "               else capture.with_name(capture.stem + '-replay.duckdb'))\n"
              "alias = compare.attach_replay(con, replay_path)\n"
              "pair = compare.sides(con, alias, RUN_ID)\n"
              "print(f'replay: {replay_path}' if alias else f'no replay file at {replay_path}',\n"
@@ -212,6 +213,7 @@ REPLAY = _nb(
         code("compare.outcome_divergences(con, alias, RUN_ID)"),
         code("compare.replayer_divergences(con, alias)"),
     ],
+    scoped=False,
 )
 
 NOTEBOOKS = {

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 
 from gwsreplay.analysis import catalog
-from gwsreplay.analysis.db import query, sql_list
+from gwsreplay.analysis.db import WHOLE, Scope, query, scoped, sql_list
 from gwsreplay.analysis.state_models import ELEMENTS, MODELS, NEW, StateModel
 
 
@@ -152,26 +152,38 @@ def _transitions_sql(models: list[StateModel], user: str | None = None) -> str:
     return "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(selects)
 
 
+def _in_scope(user: str | None, scope: Scope | None) -> tuple[str | None, str]:
+    """The user to pre-filter observations by, and the predicate applied to transitions: a
+    resource's history is read whole, then its transitions are kept when they fall in the window
+    (so a call already Established when the window opens is not taken for a new one)."""
+    scope = scope or WHOLE
+    return (user if user is not None else scope.agent), scope.where("ts")
+
+
 def state_observations(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
-                       user: str | None = None) -> pd.DataFrame:
+                       user: str | None = None, scope: Scope | None = None) -> pd.DataFrame:
     """Every observation of a modelled resource's state (one row per notification and resource)."""
-    return query(con, f"SELECT * FROM ({observations_sql(resolve_models(models), user)}) ORDER BY ts, message_id")
+    user, where = _in_scope(user, scope)
+    return query(con, f"SELECT * FROM ({observations_sql(resolve_models(models), user)}) WHERE {where} "
+                      "ORDER BY ts, message_id")
 
 
 def transition_occurrences(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
-                           user: str | None = None) -> pd.DataFrame:
+                           user: str | None = None, scope: Scope | None = None) -> pd.DataFrame:
     """Every observed transition with its time, agent and resource, flagged allowed or not."""
     ms = resolve_models(models)
-    df = query(con, f"SELECT * FROM ({_transitions_sql(ms, user)}) ORDER BY ts, message_id")
+    user, where = _in_scope(user, scope)
+    df = query(con, f"SELECT * FROM ({_transitions_sql(ms, user)}) WHERE {where} ORDER BY ts, message_id")
     edges = {(m.name, t.source, t.target) for m in ms for t in m.transitions}
     df["allowed"] = [(m, s, t) in edges for m, s, t in zip(df["model"], df["source"], df["target"])]
     return df
 
 
 def observed_transitions(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
-                         user: str | None = None) -> pd.DataFrame:
+                         user: str | None = None, scope: Scope | None = None) -> pd.DataFrame:
     """Observed transitions counted per (model, source, target), aggregated in DuckDB."""
     ms = resolve_models(models)
+    user, where = _in_scope(user, scope)
     return query(con, f"""
         SELECT model, source, target, count(*) AS count,
                count(DISTINCT (user_name, resource_id)) AS resources,
@@ -181,6 +193,7 @@ def observed_transitions(con: duckdb.DuckDBPyConnection, models: str | Iterable[
                arg_min(user_name, ts) AS example_user,
                arg_min(message_id, ts) AS example_message_id
         FROM ({_transitions_sql(ms, user)})
+        WHERE {where}
         GROUP BY model, source, target
         ORDER BY model, source, target
     """)
@@ -195,7 +208,7 @@ def model_transitions(models: str | Iterable[str] | None = None) -> pd.DataFrame
 
 
 def transition_coverage(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
-                        observed: pd.DataFrame | None = None) -> pd.DataFrame:
+                        observed: pd.DataFrame | None = None, scope: Scope | None = None) -> pd.DataFrame:
     """Model and observation side by side, one row per transition in either.
 
     ``status`` is ``covered`` (in the model and seen), ``missing`` (in the model,
@@ -205,7 +218,7 @@ def transition_coverage(con: duckdb.DuckDBPyConnection, models: str | Iterable[s
     ms = resolve_models(models)
     model = model_transitions([m.name for m in ms])
     if observed is None:
-        observed = observed_transitions(con, [m.name for m in ms])
+        observed = observed_transitions(con, [m.name for m in ms], scope=scope)
     else:
         observed = observed[observed["model"].isin([m.name for m in ms])]
     out = model.merge(observed, on=["model", "source", "target"], how="outer", indicator=True)
@@ -237,13 +250,15 @@ def anomalies(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None
     return cov[cov["status"] == "anomaly"][cols].reset_index(drop=True)
 
 
-def unknown_states(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None) -> pd.DataFrame:
+def unknown_states(con: duckdb.DuckDBPyConnection, models: str | Iterable[str] | None = None, *,
+                   scope: Scope | None = None) -> pd.DataFrame:
     """States seen in the capture that a model does not list (custom agent states, new GWS states)."""
     ms = resolve_models(models)
+    user, where = _in_scope(None, scope)
     seen = query(con, f"""
         SELECT model, state, count(*) AS observations, count(DISTINCT resource_id) AS resources
-        FROM ({observations_sql(ms)})
-        WHERE state IS NOT NULL GROUP BY ALL ORDER BY ALL
+        FROM ({observations_sql(ms, user)})
+        WHERE state IS NOT NULL AND {where} GROUP BY ALL ORDER BY ALL
     """)
     known = {(m.name, s) for m in ms for s in m.states}
     mask = [(m, s) not in known for m, s in zip(seen["model"], seen["state"])]
@@ -286,10 +301,12 @@ def coverage_summary(coverage: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def channel_transitions(con: duckdb.DuckDBPyConnection, *, user: str | None = None) -> pd.DataFrame:
+def channel_transitions(con: duckdb.DuckDBPyConnection, *, user: str | None = None,
+                        scope: Scope | None = None) -> pd.DataFrame:
     """The per-channel agent models (state, DND) broken down by channel: one row per
     (model, channel, source, target) with its count, agents and ``allowed``."""
-    occ = transition_occurrences(con, [m.name for m in MODELS.values() if m.element == "channels"], user=user)
+    occ = transition_occurrences(con, [m.name for m in MODELS.values() if m.element == "channels"], user=user,
+                                 scope=scope)
     cols = ["model", "channel", "source", "target", "count", "agents", "allowed"]
     if occ.empty:
         return pd.DataFrame(columns=cols)
@@ -300,13 +317,13 @@ def channel_transitions(con: duckdb.DuckDBPyConnection, *, user: str | None = No
 
 # ------------------------------------------------------------------ operations and capabilities
 
-def operations_used(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def operations_used(con: duckdb.DuckDBPyConnection, scope: Scope | None = None) -> pd.DataFrame:
     """Requested operations per (resource type, API area, operationName) with their outcomes.
 
     ``acknowledged``: operations documented without a notification, complete on their HTTP answer
     (the capture's ``ack_only`` rule); ``no_notification``: a notification was expected, none came.
     """
-    return query(con, """
+    return query(con, f"""
         SELECT resource_type, api_area, operation_name, count(*) AS requests,
                count(*) FILTER (WHERE outcome = 'completed') AS completed,
                count(*) FILTER (WHERE outcome = 'acknowledged') AS acknowledged,
@@ -314,7 +331,7 @@ def operations_used(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                count(*) FILTER (WHERE outcome = 'no_notification') AS no_notification,
                count(DISTINCT user_name) AS agents,
                min(requested_at) AS first_used
-        FROM operations
+        FROM {scoped('operations', scope)}
         GROUP BY ALL ORDER BY ALL
     """)
 
@@ -323,13 +340,13 @@ def _families(used: pd.DataFrame) -> list:
     return [catalog.resource_family(t, a) for t, a in zip(used["resource_type"], used["api_area"])]
 
 
-def operation_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def operation_coverage(con: duckdb.DuckDBPyConnection, scope: Scope | None = None) -> pd.DataFrame:
     """Documented operations against requested ones.
 
     One row per documented (resource family, operation), plus rows for
     operations requested that the catalog does not document (``documented`` False).
     """
-    used = operations_used(con)
+    used = operations_used(con, scope)
     used["resource_family"] = _families(used)
     used = used.groupby(["resource_family", "operation_name"], as_index=False, dropna=False).agg(
         requests=("requests", "sum"), completed=("completed", "sum"), acknowledged=("acknowledged", "sum"),
@@ -374,7 +391,7 @@ CAPABILITY_ALIASES = {"SendStopTypingToAgentNotification": "SendStopTypingToAgen
                       "InFocus": "SetInFocus", "SendURL": "SendUrl"}
 
 
-def capabilities_offered(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def capabilities_offered(con: duckdb.DuckDBPyConnection, scope: Scope | None = None) -> pd.DataFrame:
     """Operations GWS offered in resources' ``capabilities``: how often, on how many resources."""
     parts = []
     for mtype, (rtype, path) in CAPABILITY_PATHS.items():
@@ -385,7 +402,7 @@ def capabilities_offered(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             expr = f"CAST(json_extract(data, '{path}') AS VARCHAR[])"
         parts.append(f"""
             SELECT '{rtype}' AS resource_type, id, resource_id, unnest({expr}) AS capability
-            FROM bayeux_messages WHERE direction = 's2c' AND message_type = '{mtype}'""")
+            FROM {scoped('bayeux_messages', scope)} WHERE direction = 's2c' AND message_type = '{mtype}'""")
     return query(con, f"""
         SELECT resource_type, capability, count(DISTINCT id) AS messages,
                count(DISTINCT resource_id) AS resources
@@ -395,7 +412,7 @@ def capabilities_offered(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """)
 
 
-def capability_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def capability_coverage(con: duckdb.DuckDBPyConnection, scope: Scope | None = None) -> pd.DataFrame:
     """Offered capabilities against operations used.
 
     ``status``: ``used`` (offered and requested on that resource type),
@@ -403,11 +420,11 @@ def capability_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     type whose notifications never listed it: either capabilities do not govern
     it, as for agent-state operations, or the desktop ignores them).
     """
-    offered = capabilities_offered(con).rename(columns={"capability": "operation_name"})
+    offered = capabilities_offered(con, scope).rename(columns={"capability": "operation_name"})
     offered["operation_name"] = offered["operation_name"].map(lambda c: CAPABILITY_ALIASES.get(c, c))
     offered = offered.groupby(["resource_type", "operation_name"], as_index=False).agg(
         messages=("messages", "sum"), resources=("resources", "max"))
-    used = operations_used(con)
+    used = operations_used(con, scope)
     used["resource_type"] = _families(used)
     used["operation_name"] = used["operation_name"].map(lambda c: CAPABILITY_ALIASES.get(c, c))
     used = used.groupby(["resource_type", "operation_name"], as_index=False).agg(

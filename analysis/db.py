@@ -8,11 +8,97 @@ a pandas DataFrame.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
 import duckdb
 import pandas as pd
+
+
+#: The time column of each relation a Scope filters (its user column is ``user_name``).
+TIME_COLUMNS = {"exchanges": "ts_request_start", "bayeux_messages": "ts", "operations": "requested_at",
+                "notifications": "ts"}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The part of a capture to analyse: a time window ``[time_from, time_to)`` and one agent.
+
+    ``None`` means unbounded / every agent, so ``Scope()`` is the whole capture. Times are
+    the capture's (naive UTC). This is the one place that turns the notebooks' TIME_FROM,
+    TIME_TO and AGENT parameters into SQL: every analysis function taking ``scope=`` calls
+    :meth:`where` or :func:`scoped`.
+    """
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+    agent: str | None = None
+
+    @classmethod
+    def of(cls, time_from: Any = None, time_to: Any = None, agent: str | None = None) -> "Scope":
+        """From parameters as people write them: ``"2024-05-06 10:42"``, a datetime, or None."""
+        def ts(v: Any) -> datetime | None:
+            if v is None or (isinstance(v, str) and not v.strip()):
+                return None
+            t = pd.Timestamp(v)
+            if t.tzinfo is not None:                    # the capture's timestamps are naive UTC
+                t = t.tz_convert("UTC").tz_localize(None)
+            return t.to_pydatetime()
+        scope = cls(ts(time_from), ts(time_to), agent or None)
+        if scope.time_from and scope.time_to and scope.time_from >= scope.time_to:
+            raise ValueError(f"empty time window: {scope.time_from} is not before {scope.time_to}")
+        return scope
+
+    @property
+    def whole(self) -> bool:
+        return self.time_from is None and self.time_to is None and self.agent is None
+
+    def where(self, ts: str, user: str | None = "user_name") -> str:
+        """A SQL predicate over the time column ``ts`` and the user column ``user`` ("TRUE" for the
+        whole capture). Values are literals (escaped), so it composes with any parameters."""
+        clauses = []
+        if self.time_from is not None:
+            clauses.append(f"{ts} >= {timestamp_literal(self.time_from)}")
+        if self.time_to is not None:
+            clauses.append(f"{ts} < {timestamp_literal(self.time_to)}")
+        if self.agent is not None and user is not None:
+            clauses.append(f"{user} = {literal(self.agent)}")
+        return " AND ".join(clauses) or "TRUE"
+
+    def describe(self) -> str:
+        """"whole capture", or the window and agent in words (for titles and the report header)."""
+        if self.whole:
+            return "whole capture"
+        parts = []
+        if self.time_from or self.time_to:
+            parts.append(f"from {self.time_from or 'the start'} to {self.time_to or 'the end'}")
+        if self.agent:
+            parts.append(f"agent {self.agent}")
+        return ", ".join(parts)
+
+
+WHOLE = Scope()
+
+
+def scoped(relation: str, scope: Scope | None) -> str:
+    """``relation`` itself, or a subquery of it restricted to ``scope`` under the same name, for
+    ``FROM {scoped('exchanges', scope)}``. The time column comes from :data:`TIME_COLUMNS`
+    (by the last part of a qualified name such as ``replay.main.operations``)."""
+    if scope is None or scope.whole:
+        return relation
+    name = relation.rsplit(".", 1)[-1].strip('"')
+    return f"(SELECT * FROM {relation} WHERE {scope.where(TIME_COLUMNS[name])}) AS {name}"
+
+
+def timestamp_literal(t: datetime) -> str:
+    """A SQL TIMESTAMP literal (microseconds kept)."""
+    return f"TIMESTAMP '{t.isoformat(sep=' ')}'"
+
+
+def literal(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 class CaptureNotFound(FileNotFoundError):
@@ -96,18 +182,24 @@ def columns(con: duckdb.DuckDBPyConnection, name: str, catalog: str | None = Non
         return []
 
 
-def capture_info(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """One row describing the capture: schema version, time span, sizes, agents."""
+def capture_info(con: duckdb.DuckDBPyConnection, scope: Scope | None = None) -> pd.DataFrame:
+    """One row describing the capture (or the part ``scope`` selects): schema version, sizes,
+    agents, sessions, time span."""
     meta = {}
     if has_table(con, "meta"):
         meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
-    row = con.execute("""
-        SELECT (SELECT count(*) FROM exchanges) AS exchanges,
-               (SELECT count(*) FROM bayeux_messages) AS bayeux_messages,
-               (SELECT count(DISTINCT user_name) FROM exchanges WHERE user_name IS NOT NULL) AS agents,
-               least((SELECT min(ts_request_start) FROM exchanges), (SELECT min(ts) FROM bayeux_messages)) AS started_at,
-               greatest((SELECT max(coalesce(ts_response_end, ts_request_start)) FROM exchanges),
-                        (SELECT max(ts) FROM bayeux_messages)) AS ended_at
+    ex, bm = scoped("exchanges", scope), scoped("bayeux_messages", scope)
+    row = con.execute(f"""
+        SELECT (SELECT count(*) FROM {ex}) AS exchanges,
+               (SELECT count(*) FROM {bm}) AS bayeux_messages,
+               (SELECT count(DISTINCT user_name) FROM (SELECT user_name FROM {ex} UNION ALL
+                                                      SELECT user_name FROM {bm})) AS agents,
+               (SELECT count(DISTINCT (user_name, k)) FROM (
+                    SELECT user_name, coalesce(session_key, new_session_key) AS k FROM {ex}
+                    UNION ALL SELECT user_name, session_key FROM {bm}) WHERE k IS NOT NULL) AS sessions,
+               least((SELECT min(ts_request_start) FROM {ex}), (SELECT min(ts) FROM {bm})) AS started_at,
+               greatest((SELECT max(coalesce(ts_response_end, ts_request_start)) FROM {ex}),
+                        (SELECT max(ts) FROM {bm})) AS ended_at
     """).df()
     row.insert(0, "schema_version", meta.get("schema_version"))
     row["duration_s"] = (row["ended_at"] - row["started_at"]).dt.total_seconds()
@@ -116,4 +208,4 @@ def capture_info(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def sql_list(values: Iterable[str]) -> str:
     """A SQL list literal of strings, for constants that come from our own code."""
-    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+    return "(" + ", ".join(literal(v) for v in values) + ")"

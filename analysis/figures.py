@@ -50,6 +50,39 @@ def _completed(ops: pd.DataFrame, metric: str) -> pd.DataFrame:
     return df[df["outcome"] == "completed"] if metric == "completion" else df
 
 
+# ------------------------------------------------------------------------------ log axes
+
+def log_ticks(lo: float, hi: float, max_ticks: int = 12) -> list[float]:
+    """Round tick values (1, 2, 5, 10, 20, 50, ...) covering [lo, hi]; only 1, 10, 100, ... when
+    that would be more than ``max_ticks``."""
+    lo, hi = max(float(lo), 1e-3), max(float(hi), 1e-3)
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    for steps in ((1, 2, 5), (1,)):
+        ticks = [m * 10.0 ** e for e in range(first, last + 1) for m in steps]
+        ticks = [t for t in ticks if lo / 1.5 <= t <= hi * 1.5] or [10.0 ** first]
+        if len(ticks) <= max_ticks:
+            break
+    return [round(t, 6) for t in ticks]
+
+
+def tick_label(value: float) -> str:
+    """``0.5``, ``20``, ``1,000``: what a person writes, no exponents."""
+    return f"{value:,.0f}" if value >= 1 else f"{value:g}"
+
+
+def readable_log_axis(fig: go.Figure, axis: str, values) -> go.Figure:
+    """Make ``axis`` ("x" or "y") a log axis labelled 1, 2, 5, 10, 20, ... ms over ``values``,
+    instead of plotly's default of small digits between exponents."""
+    v = pd.to_numeric(pd.Series(np.ravel(values)), errors="coerce").dropna()
+    v = v[v > 0]
+    update = fig.update_xaxes if axis == "x" else fig.update_yaxes
+    if v.empty:
+        return update(type="log")
+    ticks = log_ticks(v.min(), v.max())
+    return update(type="log", tickmode="array", tickvals=ticks, ticktext=[tick_label(t) for t in ticks],
+                  exponentformat="none")
+
+
 # ------------------------------------------------------------------------------ latency
 
 _BY_LABELS = {"operation_name": "operation", "user_name": "agent", "channel": "channel",
@@ -73,9 +106,9 @@ def latency_histogram(ops: pd.DataFrame, metric: str = "completion", *, top: int
                        nbins=60, category_orders={by: list(keep)},
                        labels={"_x": "log10(ms)" if log_x else "ms", by: label})
     if log_x:
-        ticks = [v for v in (0.1, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
-                 if math.log10(df[col].min() or 0.01) - 0.3 <= math.log10(v) <= math.log10(df[col].max()) + 0.3]
-        fig.update_xaxes(tickvals=[math.log10(v) for v in ticks], ticktext=[f"{v:g}" for v in ticks],
+        # the bars are binned over log10(ms), so the ticks sit at log10 of round values
+        ticks = log_ticks(df[col].clip(lower=0.01).min(), df[col].max())
+        fig.update_xaxes(tickvals=[math.log10(v) for v in ticks], ticktext=[tick_label(v) for v in ticks],
                          title=f"{metric} latency (ms, log scale)")
     fig.update_layout(title=title, template=_TEMPLATE, height=420)
     return fig
@@ -93,7 +126,7 @@ def latency_box(ops: pd.DataFrame, metric: str = "completion", *, by: str = "ope
                  log_y=True, labels={_metric_col(metric): "ms (log scale)", by: ""},
                  hover_data=["user_name", "requested_at", "resource_id"])
     fig.update_layout(title=title, template=_TEMPLATE, height=440)
-    return fig
+    return readable_log_axis(fig, "y", df[_metric_col(metric)])
 
 
 def latency_percentile_bars(stats: pd.DataFrame, *, key: str = "operation_name",
@@ -106,8 +139,8 @@ def latency_percentile_bars(stats: pd.DataFrame, *, key: str = "operation_name",
     for p, color in (("p50", "#1f77b4"), ("p90", "#ff7f0e"), ("p99", "#d62728")):
         fig.add_bar(x=df[key], y=df[p], name=p, marker_color=color)
     fig.update_layout(barmode="group", title=title, template=_TEMPLATE, height=420,
-                      yaxis_title="ms (log scale)", yaxis_type="log")
-    return fig
+                      yaxis_title="ms (log scale)")
+    return readable_log_axis(fig, "y", df[["p50", "p90", "p99"]])
 
 
 def latency_over_time(series: pd.DataFrame, *, by: str | None = None,
@@ -126,8 +159,8 @@ def latency_over_time(series: pd.DataFrame, *, by: str | None = None,
             fig.add_scatter(x=df["bucket"], y=df[p], name=p, mode="lines+markers", line={"dash": dash})
     else:
         fig = px.line(df, x="bucket", y="p50", color=by, markers=True, labels={"p50": "p50 (ms)", "bucket": ""})
-    fig.update_layout(title=title, template=_TEMPLATE, height=400, yaxis_title="ms (log scale)", yaxis_type="log")
-    return fig
+    fig.update_layout(title=title, template=_TEMPLATE, height=400, yaxis_title="ms (log scale)")
+    return readable_log_axis(fig, "y", df[["p50", "p90", "p99"]] if by is None else df["p50"])
 
 
 def outcome_bars(outcomes: pd.DataFrame, title: str = "Outcome per operation") -> go.Figure:
@@ -441,7 +474,7 @@ def compare_box(dist: pd.DataFrame, metric: str = "completion",
     fig = px.box(df, x=x, y=_metric_col(metric), color="source", log_y=True,
                  color_discrete_map=SOURCE_COLORS, labels={_metric_col(metric): "ms (log scale)", x: ""})
     fig.update_layout(title=title, template=_TEMPLATE, height=440, boxmode="group")
-    return fig
+    return readable_log_axis(fig, "y", df[_metric_col(metric)])
 
 
 def compare_ecdf(dist: pd.DataFrame, metric: str = "completion",
@@ -453,4 +486,4 @@ def compare_ecdf(dist: pd.DataFrame, metric: str = "completion",
     fig = px.ecdf(df, x=_metric_col(metric), color="source", log_x=True, color_discrete_map=SOURCE_COLORS,
                   labels={_metric_col(metric): "ms (log scale)"})
     fig.update_layout(title=title, template=_TEMPLATE, height=400)
-    return fig
+    return readable_log_axis(fig, "x", df[_metric_col(metric)])

@@ -22,7 +22,7 @@ from typing import Sequence
 import duckdb
 import pandas as pd
 
-from gwsreplay.analysis.db import query, sql_list
+from gwsreplay.analysis.db import Scope, query, scoped, sql_list
 
 #: Percentiles reported everywhere (p50, p90, p99); max is added separately.
 PERCENTILES = (0.5, 0.9, 0.99)
@@ -101,7 +101,8 @@ def _where(user: str | None, operation: str | None) -> tuple[str, list]:
 
 
 def operation_latencies(con: duckdb.DuckDBPyConnection, *, user: str | None = None,
-                        operation: str | None = None, relation: str = "operations") -> pd.DataFrame:
+                        operation: str | None = None, relation: str = "operations",
+                        scope: Scope | None = None) -> pd.DataFrame:
     """One row per operation request, in request order: when, who, what, both latencies, outcome."""
     where, params = _where(user, operation)
     return query(con, f"""
@@ -109,7 +110,7 @@ def operation_latencies(con: duckdb.DuckDBPyConnection, *, user: str | None = No
                {CHANNEL_OPERATION_SQL} AS channel_operation, resource_type, resource_id,
                status, status_code, status_message, outcome, outcome_detail,
                ack_latency_ms, completion_latency_ms
-        FROM {relation}
+        FROM {scoped(relation, scope)}
         WHERE {where}
         ORDER BY requested_at, exchange_id
     """, params)
@@ -127,7 +128,7 @@ def _stats_sql(col: str, *, only_completed: bool) -> str:
 
 def latency_stats(con: duckdb.DuckDBPyConnection, by: str | Sequence[str] | None = "operation", *,
                   metric: str = "completion", user: str | None = None,
-                  relation: str = "operations") -> pd.DataFrame:
+                  relation: str = "operations", scope: Scope | None = None) -> pd.DataFrame:
     """Percentiles (p50, p90, p99), max and mean of one latency, per group.
 
     ``by`` is "operation", "agent", "resource", "channel" (voice, chat, email, ...),
@@ -147,7 +148,7 @@ def latency_stats(con: duckdb.DuckDBPyConnection, by: str | Sequence[str] | None
                {_stats_sql(col, only_completed=(metric == 'completion'))},
                count(*) FILTER (WHERE outcome IN {_FAILED}) AS failed,
                count(*) FILTER (WHERE outcome IN {_NEVER}) AS never_completed
-        FROM {relation}
+        FROM {scoped(relation, scope)}
         WHERE {where}
         {group_by}
         ORDER BY {order}
@@ -170,10 +171,10 @@ def latency_by_channel(con: duckdb.DuckDBPyConnection, metric: str = "completion
 
 
 def latency_table(con: duckdb.DuckDBPyConnection, by: str | Sequence[str] = "operation",
-                  relation: str = "operations") -> pd.DataFrame:
+                  relation: str = "operations", scope: Scope | None = None) -> pd.DataFrame:
     """Ack and completion percentiles side by side: the table a person reads first."""
-    ack = latency_stats(con, by, metric="ack", relation=relation)
-    done = latency_stats(con, by, metric="completion", relation=relation)
+    ack = latency_stats(con, by, metric="ack", relation=relation, scope=scope)
+    done = latency_stats(con, by, metric="completion", relation=relation, scope=scope)
     keys = _group_columns(by) or []
     stat_cols = ["p50", "p90", "p99", "max", "mean"]
     ack = ack.rename(columns={c: f"ack_{c}" for c in stat_cols}).drop(columns=["n"])
@@ -186,7 +187,7 @@ def latency_table(con: duckdb.DuckDBPyConnection, by: str | Sequence[str] = "ope
 
 def latency_over_time(con: duckdb.DuckDBPyConnection, bucket_seconds: float = 60, *,
                       by: str | Sequence[str] | None = "operation", metric: str = "completion",
-                      relation: str = "operations") -> pd.DataFrame:
+                      relation: str = "operations", scope: Scope | None = None) -> pd.DataFrame:
     """Percentiles per time bucket (and group): is the system getting slower?"""
     col = _metric_column(metric)
     select_groups = _group_select(by, lead=", ", trail="")
@@ -197,48 +198,52 @@ def latency_over_time(con: duckdb.DuckDBPyConnection, bucket_seconds: float = 60
                {_stats_sql(col, only_completed=(metric == 'completion'))},
                count(*) FILTER (WHERE outcome IN {_FAILED}) AS failed,
                count(*) FILTER (WHERE outcome IN {_NEVER}) AS never_completed
-        FROM {relation}
+        FROM {scoped(relation, scope)}
         GROUP BY ALL
         ORDER BY ALL
     """)
 
 
-def failed_operations(con: duckdb.DuckDBPyConnection, relation: str = "operations") -> pd.DataFrame:
+def failed_operations(con: duckdb.DuckDBPyConnection, relation: str = "operations",
+                      scope: Scope | None = None) -> pd.DataFrame:
     """Operations that failed: HTTP error or statusCode != 0, ErrorMessage, or an Error notification."""
     return query(con, f"""
         SELECT requested_at, user_name, {CHANNEL_SQL} AS channel, operation_name, resource_type, resource_id,
                outcome,
                status, status_code, status_message, error, outcome_detail,
                ack_latency_ms, completion_latency_ms
-        FROM {relation}
+        FROM {scoped(relation, scope)}
         WHERE outcome IN {_FAILED}
         ORDER BY requested_at
     """)
 
 
-def never_completed(con: duckdb.DuckDBPyConnection, relation: str = "operations") -> pd.DataFrame:
+def never_completed(con: duckdb.DuckDBPyConnection, relation: str = "operations",
+                    scope: Scope | None = None) -> pd.DataFrame:
     """Operations acknowledged but never followed by a notification showing their effect."""
     return query(con, f"""
         SELECT requested_at, user_name, {CHANNEL_SQL} AS channel, operation_name, resource_type, resource_id,
                status, status_code, ack_latency_ms, match_kind, expected_state
-        FROM {relation}
+        FROM {scoped(relation, scope)}
         WHERE outcome IN {_NEVER}
         ORDER BY requested_at
     """)
 
 
 def outcome_counts(con: duckdb.DuckDBPyConnection, relation: str = "operations",
-                   by: str | Sequence[str] = "operation") -> pd.DataFrame:
+                   by: str | Sequence[str] = "operation", scope: Scope | None = None) -> pd.DataFrame:
     """Requests per operation (or ``by`` as in latency_stats) and outcome (long form, for stacked bars)."""
     return query(con, f"""
         SELECT {_group_select(by)}outcome, count(*) AS requests
-        FROM {relation} GROUP BY ALL ORDER BY ALL
+        FROM {scoped(relation, scope)} GROUP BY ALL ORDER BY ALL
     """)
 
 
-def auto_bucket_seconds(con: duckdb.DuckDBPyConnection, buckets: int = 40, relation: str = "operations") -> float:
+def auto_bucket_seconds(con: duckdb.DuckDBPyConnection, buckets: int = 40, relation: str = "operations",
+                        scope: Scope | None = None) -> float:
     """A round bucket width giving about ``buckets`` points over the capture's span."""
-    span = con.execute(f"SELECT epoch(max(requested_at)) - epoch(min(requested_at)) FROM {relation}").fetchone()[0]
+    span = con.execute("SELECT epoch(max(requested_at)) - epoch(min(requested_at)) "
+                       f"FROM {scoped(relation, scope)}").fetchone()[0]
     if not span:
         return 60.0
     for width in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400):

@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from gwsreplay.analysis.coverage import observations_sql, resolve_models
-from gwsreplay.analysis.db import query, sql_list
+from gwsreplay.analysis.db import WHOLE, Scope, query, scoped, sql_list, timestamp_literal
 from gwsreplay.analysis.latency import CHANNEL_SQL
 
 #: States after which a resource is gone from the agent's desk: their band has no length
@@ -30,20 +30,20 @@ BAND_MODELS = ("agent_state", "dnd", "forwarding", "channel_state", "channel_dnd
                "email", "workitem", "openmedia")
 
 
-def agents(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every agent in the capture with its activity span and volumes."""
-    return query(con, """
+def agents(con: duckdb.DuckDBPyConnection, scope: Scope | None = None) -> pd.DataFrame:
+    """Every agent in the capture (or in ``scope``) with its activity span and volumes."""
+    return query(con, f"""
         WITH x AS (
             SELECT user_name, min(ts_request_start) AS first_ts, max(coalesce(ts_response_end, ts_request_start)) AS last_ts,
                    count(*) FILTER (WHERE NOT coalesce(is_bayeux, false)) AS rest_requests,
                    count(*) FILTER (WHERE operation_name IS NOT NULL AND NOT coalesce(is_bayeux, false)) AS operations,
                    count(*) FILTER (WHERE status >= 400 OR error IS NOT NULL
                                      OR coalesce(status_code, 0) NOT IN (0, 7)) AS failed_requests
-            FROM exchanges WHERE user_name IS NOT NULL GROUP BY user_name
+            FROM {scoped('exchanges', scope)} WHERE user_name IS NOT NULL GROUP BY user_name
         ), m AS (
             SELECT user_name, min(ts) AS first_ts, max(ts) AS last_ts,
                    count(*) FILTER (WHERE direction = 's2c' AND message_type IS NOT NULL) AS notifications
-            FROM bayeux_messages WHERE user_name IS NOT NULL GROUP BY user_name
+            FROM {scoped('bayeux_messages', scope)} WHERE user_name IS NOT NULL GROUP BY user_name
         )
         SELECT coalesce(x.user_name, m.user_name) AS user_name,
                least(x.first_ts, m.first_ts) AS first_ts, greatest(x.last_ts, m.last_ts) AS last_ts,
@@ -54,21 +54,14 @@ def agents(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """)
 
 
-def agent_timeline(con: duckdb.DuckDBPyConnection, user: str, start=None, end=None) -> pd.DataFrame:
+def agent_timeline(con: duckdb.DuckDBPyConnection, user: str, scope: Scope | None = None) -> pd.DataFrame:
     """One row per event of ``user``: ts, end_ts, lane, kind, label, detail, resource_id, ok.
 
     Lanes: ``REST`` (requests, from start to response end), one lane per
     notification channel, and ``CometD`` for meta traffic other than routine
-    successful /meta/connect polls.
+    successful /meta/connect polls. ``scope``: only its time window applies (``user`` is the agent).
     """
-    rng = ""
     params: list = [user, user]
-    if start is not None:
-        rng += " AND ts >= ?"
-        params.append(start)
-    if end is not None:
-        rng += " AND ts <= ?"
-        params.append(end)
     return query(con, f"""
         WITH ev AS (
             SELECT ts_request_start AS ts, coalesce(ts_response_end, ts_response_start, ts_request_start) AS end_ts,
@@ -102,20 +95,25 @@ def agent_timeline(con: duckdb.DuckDBPyConnection, user: str, start=None, end=No
                    OR channel <> '/meta/connect' OR successful = false)
               AND (direction = 's2c' OR starts_with(coalesce(channel, ''), '/meta/'))
         )
-        SELECT * FROM ev WHERE TRUE {rng}
+        SELECT * FROM ev WHERE {(scope or WHOLE).where("ts", user=None)}
         ORDER BY ts, ref_id
     """, params)
 
 
 def state_bands(con: duckdb.DuckDBPyConnection, user: str,
-                models: str | Iterable[str] | None = BAND_MODELS) -> pd.DataFrame:
+                models: str | Iterable[str] | None = BAND_MODELS, scope: Scope | None = None) -> pd.DataFrame:
     """Intervals during which each modelled resource of ``user`` stayed in one state.
 
     A band runs from the first notification showing the state to the next
     change (or the agent's last activity); terminal states (Released,
     Completed, ...) end the resource and get no band. Bands come in the order of
     ``models`` (the agent first, then its calls and interactions), then by time.
+    With a ``scope`` time window the bands are computed over the whole capture (a state
+    entered before the window still shows) and cut to the window.
     """
+    scope = scope or WHOLE
+    lo = timestamp_literal(scope.time_from) if scope.time_from else "start"
+    hi = timestamp_literal(scope.time_to) if scope.time_to else '"end"'
     ms = resolve_models(models)
     obs = observations_sql(ms, user) if ms else ""
     return query(con, f"""
@@ -135,10 +133,11 @@ def state_bands(con: duckdb.DuckDBPyConnection, user: str,
                    lead(ts) OVER (PARTITION BY model, resource_id ORDER BY ts) AS next_change
             FROM changes
         )
-        SELECT model, resource_id, state, start,
-               coalesce(next_change, (SELECT ts FROM last_seen)) AS "end"
-        FROM bands
-        WHERE state NOT IN {sql_list(TERMINAL_STATES)}
+        SELECT model, resource_id, state, greatest(start, {lo}) AS start, least("end", {hi}) AS "end"
+        FROM (SELECT model, resource_id, state, start,
+                     coalesce(next_change, (SELECT ts FROM last_seen)) AS "end"
+              FROM bands WHERE state NOT IN {sql_list(TERMINAL_STATES)})
+        WHERE "end" >= {lo} AND start <= {hi}
         ORDER BY list_position({[m.name for m in ms]}, model), start
     """, {"user": user}) if obs else pd.DataFrame(columns=["model", "resource_id", "state", "start", "end"])
 
@@ -147,7 +146,7 @@ def state_bands(con: duckdb.DuckDBPyConnection, user: str,
 CHANNEL_ORDER = ("voice", "chat", "email", "workitem", "openmedia", "im", "workbin", "all channels")
 
 
-def channel_activity(con: duckdb.DuckDBPyConnection, start=None, end=None) -> pd.DataFrame:
+def channel_activity(con: duckdb.DuckDBPyConnection, scope: Scope | None = None) -> pd.DataFrame:
     """Every agent's operations and notifications on one time axis, one lane per channel.
 
     Columns: ts, channel (latency.CHANNEL_SQL over the request's or the notification's
@@ -155,13 +154,6 @@ def channel_activity(con: duckdb.DuckDBPyConnection, start=None, end=None) -> pd
     ChannelStateChangeMessageV2, ...), user_name (``control API`` for the simulator's
     injections), kind (``request``, ``notification``, ``injection``), label, ok.
     """
-    rng, params = "", []
-    if start is not None:
-        rng += " AND ts >= ?"
-        params.append(start)
-    if end is not None:
-        rng += " AND ts <= ?"
-        params.append(end)
     return query(con, f"""
         WITH ev AS (
             SELECT ts_request_start AS ts, {CHANNEL_SQL} AS channel,
@@ -182,6 +174,6 @@ def channel_activity(con: duckdb.DuckDBPyConnection, start=None, end=None) -> pd
             FROM bayeux_messages
             WHERE direction = 's2c' AND message_type IS NOT NULL AND resource_type IS NOT NULL
         )
-        SELECT ts, channel, user_name, kind, label, ok FROM ev WHERE TRUE {rng}
+        SELECT ts, channel, user_name, kind, label, ok FROM ev WHERE {(scope or WHOLE).where("ts")}
         ORDER BY ts, ref_id
-    """, params)
+    """)

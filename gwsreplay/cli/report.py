@@ -16,20 +16,30 @@ from rich.progress import (
 )
 
 from gwsreplay.analysis import db
-from gwsreplay.analysis.report import NOTEBOOKS, ReportError, build_report, count_cells
+from gwsreplay.analysis.report import NOTEBOOKS, PLOTLY_FILE, PLOTLY_MODES, ReportError, build_report, count_cells
 from gwsreplay.core.errors import UserError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "report", help="run the analysis notebooks headless and write a self-contained HTML report",
-        description="Execute notebooks/*.ipynb against a capture (papermill-style parameters) and write one "
-                    "HTML file with every table and figure embedded (plotly.js inlined, works offline).")
+        description="Execute the analysis notebooks against a capture (papermill-style parameters) and write one "
+                    "HTML file that opens with a headline (span, agents, operations, error rate, latency "
+                    "percentiles, worst operations, findings) followed by every table and figure.")
     p.add_argument("--db", required=True, type=Path, help="capture file (captures/NAME.duckdb)")
     p.add_argument("--out", type=Path, help="HTML file to write (default: reports/NAME.html)")
     p.add_argument("--replay", type=Path, help="replay capture to compare with (default: NAME-replay.duckdb "
                                                "next to the capture, when it exists)")
-    p.add_argument("--agent", help="agent shown in the session explorer (default: the busiest)")
+    p.add_argument("--from", dest="time_from", metavar="TIME",
+                   help="analyse from this capture time on, e.g. '2024-05-06 10:40' (UTC, inclusive; "
+                        "default: the start)")
+    p.add_argument("--to", dest="time_to", metavar="TIME",
+                   help="analyse up to this capture time (exclusive; default: the end)")
+    p.add_argument("--agent", help="analyse one agent (user name) only; the session explorer shows it "
+                                   "(default: every agent, the session explorer shows the busiest)")
+    p.add_argument("--plotly", choices=PLOTLY_MODES, default="inline",
+                   help=f"how the page loads plotly.js: inline (default; 4.8 MB, works offline), cdn (from "
+                        f"cdn.plot.ly, needs the network), file (writes {PLOTLY_FILE} beside the report)")
     p.add_argument("--notebooks", default=",".join(n.removesuffix(".ipynb") for n in NOTEBOOKS),
                    help="comma-separated notebooks to include (default: all)")
     p.add_argument("--timeout", type=float, default=600, help="seconds allowed per notebook cell (default 600)")
@@ -51,8 +61,24 @@ def _check_capture(path: Path, error: type[Exception]) -> None:
         con.close()
 
 
+def _check_agent(path: Path, agent: str) -> None:
+    """An --agent the capture does not know would give an empty report: say so instead."""
+    con = db.open_capture(path, cache_operations=False)
+    try:
+        known = [r[0] for r in con.execute(
+            "SELECT DISTINCT user_name FROM exchanges WHERE user_name IS NOT NULL UNION "
+            "SELECT DISTINCT user_name FROM bayeux_messages WHERE user_name IS NOT NULL ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+    if agent not in known:
+        listed = ", ".join(known[:10]) + (", ..." if len(known) > 10 else "")
+        raise UserError(f"--agent {agent}: no such agent in {path} (agents: {listed or 'none'})")
+
+
 def run(args: argparse.Namespace) -> int:
     _check_capture(args.db, UserError)
+    if args.agent:
+        _check_agent(args.db, args.agent)
     if args.replay is not None:
         _check_capture(args.replay, UserError)
     names = tuple(n.strip() if n.strip().endswith(".ipynb") else n.strip() + ".ipynb"
@@ -61,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"unknown notebooks: {', '.join(unknown)} (known: {', '.join(NOTEBOOKS)})")
     out = args.out or Path("reports") / f"{args.db.stem}.html"
-    extra = {"session_explorer.ipynb": {"AGENT": args.agent}} if args.agent else None
+    try:
+        scope = db.Scope.of(args.time_from, args.time_to, args.agent)
+    except ValueError as exc:
+        raise UserError(f"--from/--to: {exc}") from None
 
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -69,14 +98,15 @@ def run(args: argparse.Namespace) -> int:
         tasks = {n: progress.add_task(n.removesuffix(".ipynb"), total=count_cells(n)) for n in names}
         try:
             path, executed = build_report(args.db, out, replay=args.replay, notebooks=names,
-                                          timeout=args.timeout, extra=extra,
+                                          timeout=args.timeout, scope=scope, plotly_mode=args.plotly,
                                           on_cell=lambda name: progress.advance(tasks[name]))
         except ReportError as exc:
             raise UserError(str(exc)) from None
         for n in names:
             progress.update(tasks[n], completed=progress.tasks[tasks[n]].total)
     figures = sum(e.figures for e in executed)
+    beside = f", plotly.js in {path.parent.resolve() / PLOTLY_FILE}" if args.plotly == "file" else ""
     console.print(f"[bold]report[/bold]: {path.resolve()}  ({len(executed)} notebooks, {figures} figures, "
-                  f"{path.stat().st_size / 1e6:.1f} MB)")
+                  f"{path.stat().st_size / 1e6:.1f} MB{beside})")
     print(path.resolve())
     return 0
