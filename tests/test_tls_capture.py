@@ -1,0 +1,363 @@
+"""Recording an HTTPS GWS: ``gwsreplay record`` in front of ``gwsreplay sim --tls``, end to end.
+
+Every test runs both as child processes on 127.0.0.1, the simulator with its own private CA
+(``--tls-dir`` in the test's folder) and mitmproxy with its own confdir, so nothing here
+touches ~/.gwsreplay or ~/.mitmproxy. Trust is always real: clients verify certificates
+against a CA file (aiohttp's SSL context, NODE_EXTRA_CA_CERTS, an NSS db for Chromium).
+
+* reverse proxy to the HTTPS simulator, verified with ``--upstream-ca`` (the desktop reaches
+  the proxy over https too) or explicitly not (``--ssl-insecure``); without either, the
+  self-signed upstream is refused and the capture records the exchange with its TLS error;
+* explicit proxy (``--mode regular``): the desktop's CONNECT tunnel, mitmproxy's CA trusted;
+* ``--set NAME=VALUE`` reaches mitmproxy (http2=false changes what ALPN offers), and an
+  unknown option or a bad value is one line and exit 2, with no capture file made;
+* clients: the scripted Python agents, the official CometD JS client (long-polling and
+  websocket, through a proxy agent) and Debian's Chromium, which speaks HTTP/2 to the proxy:
+  its exchanges are recorded with http_version HTTP/2.0 (long-polls on h2 streams) exactly
+  as HTTP/1.1 ones.
+
+On every path the capture holds exactly the REST requests the simulator served and the
+Bayeux messages it received and delivered (/sim/v1/stats), in total and per agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import aiohttp
+import duckdb
+import pytest
+
+from conftest import ROOT, free_port, gwsreplay_command
+from gwsreplay.client.agents import AgentsConfig, run_agents
+from gwsreplay.client.rest import ConnectOptions
+from jsdesktop import JsDesktop, node_available
+from test_capture_proxy import assert_counts_match, capture_counts
+from test_js_cometd import log_in
+
+pytestmark = pytest.mark.timeout(120)
+
+PROXY_PRELOAD = ROOT / "tests" / "js" / "explicit-proxy.mjs"
+CERTUTIL = shutil.which("certutil")
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+class Recorder:
+    """``gwsreplay record ARGS`` as a child process on a free port; SIGINT flushes the capture."""
+
+    def __init__(self, db: Path, *args: str) -> None:
+        self.db, self.args = db, list(args)
+        self.port = free_port()
+        self.confdir = db.parent / f"mitmproxy-{db.stem}"
+        self.log = db.with_suffix(".log")
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ca(self) -> Path:
+        """mitmproxy's CA, in this recorder's own confdir."""
+        return self.confdir / "mitmproxy-ca-cert.pem"
+
+    async def start(self, timeout: float = 30) -> "Recorder":
+        self.proc = subprocess.Popen(
+            [*gwsreplay_command(), "record", "--listen-port", str(self.port), "--db", str(self.db), "--quiet",
+             "--flush-ms", "100", "--set", f"confdir={self.confdir}", *self.args],
+            stdout=self.log.open("wb"), stderr=subprocess.STDOUT, cwd=str(ROOT),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        async with asyncio.timeout(timeout):
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"gwsreplay record exited {self.proc.returncode}: {self.output()}")
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                return self
+
+    async def stop(self, timeout: float = 30) -> str:
+        """SIGINT, wait, and the output; fails unless it exited 0 having dropped nothing."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(asyncio.to_thread(self.proc.wait), timeout)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await asyncio.to_thread(self.proc.wait)
+        out = self.output()
+        assert self.proc.returncode == 0, out
+        assert "capture closed" in out and "dropped 0" in out, out
+        return out
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[Any]:
+    started: list[Recorder] = []
+
+    async def factory(db: Path, *args: str) -> Recorder:
+        proxy = Recorder(db, *args)
+        started.append(proxy)
+        return await proxy.start()
+
+    yield factory
+    for proxy in started:
+        proxy.kill()
+
+
+class TlsSim:
+    """``gwsreplay sim --tls``: its https URL, the CA it printed, and its stats read over TLS."""
+
+    def __init__(self, process: Any, tls_dir: Path) -> None:
+        self.process, self.url = process, process.url
+        self.ca = tls_dir / "ca.pem"
+
+    async def stats(self) -> dict:
+        async with ConnectOptions(ca_file=str(self.ca)).session() as http:
+            async with http.get(self.url + "/sim/v1/stats") as resp:
+                assert resp.status == 200
+                return await resp.json()
+
+    async def inject_call(self, from_number: str, to_number: str) -> None:
+        async with ConnectOptions(ca_file=str(self.ca)).session() as http:
+            async with http.post(self.url + "/sim/v1/calls", json={"from": from_number, "to": to_number}) as resp:
+                assert resp.status == 200, await resp.text()
+
+
+@pytest.fixture
+async def tls_sim(sim_process, tmp_path) -> TlsSim:
+    tls_dir = tmp_path / "sim-tls"
+    process = await sim_process("--tls", "--tls-dir", str(tls_dir), "--agents", "4", "--answer-delay", "0.05")
+    assert process.url.startswith("https://127.0.0.1:"), process.first_line
+    sim = TlsSim(process, tls_dir)
+    assert sim.ca.is_file()
+    return sim
+
+
+def assert_zero_loss(db: Path, stats: dict, *, agents: set[str]) -> dict:
+    counts = capture_counts(db)
+    assert set(counts["delivered"]) == agents, counts
+    assert stats["rest"]["total"] > 0 and stats["bayeux"]["delivered"]["total"] > 0, stats
+    assert_counts_match(counts, stats)
+    return counts
+
+
+def http_versions(db: Path, where: str = "TRUE") -> dict[str, int]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return dict(con.execute(f"SELECT http_version, count(*) FROM exchanges WHERE {where} GROUP BY ALL"
+                                ).fetchall())
+    finally:
+        con.close()
+
+
+# ----------------------------------------------------------------------------- the Python agents
+
+
+async def agents_through(target: str, connect: ConnectOptions, transport: str, agents: int = 3) -> None:
+    summary = await run_agents(AgentsConfig(target=target, agents=agents, duration=3.0, seed=5, transport=transport,
+                                            think_time=0.05, talk_time=0.1, connect=connect))
+    assert summary.logged_in == agents and summary.operations > 5 and summary.failures == [], summary
+
+
+async def test_reverse_to_https_upstream_verified_with_upstream_ca(tmp_path, tls_sim, recorder):
+    """The desktop reaches the proxy over https (trusting mitmproxy's CA); mitmproxy verifies
+    the simulator against the CA `sim --tls` printed. WebSocket transport (WSS both legs)."""
+    db = tmp_path / "reverse-ca.duckdb"
+    proxy = await recorder(db, "--upstream", tls_sim.url, "--upstream-ca", str(tls_sim.ca))
+    assert "must trust mitmproxy's CA" in proxy.output() or proxy.ca.is_file()
+    target = f"https://127.0.0.1:{proxy.port}"
+    await agents_through(target, ConnectOptions(ca_file=str(proxy.ca)), "websocket")
+    stats = await tls_sim.stats()
+    await proxy.stop()
+    assert_zero_loss(db, stats, agents={"agent1", "agent2", "agent3"})
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT DISTINCT scheme FROM exchanges").fetchall() == [("https",)]
+        assert con.execute("SELECT count(*) FROM websocket_connections").fetchone()[0] >= 3
+    finally:
+        con.close()
+
+
+async def test_reverse_to_https_upstream_with_ssl_insecure(tmp_path, tls_sim, recorder):
+    """--ssl-insecure: no verification of the self-signed upstream, by explicit choice.
+    The desktop talks plain HTTP to the proxy; long-polling."""
+    db = tmp_path / "reverse-insecure.duckdb"
+    proxy = await recorder(db, "--upstream", tls_sim.url, "--ssl-insecure")
+    await agents_through(proxy.url, ConnectOptions(), "long-polling")
+    stats = await tls_sim.stats()
+    await proxy.stop()
+    assert_zero_loss(db, stats, agents={"agent1", "agent2", "agent3"})
+    assert set(http_versions(db)) == {"HTTP/1.1"}
+
+
+async def test_untrusted_upstream_is_refused_and_recorded(tmp_path, tls_sim, recorder):
+    """Neither --upstream-ca nor --ssl-insecure: the simulator's private CA is not trusted, the
+    desktop gets a 502 and the capture holds the exchange with the TLS error; nothing reached
+    the simulator."""
+    db = tmp_path / "refused.duckdb"
+    proxy = await recorder(db, "--upstream", tls_sim.url)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(proxy.url + "/api/v2/me", headers={"Authorization": "Basic YWdlbnQxOnBhc3N3b3Jk"}) as r:
+            status, text = r.status, await r.text()
+    assert status == 502, text
+    assert "certificate" in text.lower(), text
+    stats = await tls_sim.stats()
+    await proxy.stop()
+    assert stats["rest"]["total"] == 0
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("SELECT path, status, error FROM exchanges").fetchall()
+    finally:
+        con.close()
+    assert len(rows) == 1, rows
+    path, status, error = rows[0]
+    assert path == "/api/v2/me" and status is None, rows
+    assert error and "certificate" in error.lower(), error
+
+
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+async def test_explicit_proxy_python_agents(tmp_path, tls_sim, recorder, transport):
+    """--mode regular: the agents CONNECT through the proxy to https://127.0.0.1:SIM and
+    trust mitmproxy's CA; mitmproxy verifies the simulator with --upstream-ca."""
+    db = tmp_path / f"regular-{transport}.duckdb"
+    proxy = await recorder(db, "--mode", "regular", "--upstream-ca", str(tls_sim.ca))
+    out = proxy.output()
+    assert str(proxy.ca) in out and 'certutil -d sql:$HOME/.pki/nssdb -A -t "C,," -n mitmproxy' in out, out
+    assert f"NODE_EXTRA_CA_CERTS={proxy.ca}" in out, out
+    await agents_through(tls_sim.url, ConnectOptions(ca_file=str(proxy.ca), proxy=proxy.url), transport)
+    stats = await tls_sim.stats()
+    await proxy.stop()
+    assert_zero_loss(db, stats, agents={"agent1", "agent2", "agent3"})
+    assert set(http_versions(db)) == {"HTTP/1.1"}
+
+
+# ----------------------------------------------------------------------------- --set
+
+
+def alpn_of(port: int, ca: Path, offer: list[str]) -> str | None:
+    """The protocol the proxy picks from `offer` on a TLS connection to it (verified against ca)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.set_alpn_protocols(offer)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.selected_alpn_protocol()
+
+
+@pytest.mark.parametrize("http2", ["default", "false"])
+async def test_set_passes_any_mitmproxy_option(tmp_path, tls_sim, recorder, http2):
+    """--set http2=false reaches mitmproxy: a client offering h2 gets HTTP/1.1 instead of h2.
+    A capture option set the same way (capture_max_body) is honoured too."""
+    db = tmp_path / f"set-{http2}.duckdb"
+    extra = [] if http2 == "default" else ["--set", f"http2={http2}"]
+    proxy = await recorder(db, "--upstream", tls_sim.url, "--upstream-ca", str(tls_sim.ca),
+                           "--set", "capture_max_body=8", *extra)
+    selected = await asyncio.to_thread(alpn_of, proxy.port, proxy.ca, ["h2", "http/1.1"])
+    assert selected == ("h2" if http2 == "default" else "http/1.1")
+    async with ConnectOptions(ca_file=str(proxy.ca)).session() as http:
+        async with http.get(f"https://127.0.0.1:{proxy.port}/api/v2/diagnostics/version") as resp:
+            assert resp.status == 200
+            assert len(await resp.read()) > 8
+    await proxy.stop()
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("SELECT path, status, http_version, response_body_truncated FROM exchanges").fetchall()
+    finally:
+        con.close()
+    assert rows == [("/api/v2/diagnostics/version", 200, "HTTP/1.1", True)], rows
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("no_such_option=1", "Unknown option"),
+    ("http2=maybe", "Boolean"),
+    ("listen_port=eighty", "Not an integer"),
+])
+def test_set_refuses_unknown_options_and_bad_values(tmp_path, spec, message):
+    db = tmp_path / "never.duckdb"
+    result = subprocess.run([*gwsreplay_command(), "record", "--upstream", "https://127.0.0.1:9",
+                             "--listen-port", str(free_port()), "--db", str(db), "--set", spec],
+                            capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--set {spec}" in lines[0] and message in lines[0], result.stderr
+    assert not db.exists() and not Path(str(db) + ".wal").exists()
+
+
+def test_record_help_names_the_tls_options_and_the_listen_default():
+    result = subprocess.run([*gwsreplay_command(), "record", "--help"], capture_output=True, text=True,
+                            timeout=60, cwd=str(ROOT))
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for option in ("--upstream-ca FILE", "--ssl-insecure", "--set NAME=VALUE"):
+        assert option in text, option
+    assert "default: 127.0.0.1" in text
+    both = subprocess.run([*gwsreplay_command(), "record", "--upstream", "https://127.0.0.1:9", "--db", "x.duckdb",
+                           "--upstream-ca", "ca.pem", "--ssl-insecure"], capture_output=True, text=True, timeout=60,
+                          cwd=str(ROOT))
+    assert both.returncode == 2 and "not allowed with" in both.stderr, both.stderr
+
+
+# ----------------------------------------------------------------------------- the official CometD JS client
+
+
+@pytest.mark.skipif(not node_available(), reason="node or node_modules/cometd missing (run make node)")
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+async def test_explicit_proxy_official_js_client(tmp_path, tls_sim, recorder, monkeypatch, transport):
+    """Two Node desktops (npm cometd) reach https://127.0.0.1:SIM through the explicit proxy:
+    a CONNECT tunnel by https-proxy-agent, mitmproxy's CA in NODE_EXTRA_CA_CERTS."""
+    db = tmp_path / f"js-{transport}.duckdb"
+    proxy = await recorder(db, "--mode", "regular", "--upstream-ca", str(tls_sim.ca))
+    monkeypatch.setenv("NODE_EXTRA_CA_CERTS", str(proxy.ca))
+    monkeypatch.setenv("GWSREPLAY_HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("NODE_OPTIONS", f"--import={PROXY_PRELOAD.as_uri()}")
+    async with JsDesktop(tls_sim.url, "agent1", transport=transport) as a1, \
+               JsDesktop(tls_sim.url, "agent2", transport=transport) as a2:
+        device1 = await log_in(a1)
+        await log_in(a2)
+        dial = await a1.rest("POST", f"/api/v2/me/devices/{device1}/calls",
+                             {"operationName": "Dial", "destination": {"phoneNumber": "7002"}})
+        assert dial["body"] == {"statusCode": 0}
+        call2 = (await a2.notification("/v2/me/calls", call__state="Ringing"))["data"]["call"]["id"]
+        answer = await a2.rest("POST", f"/api/v2/me/calls/{call2}", {"operationName": "Answer"})
+        assert answer["body"] == {"statusCode": 0}
+        await a2.notification("/v2/me/calls", call__state="Established", call__id=call2)
+        hangup = await a2.rest("POST", f"/api/v2/me/calls/{call2}", {"operationName": "Hangup"})
+        assert hangup["body"] == {"statusCode": 0}
+        await a2.notification("/v2/me/calls", call__state="Released", call__id=call2)
+        for desktop in (a1, a2):
+            await desktop.disconnect()
+            end = await desktop.rest("POST", "/api/v2/me", {"operationName": "EndContactCenterSession"})
+            assert end["body"] == {"statusCode": 0}
+            assert not [e for e in desktop.events if e["event"] in ("meta", "error") and not e.get("successful")]
+    stats = await tls_sim.stats()
+    await proxy.stop()
+    assert_zero_loss(db, stats, agents={"agent1", "agent2"})
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        transports = {r[0] for r in con.execute("SELECT DISTINCT transport FROM bayeux_messages").fetchall()}
+        schemes = {r[0] for r in con.execute("SELECT DISTINCT scheme FROM exchanges").fetchall()}
+    finally:
+        con.close()
+    assert transports == {transport} and schemes == {"https"}
