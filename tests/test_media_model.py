@@ -1,4 +1,4 @@
-"""The sans-IO multimedia model (gwsreplay.sim/media.py) against the GWS 8.6 samples.
+"""The sans-IO multimedia model (gwsreplay.sim.model.multimedia) against the GWS 8.6 samples.
 
 Channels, IM, chat, email, workitems, open media, workbins, the partial success of
 StartContactCenterSession, errors and determinism. ``L<n>`` = a line in
@@ -15,7 +15,7 @@ import pytest
 
 from gwsreplay.capture.classify import classify_bayeux
 from gwsreplay.sim.model.roster import Roster
-from gwsreplay.sim.model.voice import ContactCenter
+from gwsreplay.sim.model.contact_center import ContactCenter
 
 READY = {"id": "9430250E-0A1B-421F-B372-F29E69366DED", "displayName": "Ready", "state": "Ready"}
 NOT_READY = {"id": "900D55CC-2BB0-431F-8BF9-D3525B383BE6", "displayName": "Not Ready", "state": "NotReady"}
@@ -213,7 +213,7 @@ def test_media_only_session_leaves_the_phone_alone(sim):
     assert sim.of("agent1", "/v2/me/devices") == []
     assert sim.last("agent1", "/v2/me/channels")["channels"][0]["userState"] == READY
     sim.ok("agent1", "/me", "EndContactCenterSession")
-    assert sim.get("agent1", "/me/channels")[1]["channels"] == [sim.cc._voice_channel(sim.cc.agents["agent1"])]
+    assert sim.get("agent1", "/me/channels")[1]["channels"] == [sim.cc.voice_channel(sim.cc.agents["agent1"])]
 
 
 # ----------------------------------------------------------------------------- chat

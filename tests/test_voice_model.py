@@ -15,9 +15,12 @@ import pytest
 
 from gwsreplay.sim.model.ids import IdGenerator
 from gwsreplay.sim.model.roster import ROLE_AGENT, ROLE_SUPERVISOR, Roster
-from gwsreplay.sim.model.voice import (
-    CH_CALLS, CH_DEVICES, CH_SERVICES, OFFLINE_STATE_ID, ContactCenter, http_status_for,
-)
+from gwsreplay.sim.model.agents import OFFLINE_STATE_ID
+from gwsreplay.sim.model.calls import CH_CALLS
+from gwsreplay.sim.model.contact_center import ContactCenter
+from gwsreplay.sim.model.core import CH_SERVICES
+from gwsreplay.sim.model.devices import CH_DEVICES
+from gwsreplay.sim.model.errors import http_status_for
 
 READY_ID = "9430250E-0A1B-421F-B372-F29E69366DED"
 NOT_READY_ID = "900D55CC-2BB0-431F-8BF9-D3525B383BE6"

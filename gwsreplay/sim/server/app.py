@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
 import random
 import time
@@ -28,9 +27,12 @@ from typing import Any, Callable
 
 from aiohttp import hdrs, web
 
-from gwsreplay.sim.server.cometd_server import CometdServer, HttpSession
+from gwsreplay.sim.model.contact_center import ContactCenter
 from gwsreplay.sim.model.roster import Roster
-from gwsreplay.sim.model.voice import ContactCenter
+from gwsreplay.sim.server.cometd_server import CometdServer, HttpSession
+from gwsreplay.sim.server.desktop import add_routes as add_desktop_routes
+from gwsreplay.sim.server.http_helpers import CONTACT_CENTER, gws_error, json_response, read_json_body
+from gwsreplay.sim.server.media_control import add_media_routes
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,6 @@ CORS_ALLOW_METHODS = "GET, POST, PUT, DELETE, OPTIONS"
 
 # Typed application keys, for tests and the CLI.
 FRONT = web.AppKey("gws_front", "Front")
-CONTACT_CENTER = web.AppKey("contact_center", ContactCenter)
 COMETD = web.AppKey("cometd", CometdServer)
 
 # Per-request state (web.RequestKey exists from aiohttp 3.14; plain strings before).
@@ -83,7 +84,7 @@ def make_app(
         seed=seed,
         base_url=base_url,
         external_answer_delay=external_answer_delay,
-        multimedia=multimedia,  # chat, email, workitems, IM, workbins (issue 6, gwsreplay.sim/media.py)
+        multimedia=multimedia,  # chat, email, workitems, IM, workbins (issue 6, gwsreplay.sim.model.multimedia)
     )
     front = Front(contact_center, cometd, seed=seed, csrf=csrf, session_timeout=session_timeout)
 
@@ -110,12 +111,10 @@ def make_app(
     r.add_get("/sim/v1/stats", front.sim_stats)
     r.add_get("/sim/v1/state", front.sim_state)
 
-    # --- browser agent desktop (static files, issue 7; see gwsreplay.sim/desktop) ---
-    from gwsreplay.sim.server.desktop import add_routes as add_desktop_routes
+    # --- browser agent desktop (static files, issue 7; see gwsreplay.sim.server.desktop) ---
     add_desktop_routes(r)  # GET /sim/desktop/..., cometd served from node_modules/cometd
 
-    # --- multimedia control API (issue 6; see gwsreplay.sim/media_control.py) ---
-    from gwsreplay.sim.server.media_control import add_media_routes
+    # --- multimedia control API (issue 6; see gwsreplay.sim.server.media_control) ---
     add_media_routes(app)  # POST /sim/v1/chats, /sim/v1/chats/{id}/messages|leave, /emails, /workitems, /openmedia/{t}
     return app
 
@@ -136,19 +135,6 @@ class AsyncioScheduler:
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
         return asyncio.get_running_loop().call_later(delay, callback)
-
-
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    """JSON with the bare ``Content-Type: application/json`` GWS sends (no charset)."""
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        headers={hdrs.CONTENT_TYPE: "application/json", **(headers or {})},
-    )
-
-
-def gws_error(http_status: int, status_code: int, message: str) -> web.Response:
-    return json_response(http_status, {"statusCode": status_code, "statusMessage": message})
 
 
 def access_denied() -> web.Response:
@@ -360,7 +346,7 @@ class Front:
         session = self._authenticate(request, required=True)
         if isinstance(session, web.Response):
             return session
-        body = await _read_json_body(request)
+        body = await read_json_body(request)
         if isinstance(body, web.Response):
             return body
         path = _api_subpath(request.path)
@@ -388,7 +374,7 @@ class Front:
     # ------------------------------------------------------------------ /sim/v1
 
     async def sim_inject_call(self, request: web.Request) -> web.Response:
-        body = await _read_json_body(request, required=True)
+        body = await read_json_body(request, required=True)
         if isinstance(body, web.Response):
             return body
         from_number, to_number, user_data = body.get("from"), body.get("to"), body.get("userData")
@@ -405,7 +391,7 @@ class Front:
         return json_response(status, payload)
 
     async def sim_service_state(self, request: web.Request) -> web.Response:
-        body = await _read_json_body(request, required=True)
+        body = await read_json_body(request, required=True)
         if isinstance(body, web.Response):
             return body
         state = body.get("state")
@@ -455,31 +441,3 @@ def _decode_basic(header: str) -> tuple[str, str] | None:
         return None
     user_name, colon, password = decoded.partition(":")
     return (user_name, password) if colon else None
-
-
-async def _read_json_body(request: web.Request, *, required: bool | None = None) -> Any:
-    """Parse the request body, or return the GWS-style 400 to send instead.
-
-    POST and PUT need a JSON object; DELETE may have one; GET bodies are ignored.
-    """
-    if required is None:
-        if request.method in ("GET", "HEAD"):
-            return None
-        required = request.method in ("POST", "PUT", "PATCH")
-    raw = await request.read()
-    if not raw.strip():
-        if required:
-            return gws_error(400, 1, "Request body is missing: a JSON object is required")
-        return None
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        return gws_error(400, 2, f"Request body is not valid JSON: {_short(exc)}")
-    if not isinstance(body, dict):
-        return gws_error(400, 2, "Request body must be a JSON object")
-    return body
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 120 else text[:117] + "..."

@@ -1,7 +1,7 @@
 """Control API for the multimedia model (``/sim/v1``, no auth): what comes from outside.
 
 Hooked into the aiohttp app by ``make_app`` (``add_media_routes(app)``); the model
-calls are in :mod:`gwsreplay.sim.model.media`. Answers are JSON, bad input is a 400 with
+calls are in :mod:`gwsreplay.sim.model.multimedia`. Answers are JSON, bad input is a 400 with
 ``{"statusCode": 1|2, "statusMessage"}``, never a 500. See docs/media-model.md.
 
 | method + path | body | model call |
@@ -18,17 +18,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gwsreplay.sim.server.http_helpers import CONTACT_CENTER, gws_error, json_response, read_json_body
+
 
 def add_media_routes(app: web.Application) -> None:
-    from gwsreplay.sim.server.app import CONTACT_CENTER, _read_json_body, gws_error, json_response
-
     def media():
         return app[CONTACT_CENTER].media
 
     async def body_of(request: web.Request, required: bool = True):
         if media() is None:
             return gws_error(404, 6, "Multimedia is not enabled on this simulator")
-        return await _read_json_body(request, required=required)
+        return await read_json_body(request, required=required)
 
     async def inject_chat(request: web.Request) -> web.Response:
         body = await body_of(request)
