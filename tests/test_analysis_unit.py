@@ -7,14 +7,18 @@ also pin down how the analysis reads what the recorder writes.
 
 from __future__ import annotations
 
+import os
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
-from gwsreplay.analysis import compare, coverage, db, errors, latency, timeline
+from gwsreplay.analysis import (_build_notebooks, compare, coverage, db, errors, figures, headline, humanize, latency,
+                                notebook, timeline)
 from gwsreplay.analysis.state_models import MODELS, NEW
 from gwsreplay.analysis.synthetic import CaptureBuilder, Device, call_data, device_data, error_data, media_data
 
@@ -464,3 +468,175 @@ def test_docs_carry_the_generated_model_tables():
     from gwsreplay.analysis.state_models import markdown_tables
     text = (Path(__file__).resolve().parent.parent / "docs" / "analysis.md").read_text(encoding="utf-8")
     assert markdown_tables().strip() in text
+
+
+# ----------------------------------------------------------------------------- scope (time window, agent)
+
+def test_scope_filters_latency_and_errors(latency_capture):
+    con = open_ro(latency_capture)
+    everything = latency.operation_latencies(con)
+    assert len(everything) == len(HOLDS) + 3
+    # requests every 60 s from T0: [T0, T0 + 120 s) holds the first two Holds (the end is exclusive)
+    window = db.Scope.of(at(0), at(120))
+    ops = latency.operation_latencies(con, scope=window)
+    assert len(ops) == 2 and list(ops["completion_latency_ms"]) == [pytest.approx(10), pytest.approx(20)]
+    assert latency.latency_stats(con, None, scope=window).loc[0, "p50"] == pytest.approx(15.0)
+    # agent2: its two completed Holds and the one rejected with HTTP 400
+    agent2 = db.Scope.of(agent="agent2")
+    assert len(latency.operation_latencies(con, scope=agent2)) == 3
+    stats = latency.latency_stats(con, "operation", scope=agent2).set_index("operation_name").loc["Hold"]
+    assert (stats["requests"], stats["n"], stats["failed"]) == (3, 2, 1)
+    assert len(latency.failed_operations(con, scope=agent2)) == 1
+    assert len(latency.never_completed(con, scope=agent2)) == 0
+    assert len(latency.never_completed(con)) == 1
+    assert len(errors.http_errors(con, agent2)) == 1 and len(errors.http_errors(con, db.Scope.of(agent="agent1"))) == 0
+    assert len(errors.error_notifications(con, db.Scope.of(agent="agent1"))) == 1
+    assert len(errors.error_notifications(con, agent2)) == 0
+    # both: agent1 in the first four minutes (Holds 0-3; Holds 4-6 are later or agent2's)
+    both = db.Scope.of(at(0), at(240), "agent1")
+    assert len(latency.operation_latencies(con, scope=both)) == 4
+    assert list(timeline.agents(con, both)["user_name"]) == ["agent1"]
+    assert timeline.agents(con, both).loc[0, "operations"] == 4
+    info = db.capture_info(con, both).iloc[0]
+    assert info["agents"] == 1 and info["exchanges"] == 4
+    # an agent that is not there selects nothing, and a quote in its name is data, not SQL
+    assert latency.operation_latencies(con, scope=db.Scope.of(agent="x' OR 'a'='a")).empty
+
+
+def test_scope_reads_history_whole_then_keeps_the_window(coverage_capture):
+    """A call already Established when the window opens is not taken for a new one."""
+    con = open_ro(coverage_capture)
+    # agent1's call A: Ringing at 0 s, Established 1 s, Held 2 s, Established 3 s, Released 4 s
+    window = db.Scope.of(at(2), at(4))
+    obs = coverage.observed_transitions(con, "call", scope=window)
+    got = {(s, t): c for s, t, c in zip(obs["source"], obs["target"], obs["count"])}
+    assert got == {("Established", "Held"): 1, ("Held", "Established"): 1}
+    agent2 = coverage.observed_transitions(con, "call", scope=db.Scope.of(agent="agent2"))
+    got = {(s, t): c for s, t, c in zip(agent2["source"], agent2["target"], agent2["count"])}
+    assert got == {(NEW, "Ringing"): 2, ("Ringing", "Released"): 1, ("Ringing", "Held"): 1, ("Held", "Released"): 1}
+    assert list(coverage.anomalies(con, "call", scope=db.Scope.of(agent="agent1"))["source"]) == []
+    assert len(coverage.anomalies(con, "call", scope=db.Scope.of(agent="agent2"))) == 1
+    # operations: four requested at 500-503 s, two of them in [500, 502)
+    used = coverage.operations_used(con, scope=db.Scope.of(at(500), at(502)))
+    assert used["requests"].sum() == 2
+    # bands are computed over the whole capture and cut to the window
+    bands = timeline.state_bands(con, "agent1", ["call"], scope=db.Scope.of(at(1.5), at(2.5)))
+    a = bands[bands["resource_id"] == "A"]
+    assert list(a["state"]) == ["Established", "Held"]
+    assert list(a["start"]) == [pd.Timestamp(at(1.5)), pd.Timestamp(at(2))]
+    assert list(a["end"]) == [pd.Timestamp(at(2)), pd.Timestamp(at(2.5))]
+
+
+def test_scope_of_parameters():
+    s = db.Scope.of("2024-05-06 10:40", "2024-05-06T10:45:30", "agent1")
+    assert s.time_from == datetime(2024, 5, 6, 10, 40) and s.time_to == datetime(2024, 5, 6, 10, 45, 30)
+    assert s.where("ts") == ("ts >= TIMESTAMP '2024-05-06 10:40:00' AND ts < TIMESTAMP '2024-05-06 10:45:30' "
+                             "AND user_name = 'agent1'")
+    # a time with a zone is converted to the capture's naive UTC
+    assert db.Scope.of("2024-05-06 12:40+02:00").time_from == datetime(2024, 5, 6, 10, 40)
+    assert db.Scope.of(None, "", None).whole and db.scoped("exchanges", db.Scope()) == "exchanges"
+    assert db.Scope.of(None, None, "o'neil").where("ts") == "user_name = 'o''neil'"
+    with pytest.raises(ValueError, match="empty time window"):
+        db.Scope.of("2024-05-06 10:45", "2024-05-06 10:40")
+    with pytest.raises(ValueError):
+        db.Scope.of("not a time")
+
+
+# ----------------------------------------------------------------------------- the report's headline
+
+def test_headline_known_answers(latency_capture):
+    con = open_ro(latency_capture)
+    h = headline.compute(con)
+    # 7 Holds that complete, a Hold failing with an ErrorMessage, one rejected with HTTP 400, a lost Hangup
+    assert (h.operations, h.completed, h.failed, h.never_completed) == (10, 7, 2, 1)
+    assert h.error_rate_pct == pytest.approx(20.0)
+    assert h.agents == 2 and h.sessions == 0
+    done = np.array([d for _, d, _ in HOLDS], dtype=float)
+    acks = np.array([a for _, _, a in HOLDS] + [2, 3, 4], dtype=float)
+    assert h.completion_p50_ms == pytest.approx(np.percentile(done, 50))
+    assert h.completion_p99_ms == pytest.approx(np.percentile(done, 99))
+    assert h.ack_p50_ms == pytest.approx(np.percentile(acks, 50), abs=1e-3)
+    assert h.ack_p99_ms == pytest.approx(np.percentile(acks, 99), abs=1e-3)
+    # from the first request to the Hangup's answer (ack 4 ms + 1 ms transfer) 540 s later
+    assert h.started_at == T0 and h.duration_s == pytest.approx(540.005)
+    assert [r.operation for r in h.slowest] == ["voice Hold"]
+    assert h.slowest[0].p99_ms == pytest.approx(np.percentile(done, 99))
+    assert [(r.operation, r.failed, r.requests) for r in h.most_failed] == [("voice Hold", 2, 9)]
+    texts = [f.text for f in h.findings]
+    assert "1 operation without an outcome (no notification showed their effect)" in texts
+    assert "2 failed operations" in texts
+    assert "1 × HTTP errors" in texts and "1 × statusCode != 0" in texts
+    assert all(f.section in {headline.section(k) for k in headline.SECTIONS} for f in h.findings)
+    table = dict(headline.summary_table(h).itertuples(index=False))
+    assert table["Error rate"] == "20.0 % of operations failed"
+    assert table["Completion latency"] == (f"p50 {np.percentile(done, 50):,.0f} ms, "
+                                           f"p99 {np.percentile(done, 99):,.0f} ms")
+    assert table["Agents, sessions"] == "2 agents, 0 sessions"
+    assert table["Capture span"] == "2024-05-06 10:00:00.000 → 10:09:00.005 UTC (9 min 00 s)"
+    # the headline follows the scope
+    h2 = headline.compute(con, db.Scope.of(agent="agent2"))
+    assert (h2.operations, h2.failed, h2.agents) == (3, 1, 1)
+    assert h2.error_rate_pct == pytest.approx(100 / 3)
+
+
+def test_headline_anomalies_and_links(coverage_capture):
+    con = open_ro(coverage_capture)
+    h = headline.compute(con)
+    assert [(a.model, a.source, a.target, a.example_user) for a in h.anomalies if a.model == "call"] == \
+        [("call", "Ringing", "Held", "agent2")]
+    assert any("operation used that the reference does not document" in f.text for f in h.findings)  # MakeCoffee
+    assert any("the models do not know" in f.text for f in h.findings)                                # Training
+    anchors = {headline.section(k) for k in headline.SECTIONS}
+    page = headline.to_html(h, anchors)
+    assert 'id="headline"' in page and page.count('class="summary"') == 1
+    assert set(re.findall(r'href="#([^"]+)"', page)) <= anchors
+    assert 'href="#coverage-anomalies-observed-transitions-the-model-does-not-allow"' in page
+    # without the sections (a report of some notebooks only) nothing links nowhere
+    assert "href=" not in headline.to_html(h, set())
+
+
+def test_headline_sections_are_notebook_headings():
+    """Every section the headline links to is a heading of the notebook it names."""
+    for notebook_name, heading in headline.SECTIONS.values():
+        if heading is None:
+            continue
+        nb = _build_notebooks.NOTEBOOKS[notebook_name + ".ipynb"]
+        assert any(line.lstrip("#").strip() == heading for c in nb.cells if c.cell_type == "markdown"
+                   for line in c.source.splitlines() if line.startswith("#")), (notebook_name, heading)
+
+
+def test_numbers_for_people():
+    assert humanize.ms(4.234) == "4.2 ms" and humanize.ms(1234.5) == "1,234 ms" and humanize.ms(None) == "–"
+    assert humanize.pct(12.345) == "12.3 %" and humanize.count(1234567) == "1,234,567"
+    assert humanize.duration(0.25) == "250 ms" and humanize.duration(6.24) == "6.2 s"
+    assert humanize.duration(245) == "4 min 05 s" and humanize.duration(3725) == "1 h 02 min"
+    df = pd.DataFrame({"exchange_id": [12345], "requests": [12345], "p99": [1234.5678], "ok": [True]})
+    page = humanize.frame_html(df)
+    assert ">12345<" in page and ">12,345<" in page and ">1,234.6<" in page and ">True<" in page
+
+
+def test_log_axes_read_in_milliseconds():
+    assert figures.log_ticks(3.2, 1870) == [5, 10, 20, 50, 100, 200, 500, 1000, 2000]
+    assert figures.log_ticks(0.4, 90000) == [1, 10, 100, 1000, 10000, 100000]
+    assert [figures.tick_label(v) for v in (0.5, 20, 1000)] == ["0.5", "20", "1,000"]
+    ops = pd.DataFrame({"channel_operation": ["voice Hold"] * 3, "completion_latency_ms": [8.0, 40.0, 900.0],
+                        "outcome": ["completed"] * 3, "user_name": ["a"] * 3,
+                        "requested_at": pd.to_datetime([T0] * 3), "resource_id": ["c"] * 3})
+    fig = figures.latency_box(ops, by="channel_operation")
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.exponentformat == "none"
+    assert list(fig.layout.yaxis.ticktext) == ["10", "20", "50", "100", "200", "500", "1,000"]
+    assert "1,000" in fig.layout.yaxis.ticktext and not any("e" in t for t in fig.layout.yaxis.ticktext)
+
+
+def test_notebook_setup(tmp_path, latency_capture):
+    """One call: the capture path resolved against the notebook's folder, opened, and the scope."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    relative = Path(os.path.relpath(latency_capture, folder))
+    con, scope, path = notebook.setup(relative, time_from="2024-05-06 10:00", agent="agent2", base=folder,
+                                      show=False)
+    assert path == Path(latency_capture).resolve()
+    assert scope == db.Scope(datetime(2024, 5, 6, 10, 0), None, "agent2")
+    assert len(latency.operation_latencies(con, scope=scope)) == 3
+    with pytest.raises(duckdb.Error):
+        con.execute("DELETE FROM exchanges")
