@@ -361,3 +361,99 @@ async def test_explicit_proxy_official_js_client(tmp_path, tls_sim, recorder, mo
     finally:
         con.close()
     assert transports == {transport} and schemes == {"https"}
+
+
+# ----------------------------------------------------------------------------- Chromium, HTTP/2
+
+
+def nss_db(home: Path, ca: Path | None) -> Path:
+    """$HOME/.pki/nssdb for Chromium, trusting `ca` for websites (None: an empty store)."""
+    db = home / ".pki" / "nssdb"
+    db.mkdir(parents=True)
+    subprocess.run([CERTUTIL, "-d", f"sql:{db}", "-N", "--empty-password"], check=True, capture_output=True)
+    if ca is not None:
+        subprocess.run([CERTUTIL, "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "mitmproxy", "-i", str(ca)],
+                       check=True, capture_output=True)
+    return db
+
+
+# The browser's own background requests (updates, sign-in, autofill) go direct, not into the capture.
+GOOGLE_BACKGROUND = ("*.google.com", "*.googleapis.com", "*.gstatic.com", "*.gvt1.com", "*.googleusercontent.com")
+
+
+async def launch_chromium(pw: Any, home: Path, proxy: Recorder) -> Any:
+    """Debian's Chromium with `home` as $HOME (its NSS db) and `proxy` as its explicit proxy;
+    `<-loopback>` lifts Chromium's implicit bypass of 127.0.0.1."""
+    from test_browser_desktop import CHROMIUM, CHROMIUM_ARGS
+
+    bypass = ";".join(("<-loopback>", *GOOGLE_BACKGROUND))
+    return await pw.chromium.launch(
+        executable_path=CHROMIUM, timeout=60_000, env={**os.environ, "HOME": str(home)},
+        args=[*CHROMIUM_ARGS, f"--proxy-server={proxy.url}", f"--proxy-bypass-list={bypass}"])
+
+
+@pytest.mark.skipif(CERTUTIL is None, reason="no certutil (apt-get install libnss3-tools; `make chromium`)")
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+async def test_explicit_proxy_chromium_http2(tmp_path, tls_sim, recorder, transport):
+    """The browser desktop page, loaded from https://127.0.0.1:SIM through the explicit proxy by
+    Chromium trusting mitmproxy's CA from an NSS db (a Chromium without it refuses the page).
+    Chromium speaks HTTP/2 to the proxy: REST and long-polls are h2 streams in the capture
+    (the WebSocket, as browsers open it, an HTTP/1.1 upgrade), and the counts still match."""
+    playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
+    from test_browser_desktop import CHROMIUM, COMETD_JS, DesktopPage, check_capture, run_scenario
+
+    if not Path(CHROMIUM).exists() or not COMETD_JS.exists():
+        pytest.skip("no Chromium or node_modules/cometd (make chromium node)")
+    db = tmp_path / f"chromium-{transport}.duckdb"
+    proxy = await recorder(db, "--mode", "regular", "--upstream-ca", str(tls_sim.ca))
+    page_url = tls_sim.url + "/sim/desktop/"
+    async with playwright_api.async_playwright() as pw:
+        untrusting = tmp_path / "home-untrusting"
+        nss_db(untrusting, None)
+        browser = await launch_chromium(pw, untrusting, proxy)
+        try:
+            page = await browser.new_page()
+            with pytest.raises(playwright_api.Error, match="ERR_CERT_AUTHORITY_INVALID"):
+                await page.goto(page_url)
+        finally:
+            await browser.close()
+
+        trusting = tmp_path / "home"
+        nss_db(trusting, proxy.ca)
+        browser = await launch_chromium(pw, trusting, proxy)
+        try:
+            desktop = await DesktopPage.open(browser, page_url, f"tls-{transport}")
+            try:
+                assert await desktop.page.input_value("#login-base-url") == tls_sim.url
+                await run_scenario(desktop, transport, lambda: tls_sim.inject_call("5551234", "7001"))
+            except BaseException:
+                await desktop.shot("failure")
+                raise
+            seen = await desktop.notifications()
+            assert desktop.errors == [], desktop.errors
+            await desktop.close()
+        finally:
+            await browser.close()
+    stats = await tls_sim.stats()
+    await proxy.stop()
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        check_capture(con, stats, seen, transport)
+        versions = dict(con.execute("SELECT is_websocket, list(DISTINCT http_version) FROM exchanges "
+                                    "GROUP BY ALL").fetchall())
+        h2_polls = con.execute("SELECT count(*) FROM exchanges WHERE is_bayeux AND http_version = 'HTTP/2.0' "
+                               "AND path LIKE '/api/v2/notifications%'").fetchone()[0]
+        pseudo = con.execute("SELECT count(*) FROM exchanges WHERE request_headers::VARCHAR LIKE '%[\":%' "
+                             "OR response_headers::VARCHAR LIKE '%[\":%'").fetchone()[0]
+        hosts = con.execute("SELECT DISTINCT host, port FROM exchanges").fetchall()
+        held = con.execute("SELECT count(*) FROM bayeux_messages WHERE channel = '/meta/connect' "
+                           "AND direction = 's2c' AND transport = 'long-polling'").fetchone()[0]
+    finally:
+        con.close()
+    assert versions[False] == ["HTTP/2.0"], versions
+    # h2 pseudo-headers are mitmproxy's method/scheme/authority/path, not stored headers
+    assert pseudo == 0 and hosts == [("127.0.0.1", int(tls_sim.url.rsplit(":", 1)[1]))], hosts
+    if transport == "long-polling":
+        assert h2_polls > 3 and held > 3, (h2_polls, held)
+    else:
+        assert versions[True] == ["HTTP/1.1"], versions
