@@ -68,11 +68,12 @@ vendor: node_modules/.installed
 	# the browser's files: the ES modules, the license, package.json (the version)
 	cp node_modules/cometd/*.js node_modules/cometd/LICENSE node_modules/cometd/package.json $(VENDOR)/
 
-# Debian's Chromium for the browser and report tests (no browser download).
+# Debian's Chromium for the browser and report tests (no browser download); certutil
+# (libnss3-tools) makes the NSS trust store of the HTTPS capture tests.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-		echo "Installing Debian chromium..."; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 && command -v certutil >/dev/null 2>&1 || { \
+		echo "Installing Debian chromium and libnss3-tools..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium libnss3-tools >/dev/null; }
 
 demo: venv
 	$(BIN)/gwsreplay demo
