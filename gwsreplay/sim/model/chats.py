@@ -16,8 +16,7 @@ from gwsreplay.sim.model.agents import Agent
 from gwsreplay.sim.model.channels import MediaChannels
 from gwsreplay.sim.model.core import Core
 from gwsreplay.sim.model.errors import SC_INVALID, SC_NOT_FOUND, SC_OK, GwsError, invalid, missing, not_valid_in_state
-from gwsreplay.sim.model.interactions import ChatParty, Desk, Interaction
-from gwsreplay.sim.model.items import apply_properties
+from gwsreplay.sim.model.interactions import ChatParty, Desk, Interaction, apply_properties
 from gwsreplay.sim.model.requests import MEDIA_ALIASES, handler_for, operation_name, optional_user_data, string_param
 from gwsreplay.sim.model.states import CHAT, CHATTING, COMPLETED, IN_WORKBIN, INVITED, LEFT_CHAT, QUEUED, REVOKED
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Protocol
 
-from gwsreplay.sim.model.agents import Agent
+from gwsreplay.sim.model.agents import DEFAULT_DISPOSITION_KEY, Agent
 from gwsreplay.sim.model.channels import MediaChannels
 from gwsreplay.sim.model.core import Core
 from gwsreplay.sim.model.errors import SC_INVALID, SC_NOT_FOUND, SC_OK, GwsError, invalid
 from gwsreplay.sim.model.ids import MediaIdGenerator
-from gwsreplay.sim.model.requests import last_segment, project
+from gwsreplay.sim.model.requests import keys_param, last_segment, project, string_param, user_data_param
 from gwsreplay.sim.model.states import CHATTING, INVITED, LEFT_CHAT, QUEUED
 
 EPOCH = 1704067200.0           # 2024-01-01T00:00:00Z: the model's wall clock starts here (docs)
@@ -319,6 +319,21 @@ class Desk:
         dt = datetime.fromtimestamp(int(wall), tz=timezone.utc)
         millis = int(round((wall - int(wall)) * 1000)) % 1000
         return dt.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + f".{millis:03d}+0000"
+
+
+def apply_properties(ix: Interaction, op: str, body: Mapping[str, Any]) -> None:
+    """SetDisposition, AddComment, Attach/Update/DeleteUserData (validated before any change)."""
+    if op == "SetDisposition":
+        disposition = string_param(body, "disposition")
+        key = string_param(body, "dispositionKey", required=False) or DEFAULT_DISPOSITION_KEY
+        ix.user_data[key] = disposition
+    elif op == "AddComment":
+        ix.comment = string_param(body, "comment")
+    elif op in ("AttachUserData", "UpdateUserData"):
+        ix.user_data.update(user_data_param(body))
+    elif op == "DeleteUserData":
+        for key in keys_param(body):
+            ix.user_data.pop(key, None)
 
 
 def singular(media: str) -> str:

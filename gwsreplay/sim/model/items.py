@@ -8,16 +8,14 @@ Transfer, SetInFocus, properties). A kind adds its own operations and resource.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
-from gwsreplay.sim.model.agents import DEFAULT_DISPOSITION_KEY, Agent
+from gwsreplay.sim.model.agents import Agent
 from gwsreplay.sim.model.channels import MediaChannels
 from gwsreplay.sim.model.core import Core
 from gwsreplay.sim.model.errors import SC_INVALID, SC_OK, GwsError, invalid, missing, not_valid_in_state, unsupported
-from gwsreplay.sim.model.interactions import KINDS, ChatParty, Desk, Interaction
-from gwsreplay.sim.model.requests import (
-    MEDIA_ALIASES, handler_for, keys_param, operation_name, string_param, user_data_param,
-)
+from gwsreplay.sim.model.interactions import KINDS, ChatParty, Desk, Interaction, apply_properties
+from gwsreplay.sim.model.requests import MEDIA_ALIASES, handler_for, operation_name, string_param
 from gwsreplay.sim.model.states import COMPOSING, IN_WORKBIN, INVITED, PROCESSING, QUEUED, StateTable
 
 #: Operations every owned kind has: operationName -> method name.
@@ -180,19 +178,3 @@ class OwnedItems:
     def _item_properties(self, ix, agent, op, body, ref):
         apply_properties(ix, op, body)
         self.desk.emit_ix(ix, agent, "PropertiesUpdated", ref=ref)
-
-
-def apply_properties(ix: Interaction, op: str, body: Mapping[str, Any]) -> None:
-    """SetDisposition, AddComment, Attach/Update/DeleteUserData (validated before any change)."""
-    if op == "SetDisposition":
-        disposition = string_param(body, "disposition")
-        key = string_param(body, "dispositionKey", required=False) or DEFAULT_DISPOSITION_KEY
-        ix.user_data[key] = disposition
-    elif op == "AddComment":
-        ix.comment = string_param(body, "comment")
-    elif op in ("AttachUserData", "UpdateUserData"):
-        ix.user_data.update(user_data_param(body))
-    elif op == "DeleteUserData":
-        for key in keys_param(body):
-            ix.user_data.pop(key, None)
-
