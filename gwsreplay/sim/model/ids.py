@@ -12,7 +12,7 @@ Formats (protocol.md §9, §12.1; samples in the 8.6 reference):
   as both ``id`` and ``callUuid``
 * connIds: 16 hex characters, ``007102<6 hex session><4 hex counter>`` (``0071027198180017``)
 * custom agent states: lower-case UUIDs (``90b2b0c6-8395-4d7b-b94a-ed634ac612b3``); the
-  system agent states have fixed GUIDs (see ``voice.SYSTEM_AGENT_STATES``)
+  system agent states have fixed GUIDs (see ``agents.SYSTEM_AGENT_STATES``)
 """
 
 from __future__ import annotations
