@@ -187,7 +187,7 @@ async def test_reverse_to_https_upstream_verified_with_upstream_ca(tmp_path, tls
     the simulator against the CA `sim --tls` printed. WebSocket transport (WSS both legs)."""
     db = tmp_path / "reverse-ca.duckdb"
     proxy = await recorder(db, "--upstream", tls_sim.url, "--upstream-ca", str(tls_sim.ca))
-    assert "must trust mitmproxy's CA" in proxy.output() or proxy.ca.is_file()
+    assert f"desktops that reach this proxy with https:// must trust mitmproxy's CA {proxy.ca}" in proxy.output()
     target = f"https://127.0.0.1:{proxy.port}"
     await agents_through(target, ConnectOptions(ca_file=str(proxy.ca)), "websocket")
     stats = await tls_sim.stats()
@@ -317,6 +317,55 @@ def test_record_help_names_the_tls_options_and_the_listen_default():
                            "--upstream-ca", "ca.pem", "--ssl-insecure"], capture_output=True, text=True, timeout=60,
                           cwd=str(ROOT))
     assert both.returncode == 2 and "not allowed with" in both.stderr, both.stderr
+    missing = subprocess.run([*gwsreplay_command(), "record", "--upstream", "https://127.0.0.1:9", "--db", "x.duckdb",
+                              "--upstream-ca", "no-such-ca.pem"], capture_output=True, text=True, timeout=60,
+                             cwd=str(ROOT))
+    assert missing.returncode == 2 and "--upstream-ca no-such-ca.pem: no such file" in missing.stderr, missing.stderr
+
+
+# ----------------------------------------------------------------------------- gwsreplay sim --tls
+
+
+async def get_verified(url: str, ca: Path | None) -> int:
+    """GET url verifying its certificate against ca (None: the system's CAs)."""
+    async with ConnectOptions(ca_file=str(ca) if ca else None).session() as http:
+        async with http.get(url) as resp:
+            return resp.status
+
+
+async def test_sim_tls_keeps_its_ca_and_takes_a_given_certificate(tmp_path, sim_process):
+    """--tls prints the CA to trust and keeps it across restarts (a fresh server certificate
+    each time, verified against it); --tls-cert/--tls-key serve a given certificate; a client
+    that trusts only the system CAs is refused."""
+    tls_dir = tmp_path / "tls"
+    first = await sim_process("--tls", "--tls-dir", str(tls_dir))
+    ca = tls_dir / "ca.pem"
+    ca_bytes, cert_bytes = ca.read_bytes(), (tls_dir / "server.pem").read_bytes()
+    assert await get_verified(first.url + "/sim/v1/stats", ca) == 200
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):
+        await get_verified(first.url + "/sim/v1/stats", None)
+    await first.stop()
+    assert any(f"TLS: clients must trust the CA {ca}" in line for line in first.output), first.output
+    assert (tls_dir / "ca-key.pem").stat().st_mode & 0o077 == 0
+
+    second = await sim_process("--tls", "--tls-dir", str(tls_dir), "--host", "localhost")
+    assert second.url.startswith("https://localhost:")
+    assert ca.read_bytes() == ca_bytes and (tls_dir / "server.pem").read_bytes() != cert_bytes
+    assert await get_verified(second.url + "/sim/v1/stats", ca) == 200
+    await second.stop()
+
+    given = tmp_path / "given"
+    given.mkdir()
+    for name in ("server.pem", "server-key.pem"):
+        shutil.copy(tls_dir / name, given / name)
+    third = await sim_process("--tls-cert", str(given / "server.pem"), "--tls-key", str(given / "server-key.pem"))
+    assert await get_verified(third.url + "/api/v2/diagnostics/version", ca) == 200
+    await third.stop()
+    assert any("clients must trust its issuer" in line for line in third.output), third.output
+
+    half = subprocess.run([*gwsreplay_command(), "sim", "--port", "0", "--tls-cert", str(given / "server.pem")],
+                          capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert half.returncode == 2 and "--tls-cert and --tls-key go together" in half.stderr, half.stderr
 
 
 # ----------------------------------------------------------------------------- the official CometD JS client
