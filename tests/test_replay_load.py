@@ -96,3 +96,23 @@ def test_a_number_never_learned_is_a_divergence_not_a_call_to_another_copy():
     (report,) = [a.divergence for a in actions if isinstance(a, Report)]
     assert report.kind == "causality_timeout" and "live number of agent2 (recorded 7002)" in report.detail
     assert [a for a in actions if isinstance(a, Send)]              # then the session goes on
+
+
+def test_a_dial_waits_until_the_callee_is_as_far_as_in_the_recording():
+    """The callee had subscribed before the caller dialed: its Ringing must not be sent to nobody."""
+    p1, p2 = _dial_plan()
+    subscribe = Step(index=1, kind="subscribe", ts=0.5, end_ts=0.6, operation="/meta/subscribe",
+                     message={"channel": "/meta/subscribe", "subscription": "/v2/me/*"}, successful=True)
+    p2.steps.append(subscribe)
+    state = ReplayState([p1, p2])
+    e1, e2 = SessionEngine(p1, state, EngineOptions(wait_timeout=5)), SessionEngine(p2, state)
+    e1.start(0.0), e2.start(0.0)
+    e2.poll(0.0)
+    e2.on_answer(0, 0.1, status=200, body={"statusCode": 0, "devices": [{"id": "dev-live-a2-00000000",
+                                                                         "phoneNumber": "7002"}]})
+    assert state.idmap.knows("7002")
+    assert not [a for a in e1.poll(0.1) if isinstance(a, Send)]     # number known, callee not subscribed yet
+    e2.poll(0.1)
+    e2.on_answer(1, 0.2, successful=True)
+    (send,) = [a for a in e1.poll(0.2) if isinstance(a, Send)]
+    assert send.body["destination"]["phoneNumber"] == "7002" and not e1.divergences

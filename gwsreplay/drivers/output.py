@@ -25,17 +25,12 @@ from typing import Any
 import aiohttp
 import duckdb
 
-from gwsreplay.capture import schema
 from gwsreplay.capture.records import HttpRecord, WsEndRecord, WsFrameRecord
 from gwsreplay.capture.writer import CaptureWriter
 from gwsreplay.core.bayeux import encode
+from gwsreplay.replay.runfile import merge_run
 
-RUNS = [("run_id", "VARCHAR"), ("capture", "VARCHAR"), ("target", "VARCHAR"), ("started_at", "TIMESTAMP"),
-        ("ended_at", "TIMESTAMP"), ("speed", "VARCHAR"), ("sessions", "INTEGER"), ("agents", "INTEGER"),
-        ("divergences", "INTEGER"), ("options", "JSON")]
-DIVERGENCES = [("run_id", "VARCHAR"), ("copy", "INTEGER"), ("session", "VARCHAR"), ("live_user", "VARCHAR"),
-               ("step", "INTEGER"), ("label", "VARCHAR"), ("kind", "VARCHAR"), ("detail", "VARCHAR"),
-               ("recorded", "JSON"), ("live", "JSON")]
+
 
 
 class ReplayRecorder:
@@ -64,66 +59,6 @@ class ReplayRecorder:
             con.close()
         for leftover in (self.tmp, Path(str(self.tmp) + ".wal")):
             leftover.unlink(missing_ok=True)
-
-
-def merge_run(con: duckdb.DuckDBPyConnection, tmp: Path, run_id: str, run: dict, divergences: list[dict]) -> None:
-    schema.create_schema(con, {"source": "replay"})
-    for table in schema.TABLES:
-        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS run_id VARCHAR")
-    con.execute(_ddl("replay_runs", RUNS))
-    con.execute(_ddl("divergences", DIVERGENCES))
-    offsets = {t: con.execute(f"SELECT coalesce(max(id), 0) FROM {t}").fetchone()[0]
-               for t in ("exchanges", "bayeux_messages", "websocket_frames")}
-    ex = offsets["exchanges"]
-    shifted = {
-        "exchanges": f"id + {ex} AS id",
-        "bayeux_messages": f"id + {offsets['bayeux_messages']} AS id, exchange_id + {ex} AS exchange_id",
-        "websocket_frames": f"id + {offsets['websocket_frames']} AS id, exchange_id + {ex} AS exchange_id",
-        "websocket_connections": f"exchange_id + {ex} AS exchange_id",
-    }
-    con.execute(f"ATTACH '{_sql_str(str(tmp))}' AS replay_tmp (READ_ONLY)")
-    try:
-        _add_missing_columns(con)
-        con.execute("BEGIN TRANSACTION")
-        for table in schema.TABLES:
-            replace = f" REPLACE ({shifted[table]})" if table in shifted else ""
-            con.execute(f"INSERT INTO {table} BY NAME SELECT *{replace}, ? AS run_id FROM replay_tmp.{table}",
-                        [run_id])
-        con.execute("INSERT INTO replay_runs VALUES (?, ?, ?, make_timestamp(?), make_timestamp(?), ?, ?, ?, ?, ?)", [
-            run_id, run.get("capture"), run.get("target"), int(run["started_at"] * 1e6), int(run["ended_at"] * 1e6),
-            str(run.get("speed")), run.get("sessions"), run.get("agents"), len(divergences),
-            json.dumps(run.get("options") or {})])
-        for d in divergences:
-            con.execute("INSERT INTO divergences VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-                run_id, d.get("copy"), d.get("session"), d.get("live_user"), d.get("step"), d.get("label"),
-                d.get("kind"), d.get("detail"), json.dumps(d.get("recorded")), json.dumps(d.get("live"))])
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    finally:
-        con.execute("DETACH replay_tmp")
-
-
-def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """An output file written by an older gwsreplay lacks newer capture columns: add them."""
-    for table in schema.TABLES:
-        have = {r[0] for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-            "AND table_name = ?", [table]).fetchall()}
-        for name, typ in con.execute(
-                "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = 'replay_tmp' "
-                "AND table_name = ? ORDER BY column_index", [table]).fetchall():
-            if name not in have:
-                con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {typ}')
-
-
-def _ddl(name: str, columns: list[tuple[str, str]]) -> str:
-    return f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(f'{c} {t}' for c, t in columns)})"
-
-
-def _sql_str(s: str) -> str:
-    return s.replace("'", "''")
 
 
 # ----------------------------------------------------------------------------- the HTTP facade

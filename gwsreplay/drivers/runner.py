@@ -323,11 +323,9 @@ class SessionDriver:
         kind = event[0]
         if kind == "answer":
             _, index, kwargs = event
-            learned = len(self.state.idmap.forward)
             self.engine.on_answer(index, now, **kwargs)
-            if len(self.state.idmap.forward) != learned:   # e.g. a number a peer's Dial waits for
-                for peer in self.peers:
-                    peer.inbox.put_nowait(WAKE)
+            for peer in self.peers:     # a peer's Dial may wait for this session's number or progress
+                peer.inbox.put_nowait(WAKE)
         elif kind == "note":
             _, channel, data = event
             self.stats.notifications += 1

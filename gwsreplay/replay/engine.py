@@ -16,8 +16,10 @@ Rules, in the order `poll` applies them:
    missing notifications are given up, and the session goes on or stops
    (`on_divergence`); likewise (2b) a request naming the recorded number of an
    agent of the same copy (Dial 7002) waits until the copy has learned that
-   agent's live number (from its device answers or notifications), so copies
-   call within themselves and never another copy's agent;
+   agent's live number (from its device answers or notifications) and that
+   agent's session has answered the steps it had done by then in the recording
+   (so the callee is subscribed), so copies call within themselves and never
+   another copy's agent;
 3. think time: once its waits are over, a step waits the recorded pause divided
    by `speed` (none at speed max);
 4. after the last step, the session drains: it waits (up to `drain_timeout`) for
@@ -97,6 +99,9 @@ class ReplayState:
         self.notes = {s.id: s.notes for s in sessions}
         # recorded phone number -> the session whose agent it is (to be learned live within this copy)
         self.phone_owner = {p: s.id for s in sessions for p in sorted(s.phones)}
+        self.sessions = {s.id: s for s in sessions}
+        self.sent_upto: dict[str, int] = {}          # session -> steps sent (in order)
+        self.answered_steps: dict[str, set[int]] = {}  # session -> steps answered
         self.version = 0                # bumped on every match: waiting engines re-check
 
     def satisfied(self, wait: Wait) -> bool:
@@ -111,15 +116,38 @@ class ReplayState:
         if matcher is not None:
             matcher.give_up(wait.note)
 
-    def unknown_numbers(self, step: Step, *, can_inject: bool = True) -> list[str]:
-        """Recorded numbers of this copy's agents that `step` would send before their live number is known."""
+    def callee_not_ready(self, step: Step, session: str, *, can_inject: bool = True) -> list[str]:
+        """The colleagues (recorded numbers) that `step` calls before it may: their live number is not
+        known in this copy yet, or their session is not as far as it was, in the recording, at the
+        time of this step (`_behind`: a Dial must not ring an agent that cannot hear it yet)."""
         if not self.phone_owner:
             return []
         if step.kind == "rest":
-            return self.idmap.unmapped_phones(step.body, self.phone_owner)
-        if step.kind == "inject_call" and step.external and can_inject:
-            return self.idmap.unmapped_phones({"to": step.external.get("to")}, self.phone_owner)
-        return []
+            named = self.idmap.unmapped_phones(step.body, self.phone_owner, known=True)
+        elif step.kind == "inject_call" and step.external and can_inject:
+            named = self.idmap.unmapped_phones({"to": step.external.get("to")}, self.phone_owner, known=True)
+        else:
+            return []
+        return [p for p in dict.fromkeys(named)
+                if not self.idmap.knows(p) or self._behind(self.phone_owner[p], step, session)]
+
+    def _behind(self, owner: str, step: Step, session: str) -> bool:
+        """Has the colleague's session not yet sent the steps it had sent by `step`'s recorded time,
+        or not yet been answered for its handshake and subscriptions among them (it could not hear a call)?"""
+        if owner == session or owner not in self.sessions:
+            return False
+        earlier = [st for st in self.sessions[owner].steps if st.ts < step.ts]
+        if self.sent_upto.get(owner, 0) < len(earlier):
+            return True
+        answered = self.answered_steps.get(owner, set())
+        return any(st.index not in answered for st in earlier if st.kind in ("handshake", "subscribe"))
+
+    def sent(self, session: str, index: int) -> None:
+        self.sent_upto[session] = max(self.sent_upto.get(session, 0), index + 1)
+
+    def answered(self, session: str, index: int) -> None:
+        self.answered_steps.setdefault(session, set()).add(index)
+        self.version += 1
 
 
 # ----------------------------------------------------------------------------- engine
@@ -167,6 +195,7 @@ class SessionEngine:
             if step.kind == "inject_call" and step.external.get("call_id") and isinstance(body.get("id"), str):
                 self.state.idmap.add(step.external["call_id"], body["id"])
         self._diverge(status_divergence(self.plan.id, outcome))
+        self.state.answered(self.plan.id, index)
         if self._inflight == index:
             self._inflight = None
             self._next = index + 1
@@ -219,7 +248,7 @@ class SessionEngine:
                 self._drain(now)
                 return
             step = self.plan.steps[self._next]
-            if not self._waits_over(step, now) or not self._numbers_known(step, now):
+            if not self._waits_over(step, now) or not self._callee_ready(step, now):
                 return
             if self.done:
                 return
@@ -252,9 +281,10 @@ class SessionEngine:
         self._awaiting_external = None
         return not self.done
 
-    def _numbers_known(self, step: Step, now: float) -> bool:
-        """Rule 2b: a request naming a colleague's recorded number waits until the copy knows its live number."""
-        missing = [p for p in self.state.unknown_numbers(step, can_inject=self.options.can_inject)
+    def _callee_ready(self, step: Step, now: float) -> bool:
+        """Rule 2b: a request naming a colleague's recorded number waits until the copy knows the
+        colleague's live number and the colleague's session is as far as it was in the recording."""
+        missing = [p for p in self.state.callee_not_ready(step, self.plan.id, can_inject=self.options.can_inject)
                    if p not in self._numbers_given_up]
         if not missing:
             return True
@@ -265,7 +295,8 @@ class SessionEngine:
             return False
         whose = ", ".join(f"{self.state.phone_owner[p]} (recorded {p})" for p in missing)
         self._diverge(Divergence(self.plan.id, step.index, "causality_timeout",
-                                 f"waited {self.options.wait_timeout:g}s for the live number of {whose}",
+                                 f"waited {self.options.wait_timeout:g}s for the live number of {whose}"
+                                 f" and for that session to be as far as recorded",
                                  missing, None, label=step.label()))
         self._numbers_given_up.update(missing)
         return not self.done
@@ -275,6 +306,7 @@ class SessionEngine:
         outcome = self.outcomes[step.index]
         outcome.sent_at = now
         self._inflight = step.index
+        self.state.sent(self.plan.id, step.index)
         if step.kind in EXTERNAL_KINDS:
             external = dict(step.external)
             if step.kind == "inject_call":

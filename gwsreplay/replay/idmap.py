@@ -140,8 +140,10 @@ class IdMap:
     def knows(self, recorded: str) -> bool:
         return recorded in self.forward
 
-    def unmapped_phones(self, document: Any, wanted: Iterable[str], key: str | None = None) -> list[str]:
-        """The recorded phone numbers among `wanted` that a request would send unmapped.
+    def unmapped_phones(self, document: Any, wanted: Iterable[str], key: str | None = None, *,
+                        known: bool = False) -> list[str]:
+        """The recorded phone numbers among `wanted` that a request would send unmapped (all of those
+        it names with `known=True`).
 
         A copy's agents learn each other's live numbers from device answers and
         notifications; until then a Dial to a colleague would go to the recorded
@@ -149,11 +151,11 @@ class IdMap:
         """
         wanted = wanted if isinstance(wanted, (set, frozenset, dict)) else set(wanted)
         if isinstance(document, dict):
-            return [p for k, v in document.items() for p in self.unmapped_phones(v, wanted, k)]
+            return [p for k, v in document.items() for p in self.unmapped_phones(v, wanted, k, known=known)]
         if isinstance(document, list):
-            return [p for v in document for p in self.unmapped_phones(v, wanted, key)]
+            return [p for v in document for p in self.unmapped_phones(v, wanted, key, known=known)]
         if isinstance(document, str) and key in PHONE_TARGET_KEYS and document in wanted \
-                and document not in self.forward:
+                and (known or document not in self.forward):
             return [document]
         return []
 
