@@ -7,6 +7,7 @@ import gzip
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 import zlib
@@ -271,3 +272,110 @@ def test_fuzzed_rows_are_accepted_by_duckdb(tmp_path):
         recs.append(poll(body, req_body=body, fid=str(i)))
     con = write(tmp_path, *recs)
     assert con.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 300
+
+
+# --------------------------------------------------------------------------- loss accounting
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 6 MiB tmpfs made by the test (root only): a disk that fills up."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"x" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_disk_full_counts_the_loss_and_records_it_once_space_returns(small_fs, caplog):
+    w = CaptureWriter(small_fs / "full.duckdb", flush_interval=0.05).start()
+    for i in range(5):
+        assert w.submit(poll(json.dumps([CONNECT]).encode(), fid=f"a{i}"))
+    w.flush()
+    assert w.stats.committed == 5
+    filler = fill(small_fs)
+    with caplog.at_level("ERROR", logger="gwsreplay.capture.writer"):
+        for round_ in range(3):
+            for i in range(10):
+                w.submit(poll(json.dumps([CONNECT, CALL]).encode(), fid=f"b{round_}.{i}"))
+            w.flush()
+    assert w.stats.lost == 30 and w.stats.unwritten == 30
+    # one line for the whole episode, not a traceback per batch
+    lines = [r for r in caplog.records if "could not be written" in r.getMessage()]
+    assert len(lines) == 1 and not any(r.exc_info for r in caplog.records)
+    filler.unlink()
+    for i in range(5):
+        w.submit(poll(json.dumps([CONNECT]).encode(), fid=f"c{i}"))
+    w.close()
+    assert w.stats.lost == 30 and w.stats.committed == 10 and w.stats.abandoned == 0
+    con = duckdb.connect(str(small_fs / "full.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 10
+        lost = con.execute("SELECT sum(count), min(error) FROM capture_errors WHERE kind = 'batch_lost'").fetchone()
+        assert lost[0] == 30 and "No space left" in lost[1]
+    finally:
+        con.close()
+
+
+def test_close_waits_for_a_writer_that_is_behind_and_reports_progress(tmp_path):
+    w = CaptureWriter(tmp_path / "slow.duckdb", flush_interval=0.01)
+    w.MAX_BATCH_RECORDS = 1
+    real = w._insert
+
+    def slow(*a):
+        time.sleep(0.3)
+        return real(*a)
+
+    w._insert = slow
+    w.start()
+    for i in range(6):
+        w.submit(poll(json.dumps([CONNECT]).encode(), fid=f"s{i}"))
+    seen: list[int] = []
+    w.close(timeout=5, progress=seen.append)
+    assert w.stats.committed == 6 and w.stats.unwritten == 0
+    assert seen and seen == sorted(seen, reverse=True) and seen[0] <= 6
+    con = duckdb.connect(str(tmp_path / "slow.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 6
+
+
+def test_close_gives_up_on_a_stalled_writer_but_never_closes_under_it(tmp_path):
+    w = CaptureWriter(tmp_path / "stall.duckdb", flush_interval=0.01)
+    w.MAX_BATCH_RECORDS = 1
+    real = w._insert
+    release = threading.Event()
+
+    def stalled(*a):
+        release.wait(30)
+        return real(*a)
+
+    w._insert = stalled
+    w.start()
+    for i in range(4):
+        w.submit(poll(json.dumps([CONNECT]).encode(), fid=f"s{i}"))
+    t0 = time.monotonic()
+    w.close(timeout=0.5)
+    assert time.monotonic() - t0 < 5
+    assert w.stats.abandoned == 4 and w.stats.unwritten == 4
+    assert w._ins_thread.is_alive()
+    release.set()                 # the insert that was running finishes on an open connection
+    w._ins_thread.join(10)
+    assert not w._ins_thread.is_alive() and w.stats.last_error is None
+    assert w.con.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 4
+    w.con.close()

@@ -16,6 +16,15 @@ Bad records (anything the conversion chokes on) are written to ``capture_errors`
 with the exception, and the writer carries on. ``close()`` drains the queue and
 flushes everything.
 
+Nothing is lost silently. A batch DuckDB cannot commit (disk full, I/O error) is
+counted in ``stats.lost`` and, once a later batch commits (space came back), recorded
+in ``capture_errors`` (kind ``batch_lost``, ``count`` = records). ``close()`` waits
+for the writer as long as it makes progress (``progress`` is told how many records
+are pending); if it stalls past ``timeout`` the records not written are counted in
+``stats.abandoned`` and the connection is left open rather than closed under a
+running insert. ``stats.unwritten`` is the sum: what ``gwsreplay record`` reports
+and turns into its exit code.
+
 Live snapshots: another process cannot open the file while this one writes
 (DuckDB admits one writer process), so the writer polls for a request file
 ``<db>.snapshot-request`` (JSON ``{"out": PATH, "nonce": N}``) at each flush, copies
@@ -39,7 +48,7 @@ from typing import Any, Callable
 import duckdb
 import pyarrow as pa
 
-from gwsreplay.capture import bayeux_sql, schema
+from gwsreplay.capture import bayeux_sql, opindex, schema
 from gwsreplay.capture.arrow import rows_to_table
 from gwsreplay.capture.bayeux_rows import patch_exchanges, python_bayeux_rows, recover_staged
 from gwsreplay.capture.bayeux_sql import StagedBody
@@ -69,6 +78,9 @@ class WriterStats:
     users: set[str] = field(default_factory=set)
     last_error: str | None = None
     snapshots: int = 0
+    lost: int = 0                  # records of batches DuckDB could not commit (disk full...)
+    abandoned: int = 0             # records still pending when close() gave up waiting
+    committed: int = 0             # records whose batch committed (bad records included)
     convert_s: float = 0.0         # cumulative time spent turning records into Arrow tables
     python_bodies: int = 0         # batches whose Bayeux bodies were classified in Python
     insert_s: float = 0.0          # cumulative time spent in DuckDB transactions
@@ -78,8 +90,19 @@ class WriterStats:
             "submitted": self.submitted, "dropped": self.dropped, "written": dict(self.written),
             "bad_records": self.bad_records, "flushes": self.flushes, "lag_ms": round(self.lag_ms, 1),
             "max_lag_ms": round(self.max_lag_ms, 1), "queued": self.queued, "agents": len(self.users),
-            "last_error": self.last_error, "snapshots": self.snapshots,
+            "last_error": self.last_error, "snapshots": self.snapshots, "lost": self.lost,
+            "abandoned": self.abandoned, "unwritten": self.unwritten,
         }
+
+    @property
+    def unwritten(self) -> int:
+        """Records handed to the writer (or refused by it) that are not in the file."""
+        return self.dropped + self.lost + self.abandoned
+
+    @property
+    def pending(self) -> int:
+        """Records accepted and neither committed nor lost yet."""
+        return max(0, self.submitted - self.committed - self.lost)
 
 
 @dataclass
@@ -89,6 +112,9 @@ class _Prepared:
     stage: pa.Table | None
     oldest: float
     t0: float
+    records: int = 0               # records in this batch
+    dropped_reported: int = 0      # loss rows this batch carries (given back if it fails)
+    lost_reported: int = 0
 
 
 def new_out() -> dict[str, list]:
@@ -127,7 +153,11 @@ class CaptureWriter:
         self._bytes_lock = threading.Lock()
         self.stats = WriterStats()
         self._dropped_unreported = 0
+        self._lost_unreported = 0
+        self._lost_why = ""
+        self._loss_lock = threading.Lock()
         self._last_drop_log = 0.0
+        self._last_loss_log = 0.0
         self._on_flush = on_flush
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()     # set by flush() and close() only, never per record
@@ -184,8 +214,9 @@ class CaptureWriter:
         return True
 
     def _drop(self, record: Any) -> None:
-        self.stats.dropped += 1
-        self._dropped_unreported += 1
+        with self._loss_lock:
+            self.stats.dropped += 1
+            self._dropped_unreported += 1
         now = time.monotonic()
         if now - self._last_drop_log > 1.0:
             self._last_drop_log = now
@@ -200,23 +231,81 @@ class CaptureWriter:
         self._wake.set()
         ev.wait(timeout)
 
-    def close(self, timeout: float = 60.0) -> None:
-        """Drain the queue, flush everything, checkpoint and close the file."""
+    def close(self, timeout: float = 60.0, progress: Callable[[int], None] | None = None) -> None:
+        """Drain the queue, flush everything, checkpoint and close the file.
+
+        Waits as long as the writer makes progress (``progress(pending)`` about once a
+        second while records are pending); after ``timeout`` seconds without progress it
+        gives up: the pending records are counted in ``stats.abandoned`` and the
+        connection is left to the running insert (never closed under it)."""
         if self._closed:
             return
         self._closed = True
         if self._thread is not None:
-            self._queue.put(_STOP)
+            self._put_control(_STOP)
             self._wake.set()
-            self._thread.join(timeout)
-            self._ins_thread.join(timeout)
+            if not self._wait_writer(timeout, progress):
+                self.stats.abandoned = self.stats.pending
+                log.error("gws capture: the writer made no progress for %.0f s; %d record(s) not written",
+                          timeout, self.stats.abandoned)
+                return
         else:
             self.write_records(self._drain_nowait())
+        self._report_losses_now()
+        opindex.build_quietly(self.con)      # the operations table, from everything written
         try:
             self.con.execute("CHECKPOINT")
         except duckdb.Error:
             pass
         self.con.close()
+
+    def _put_control(self, item: Any) -> None:
+        """Queue a control item even when the queue is full (it waits for room, not forever)."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if time.monotonic() > deadline or not self._thread.is_alive():
+                    self._drain_into_abandoned()
+                    self._queue.put_nowait(item)
+                    return
+
+    def _drain_into_abandoned(self) -> None:
+        for rec in self._drain_nowait():
+            self.stats.submitted -= 1
+            self._drop(rec)
+
+    def _wait_writer(self, timeout: float, progress: Callable[[int], None] | None) -> bool:
+        """Join both threads while they make progress; False if they stalled ``timeout`` s."""
+        last = (-1, -1)
+        moved = time.monotonic()
+        told = time.monotonic()
+        for t in (self._thread, self._ins_thread):
+            while t.is_alive():
+                t.join(0.2)
+                now = time.monotonic()
+                state = (self.stats.committed + self.stats.lost, self._queue.qsize())
+                if state != last:
+                    last, moved = state, now
+                elif now - moved > timeout:
+                    return False
+                if progress is not None and now - told >= 1.0 and self.stats.pending:
+                    told = now
+                    try:
+                        progress(self.stats.pending)
+                    except Exception:  # noqa: BLE001
+                        pass
+        return True
+
+    def _report_losses_now(self) -> None:
+        """Last chance for loss rows not yet in the file (the last batch failed)."""
+        if not (self._dropped_unreported or self._lost_unreported):
+            return
+        prep = self._convert([])
+        if prep is not None:
+            self._commit(prep)
 
     # ------------------------------------------------------------------ threads
     # Two stages so that Python work (decode, redact, classify, Arrow) overlaps with
@@ -276,6 +365,7 @@ class CaptureWriter:
             except Exception as exc:  # noqa: BLE001 - the writer must survive
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("gws capture: conversion failed")
+                self._lose(len(items), f"conversion failed: {type(exc).__name__}: {exc}")
             self._ins_queue.put((prep, waiters))
         self._ins_queue.put(_STOP)
 
@@ -310,19 +400,22 @@ class CaptureWriter:
                 continue
             items.append(item)
 
-    def write_records(self, records: list[Any]) -> None:
-        """Synchronous path (importers, tests): convert and commit ``records`` now."""
+    def write_records(self, records: list[Any]) -> bool:
+        """Synchronous path (importers, tests): convert and commit ``records`` now.
+        False when the batch could not be committed (counted in ``stats.lost``)."""
         now = time.monotonic()
         for r in records:
             r.submitted = now
+        self.stats.submitted += len(records)
         prep = self._convert(records)
         if prep is not None:
-            self._commit(prep)
+            return self._commit(prep)
+        return True
 
     def _convert(self, items: list[Any], live: bool = False) -> "_Prepared | None":
         """Records -> Arrow tables for _commit. ``live``: the writer thread's periodic batches,
         where a few Bayeux bodies are classified in Python instead of by the DuckDB statement."""
-        if not items and not self._dropped_unreported:
+        if not items and not self._dropped_unreported and not self._lost_unreported:
             return None
         if not self.PAUSE_GC:
             return self._convert_batch(items, live)
@@ -359,10 +452,18 @@ class CaptureWriter:
         if freed:
             with self._bytes_lock:
                 self._bytes = max(0, self._bytes - freed)
-        if self._dropped_unreported:
-            n, self._dropped_unreported = self._dropped_unreported, 0
-            out["capture_errors"].append(CaptureErrorRow(ts=int(time.time() * 1e6), kind="dropped", count=n,
-                                                         error=f"writer queue full: {n} record(s) refused"))
+        with self._loss_lock:
+            n_dropped, self._dropped_unreported = self._dropped_unreported, 0
+            n_lost, self._lost_unreported = self._lost_unreported, 0
+            why = self._lost_why
+        if n_dropped:
+            out["capture_errors"].append(CaptureErrorRow(
+                ts=int(time.time() * 1e6), kind="dropped", count=n_dropped,
+                error=f"writer queue full: {n_dropped} record(s) refused"))
+        if n_lost:
+            out["capture_errors"].append(CaptureErrorRow(
+                ts=int(time.time() * 1e6), kind="batch_lost", count=n_lost,
+                error=f"{n_lost} record(s) could not be written: {why}"[:2000]))
         for row in out["exchanges"]:
             if row.user_name:
                 self.stats.users.add(row.user_name)
@@ -377,11 +478,29 @@ class CaptureWriter:
         tables = {name: rows_to_table(schema.TABLES[name], rows) for name, rows in out.items() if rows}
         stage = bayeux_sql.stage_table(staged) if staged else None
         self.stats.convert_s += time.monotonic() - t0
-        return _Prepared(tables, staged, stage, oldest, t0)
+        return _Prepared(tables, staged, stage, oldest, t0, len(items), n_dropped, n_lost)
 
-    def _commit(self, prep: "_Prepared") -> None:
+    def _lose(self, n: int, why: str, prep: "_Prepared | None" = None) -> None:
+        """Count ``n`` records that will never be in the file; the next batch that commits
+        records them (with any loss rows the failed batch carried)."""
+        with self._loss_lock:
+            self.stats.lost += n
+            self._lost_unreported += n + (prep.lost_reported if prep else 0)
+            self._dropped_unreported += prep.dropped_reported if prep else 0
+            self._lost_why = why[:500]
+        now = time.monotonic()
+        if now - self._last_loss_log > 5.0:     # a full disk fails every batch: one line, not hundreds
+            self._last_loss_log = now
+            log.error("gws capture: %d record(s) could not be written so far (%s); recorded in "
+                      "capture_errors once the file can be written again", self.stats.lost, why[:200])
+
+    def _commit(self, prep: "_Prepared") -> bool:
         t1 = time.monotonic()
-        self._insert(prep.tables, prep.staged, prep.stage)
+        ok = self._insert(prep.tables, prep.staged, prep.stage)
+        if ok:
+            self.stats.committed += prep.records
+        else:
+            self._lose(prep.records, self.stats.last_error or "insert failed", prep)
         now = time.monotonic()
         self.stats.insert_s += now - t1
         self.stats.flushes += 1
@@ -394,10 +513,11 @@ class CaptureWriter:
                 self._on_flush(self.stats)
             except Exception:  # noqa: BLE001
                 pass
+        return ok
 
-    def _insert(self, tables: dict[str, pa.Table], staged: list[StagedBody], stage: pa.Table | None) -> None:
+    def _insert(self, tables: dict[str, pa.Table], staged: list[StagedBody], stage: pa.Table | None) -> bool:
         if not tables and stage is None:
-            return
+            return True
         con = self.con
         base = self.next_message
         written: dict[str, int] = {}
@@ -417,14 +537,17 @@ class CaptureWriter:
             con.execute("COMMIT")
         except duckdb.Error as exc:
             _rollback(con)
+            if _is_io_error(exc):      # no point in a second try value by value
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                return False
             log.warning("gws capture: batch insert failed (%s); retrying value by value", exc)
-            self._insert_safe(tables, staged, str(exc))
-            return
+            return self._insert_safe(tables, staged, str(exc))
         self.next_message = base + written["bayeux_messages"]
         for name, k in written.items():
             self.stats.written[name] += k
+        return True
 
-    def _insert_safe(self, tables: dict[str, pa.Table], staged: list[StagedBody], why: str) -> None:
+    def _insert_safe(self, tables: dict[str, pa.Table], staged: list[StagedBody], why: str) -> bool:
         """Second chance for a batch DuckDB refused (JSON it cannot parse: a damaged body that
         looked complete, lone surrogates...): JSON values it rejects are kept as text where
         there is a text column, else NULL; Bayeux bodies it rejects are decoded leniently in
@@ -489,17 +612,11 @@ class CaptureWriter:
             self.next_message = base + written["bayeux_messages"]
             for name, k in written.items():
                 self.stats.written[name] += k
-        except Exception as exc:  # noqa: BLE001 - give up on this batch, keep the writer alive
+            return True
+        except Exception as exc:  # noqa: BLE001 - give up on this batch (counted by _commit), keep the writer alive
             _rollback(con)
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"
-            log.exception("gws capture: batch lost")
-            try:
-                lost = sum(t.num_rows for t in tables.values()) + len(staged)
-                with _registered(con, "_err", rows_to_table(schema.CAPTURE_ERRORS, [CaptureErrorRow(
-                        ts=int(time.time() * 1e6), kind="batch_lost", count=lost, error=f"{why} / {exc}"[:2000])])):
-                    con.execute("INSERT INTO capture_errors SELECT * FROM _err").fetchall()
-            except Exception:  # noqa: BLE001
-                pass
+            self.stats.last_error = f"{type(exc).__name__}: {why} / {exc}"
+            return False
 
     # ------------------------------------------------------------------ snapshots
     def _check_snapshot_request(self) -> None:
@@ -562,6 +679,13 @@ class _registered:
             self.con.unregister(self.name)
         except duckdb.Error:
             pass
+
+
+def _is_io_error(exc: Exception) -> bool:
+    """Disk full, read-only file system, I/O error: the file cannot be written at all now."""
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.IOException) or any(
+        w in text for w in ("no space left", "could not write", "read-only file system", "failed to commit"))
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
