@@ -16,6 +16,8 @@ from typing import Any, Iterable
 import duckdb
 import pandas as pd
 
+from gwsreplay.capture import opindex
+
 
 #: The time column of each relation a Scope filters (its user column is ``user_name``).
 TIME_COLUMNS = {"exchanges": "ts_request_start", "bayeux_messages": "ts", "operations": "requested_at",
@@ -112,10 +114,11 @@ def open_capture(path: str | Path, *, cache_operations: bool = True) -> duckdb.D
     recorded cannot be opened at all (use ``gwsreplay snapshot`` first), which
     is reported as such rather than as a bare IOException.
 
-    ``cache_operations``: evaluate the capture's ``operations`` view once into a
-    connection-local TEMP table of the same name (which DuckDB resolves first).
-    The view correlates every operation with the notifications that followed
-    it; a notebook asks it a dozen questions, and should pay for that join once.
+    ``cache_operations``: make sure ``operations`` is current. A capture keeps it as a
+    table (schema_version 2, gwsreplay.capture.opindex); when the file has none or an
+    out-of-date one (schema_version 1, a recorder killed before it closed, edited
+    rules) it is computed once into a connection-local TEMP table of the same name
+    (which DuckDB resolves first), with a one-line warning to run ``gwsreplay index``.
     """
     path = Path(path)
     if not path.is_file():
@@ -129,7 +132,7 @@ def open_capture(path: str | Path, *, cache_operations: bool = True) -> duckdb.D
                 "take a snapshot with `gwsreplay snapshot` and analyse that") from exc
         raise
     if cache_operations:
-        cache_view(con, "operations")
+        opindex.ensure(con, str(path))
     return con
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from gwsreplay.capture import opindex
 from gwsreplay.capture import schema as capture_schema
 from gwsreplay.capture.classify import classify_bayeux, classify_http
 
@@ -145,7 +146,8 @@ class CaptureBuilder:
 
     # -- output
     def write(self) -> None:
-        """Insert everything as Arrow tables (one INSERT per table), like the recorder's writer."""
+        """Insert everything as Arrow tables (one INSERT per table), like the recorder's writer, and index
+        the operations."""
         for table, rows in (("exchanges", self.exchanges), ("bayeux_messages", self.messages)):
             if not rows:
                 continue
@@ -157,6 +159,7 @@ class CaptureBuilder:
             self.con.unregister("_batch")
         self.exchanges.clear()
         self.messages.clear()
+        opindex.build(self.con)             # the operations table, as the recorder's writer does at close
 
 
 # ------------------------------------------------------------- notification payloads

@@ -1,4 +1,4 @@
-"""The ``operations`` view: correlation rules (docs/schema.md) and the fast view against a plain one.
+"""The ``operations`` table (filled from the view ``operations_view``): correlation rules (docs/schema.md) and the fast view against a plain one.
 
 ``gwsreplay.capture.schema.OPERATIONS_SQL`` runs every rule as its own hash or ASOF join (it has to
 stay fast on 10-million-message captures). ``REFERENCE_SQL`` below states the same rules
@@ -149,8 +149,12 @@ def assert_matches_reference(con: duckdb.DuckDBPyConnection) -> int:
     """The capture's operations view gives the reference rows; returns the number of operations."""
     con.execute(REFERENCE_SQL)
     cols = [r[0] for r in con.execute("DESCRIBE operations").fetchall()]
-    assert cols == [r[0] for r in con.execute("DESCRIBE operations_reference").fetchall()]
-    fast = con.execute("SELECT * FROM operations ORDER BY exchange_id").fetchall()
+    ref_cols = [r[0] for r in con.execute("DESCRIBE operations_reference").fetchall()]
+    # the table has the reference's columns in its order, then which rule found the outcome
+    assert cols == ref_cols + ["matched_by"]
+    assert con.execute("SELECT count(*) FROM operations WHERE (matched_by IS NULL) <> (outcome_message_id IS NULL) "
+                       "OR matched_by NOT IN ('reference_id', 'error_message', 'rule')").fetchone()[0] == 0
+    fast = con.execute(f"SELECT {', '.join(ref_cols)} FROM operations ORDER BY exchange_id").fetchall()
     ref = con.execute("SELECT * FROM operations_reference ORDER BY exchange_id").fetchall()
     diff = [(a, b) for a, b in zip(fast, ref) if a != b]
     assert len(fast) == len(ref) and not diff, diff[:5]

@@ -4,7 +4,8 @@ Every table is declared once as a list of ``(column, duckdb_type)``; the DDL, th
 ``pyarrow`` schema the writer builds its batches with and the named row type the
 row builders fill (``ExchangeRow``, ``BayeuxMessageRow``...) all come from it, so
 ``INSERT INTO t SELECT * FROM batch`` always lines up column by column. The views'
-SQL is in ``sql/*.sql``.
+SQL is in ``sql/*.sql``. ``operations`` is a table (schema_version 2) filled from the
+``operations_view`` view by :mod:`gwsreplay.capture.opindex`.
 
 Timestamps are ``TIMESTAMP`` (microseconds, naive, UTC). JSON columns hold JSON
 text (DuckDB's ``JSON`` type): use ``col->>'$.key'`` or ``json_extract``.
@@ -27,7 +28,9 @@ from gwsreplay.core.resources import ACK_ONLY_AREAS, SUCCESS_STATUS_CODES
 from gwsreplay.core.sqltext import sql_list
 from gwsreplay.core.uris import id_from_uri_sql
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: ``operations`` is a table filled from the view ``operations_view`` (1: ``operations`` was the view)."""
+UPGRADABLE_VERSIONS = (1,)
 
 # ----------------------------------------------------------------------------- tables
 
@@ -287,7 +290,8 @@ EXPECTATIONS_REVISION = 3
 # ------------------------------------------------------------------------------ views
 
 def operations_view_sql() -> str:
-    """sql/operations_view.sql with the constants it needs from gwsreplay.core."""
+    """sql/operations_view.sql (``CREATE OR REPLACE VIEW operations_view``) with the constants it
+    needs from gwsreplay.core."""
     parent_uri = ("coalesce(b.data->>'$.call.parentCallUri', b.data->>'$.parentCallUri', "
                   "b.data->>'$.call.parentCallPath', b.data->>'$.parentCallPath')")
     return sqlfiles.fill(sqlfiles.load("operations_view.sql"),
@@ -298,6 +302,7 @@ def operations_view_sql() -> str:
 
 VIEWS_SQL = sqlfiles.load("views.sql")
 OPERATIONS_SQL = operations_view_sql()
+OPERATIONS_TABLE_SQL = "CREATE TABLE IF NOT EXISTS operations AS SELECT * FROM operations_view LIMIT 0"
 
 
 def create_schema(con: duckdb.DuckDBPyConnection, meta: dict[str, str] | None = None) -> None:
@@ -312,18 +317,27 @@ def create_schema(con: duckdb.DuckDBPyConnection, meta: dict[str, str] | None = 
             con.execute("INSERT INTO meta VALUES ('correlation_window_ms', '10000')")
             _insert_expectations(con)
             con.execute("INSERT INTO meta VALUES ('expectations_revision', ?)", [str(EXPECTATIONS_REVISION)])
+        elif int(have[0]) in UPGRADABLE_VERSIONS:
+            _upgrade_schema(con)
         elif int(have[0]) != SCHEMA_VERSION:
             raise RuntimeError(f"capture has schema_version {have[0]}, this gwsreplay writes {SCHEMA_VERSION}")
         for key, value in (meta or {}).items():
             con.execute("DELETE FROM meta WHERE key = ?", [key])
             con.execute("INSERT INTO meta VALUES (?, ?)", [key, str(value)])
         _upgrade_expectations(con)
-        for stmt in sqlfiles.statements(VIEWS_SQL) + [OPERATIONS_SQL]:
+        for stmt in sqlfiles.statements(VIEWS_SQL) + [OPERATIONS_SQL, OPERATIONS_TABLE_SQL]:
             con.execute(stmt)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _upgrade_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """1 -> 2: the view ``operations`` makes way for the table of the same name (filled by
+    gwsreplay.capture.opindex when the writer closes, or by ``gwsreplay index``)."""
+    con.execute("DROP VIEW IF EXISTS operations")
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
 
 
 def _insert_expectations(con: duckdb.DuckDBPyConnection) -> None:

@@ -10,7 +10,8 @@ with the capture addon) writes a capture, no other process can open it, even rea
    (``ATTACH out; COPY FROM DATABASE``) and answers in ``<db>.snapshot-done``.
 
 The copy is a normal capture file (same schema, views included) that notebooks open
-read-only while recording goes on.
+read-only while recording goes on. Its ``operations`` table is computed on the copy
+(:func:`gwsreplay.capture.opindex.build`, in this process, not in the recorder's).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 
+from gwsreplay.capture import opindex
 from gwsreplay.capture.writer import snapshot_paths
 from gwsreplay.core.sqltext import sql_literal
 
@@ -52,7 +54,9 @@ def snapshot(db: str | Path, out: str | Path | None = None, *, timeout: float = 
     except duckdb.Error as exc:
         if not _is_lock_error(exc):
             raise
-    return _ask_writer(db, out, timeout)
+    _ask_writer(db, out, timeout)
+    opindex.build_file(out)
+    return out
 
 
 def _copy_offline(db: Path, out: Path) -> Path:
@@ -68,6 +72,7 @@ def _copy_offline(db: Path, out: Path) -> Path:
         dst = con.execute("SELECT current_database()").fetchall()[0][0]
         con.execute(f'COPY FROM DATABASE _src TO "{dst}"')
         con.execute("DETACH _src")
+        opindex.build(con)
         con.execute("CHECKPOINT")
         ok = True
     finally:

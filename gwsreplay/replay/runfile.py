@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from gwsreplay.capture import schema
+from gwsreplay.capture import opindex, schema
 
 RUNS = [("run_id", "VARCHAR"), ("capture", "VARCHAR"), ("target", "VARCHAR"), ("started_at", "TIMESTAMP"),
         ("ended_at", "TIMESTAMP"), ("speed", "VARCHAR"), ("sessions", "INTEGER"), ("agents", "INTEGER"),
@@ -60,6 +60,7 @@ def merge_tables(con: duckdb.DuckDBPyConnection, tmp: Path, run_id: str) -> None
         raise
     finally:
         con.execute("DETACH replay_tmp")
+    opindex.build(con)                   # the operations table over every run merged so far
 
 
 def add_run(con: duckdb.DuckDBPyConnection, run_id: str, run: dict, divergences: list[dict]) -> None:

@@ -1,4 +1,4 @@
--- The operations view (docs/schema.md, "Correlation"), filled by
+-- The correlation behind the operations table (docs/schema.md, "Correlation"), filled by
 -- gwsreplay.capture.schema.operations_view_sql with constants of gwsreplay.core.
 -- Each rule of docs/schema.md ("Correlation") is its own join on its own keys:
 -- rules with a specific key (referenceId, call id, resource id) are hash joins limited to the window;
@@ -7,7 +7,10 @@
 -- every notification of its agent. The earliest candidate (by ts, then message id) wins. Ties inside
 -- an ASOF partition are removed beforehand (lowest message id kept), so the result is deterministic.
 -- tests/test_capture_operations.py holds the same rules as one plain OR-join and checks both agree.
-CREATE OR REPLACE VIEW operations AS
+-- The capture keeps this as the view operations_view; gwsreplay.capture.opindex fills the table
+-- operations from it (writer close, snapshot, import, `gwsreplay index`). Each candidate says which
+-- rule found it (via: reference_id, error_message or rule = the operation's match_kind): matched_by.
+CREATE OR REPLACE VIEW operations_view AS
 WITH win AS (
     SELECT coalesce(max(TRY_CAST(value AS BIGINT)), 10000) AS ms
     FROM meta WHERE key = 'correlation_window_ms'
@@ -124,12 +127,12 @@ births_in_state AS (
 ),
 cand AS (
     -- 1. referenceId
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
+    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail, 'reference_id' AS via
     FROM ops o JOIN notes n ON n.user_name = o.user_name AND n.reference_id = o.reference_id
     WHERE n.ts BETWEEN o.requested_at AND o.until
     UNION ALL
     -- 2. ErrorMessage for the call, or with no call, or for any non-call operation
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
+    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail, 'error_message' AS via
     FROM (FROM ops WHERE match_kind IS DISTINCT FROM 'ack_only') o
     JOIN (FROM notes WHERE message_type = 'ErrorMessage') n ON n.user_name = o.user_name
     WHERE n.ts BETWEEN o.requested_at AND o.until
@@ -138,7 +141,7 @@ cand AS (
       AND (n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id)
     UNION ALL
     -- 3. call rules
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
+    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail, 'rule' AS via
     FROM call_ops o JOIN calls n ON n.user_name = o.user_name AND n.call = o.target
     WHERE n.ts BETWEEN o.requested_at AND o.until
       AND (n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id)
@@ -148,7 +151,7 @@ cand AS (
     UNION ALL
     -- any notification about the resource (a channel's own for channel_any); for ack_only, only a
     -- failure about it. Not one that names another operation's referenceId.
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
+    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail, 'rule' AS via
     FROM (FROM ops WHERE match_kind IN ('resource_any', 'ack_only', 'channel_any') AND resource_id IS NOT NULL) o
     JOIN notes n ON n.user_name = o.user_name AND n.resource_id = o.resource_id
     WHERE n.ts BETWEEN o.requested_at AND o.until
@@ -157,24 +160,24 @@ cand AS (
            OR (o.match_kind = 'channel_any' AND n.resource_type = 'channel'))
     UNION ALL
     -- new_resource: the first resource born after the request, at its first notification ...
-    SELECT o.exchange_id, o.until, make_timestamp((n.key >> 64)::BIGINT) AS ts, n.key, n.kind, n.detail
+    SELECT o.exchange_id, o.until, make_timestamp((n.key >> 64)::BIGINT) AS ts, n.key, n.kind, n.detail, 'rule' AS via
     FROM (FROM ops WHERE match_kind = 'new_resource' AND new_state = '') o
     ASOF JOIN births n ON n.user_name = o.user_name AND n.resource_type = o.new_type AND n.key >= o.from_key
     UNION ALL
     -- ... or at its first notification in the expected state
-    SELECT o.exchange_id, o.until, make_timestamp((n.key >> 64)::BIGINT) AS ts, n.key, n.kind, n.detail
+    SELECT o.exchange_id, o.until, make_timestamp((n.key >> 64)::BIGINT) AS ts, n.key, n.kind, n.detail, 'rule' AS via
     FROM (FROM ops WHERE match_kind = 'new_resource' AND new_state <> '') o
     ASOF JOIN births_in_state n ON n.user_name = o.user_name AND n.resource_type = o.new_type
                                AND n.resource_state = o.new_state AND n.birth >= o.from_key
     UNION ALL
     -- user_state
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
+    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail, 'rule' AS via
     FROM state_ops o
     ASOF JOIN state_keys n ON n.user_name = o.user_name AND n.scope = o.scope AND n.state = o.us_state
                           AND n.wm = o.wm AND n.key >= o.from_key
     UNION ALL
     -- device_any (and channel_any on the voice channel)
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail
+    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail, 'rule' AS via
     FROM (FROM ops WHERE match_kind = 'device_any' OR (match_kind = 'channel_any' AND resource_id = 'voice')) o
     ASOF JOIN (FROM notes WHERE resource_type = 'device'
                AND user_name IN (SELECT user_name FROM ops WHERE match_kind = 'device_any'
@@ -182,13 +185,15 @@ cand AS (
       ON n.user_name = o.user_name AND n.key >= o.from_key
 ),
 firsts AS (
-    SELECT exchange_id, min(key) AS key, arg_min(kind, key) AS kind, arg_min(detail, key) AS detail
+    -- ties on the same message: referenceId before ErrorMessage before the rule
+    SELECT exchange_id, min(key) AS key, arg_min(kind, key) AS kind, arg_min(detail, key) AS detail,
+           arg_min(via, key * 4 + CASE via WHEN 'reference_id' THEN 0 WHEN 'error_message' THEN 1 ELSE 2 END) AS via
     FROM cand WHERE ts <= until
     GROUP BY exchange_id
 ),
 results AS (
     SELECT o.*, make_timestamp((f.key >> 64)::BIGINT) AS f_ts,
-           (f.key & 18446744073709551615::HUGEINT)::BIGINT AS f_message_id, f.kind AS f_kind, f.detail AS f_detail,
+           (f.key & 18446744073709551615::HUGEINT)::BIGINT AS f_message_id, f.kind AS f_kind, f.detail AS f_detail, f.via AS f_via,
            o.error IS NOT NULL OR o.status IS NULL OR o.status >= 400
              OR (o.status_code IS NOT NULL AND o.status_code NOT IN ({{success_status_codes}})) AS http_error
     FROM ops o LEFT JOIN firsts f USING (exchange_id)
@@ -209,5 +214,6 @@ SELECT exchange_id, flow_id, user_name, session_key, method, path, api_area,
             ELSE 'no_notification' END AS outcome,
        f_message_id AS outcome_message_id,
        f_detail AS outcome_detail,
-       match_kind, expected_state
+       match_kind, expected_state,
+       f_via AS matched_by
 FROM results
