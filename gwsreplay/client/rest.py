@@ -61,7 +61,9 @@ class ConnectOptions:
 
     def session(self, **kwargs: Any) -> aiohttp.ClientSession:
         tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
-        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls), proxy=self.proxy, **kwargs)
+        if self.proxy:  # a session-wide proxy needs aiohttp 3.10+
+            kwargs["proxy"] = self.proxy
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls), **kwargs)
 
 
 class GWSClient:
