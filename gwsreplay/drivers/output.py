@@ -28,7 +28,7 @@ import duckdb
 from gwsreplay.capture.records import HttpRecord, WsEndRecord, WsFrameRecord
 from gwsreplay.capture.writer import CaptureWriter
 from gwsreplay.core.bayeux import encode
-from gwsreplay.replay.runfile import merge_run
+from gwsreplay.capture.runfile import merge_run
 
 
 

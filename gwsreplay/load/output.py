@@ -4,7 +4,7 @@ Each Locust worker keeps its live traffic as the capture proxy's raw records
 (in memory: no DuckDB work while greenlets are timing requests) and writes them,
 when the master asks at the end, to its own part file beside the output file
 with the proxy's writer. The master then merges every part under one run id
-(gwsreplay.replay.runfile), adds the run row and every worker's divergences
+(gwsreplay.capture.runfile), adds the run row and every worker's divergences
 (sent over Locust's messages, so they arrive from other machines too). A part
 written on another machine stays there, named in the log.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 
 from gwsreplay.capture.writer import CaptureWriter
-from gwsreplay.replay.runfile import add_run, merge_tables
+from gwsreplay.capture.runfile import add_run, merge_tables
 
 log = logging.getLogger(__name__)
 CHUNK = 5000
