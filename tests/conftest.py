@@ -27,6 +27,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 from aiohttp import web
+from manual_clock import ManualClock
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,8 +128,8 @@ class SimServer:
 
 async def start_sim(*, agents: int = 10, roster=None, **options: Any) -> SimServer:
     """Start a simulator on 127.0.0.1:<random> in the running loop (make_app options pass through)."""
-    from gwsreplay.sim.server.app import make_app
     from gwsreplay.sim.model.roster import Roster
+    from gwsreplay.sim.server.app import make_app
 
     sock = _listen()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -248,9 +249,10 @@ def simulator_capture(tmp_path_factory) -> Path:
     """A capture the simulator produced: scripted agents on every channel through the capture
     proxy (both child processes), plus its replay against a fresh simulator next to it
     (NAME-replay.duckdb), as `make demo` makes them. Used by the notebook and report tests."""
-    from gwsreplay.client.agents import CHANNELS, AgentsConfig, run_agents
-    from gwsreplay.cli.demo_replay import replay_demo_capture
     from replay_fixtures import ANSWER_DELAY, SIM_SEED, record_capture
+
+    from gwsreplay.cli.demo_replay import replay_demo_capture
+    from gwsreplay.client.agents import CHANNELS, AgentsConfig, run_agents
 
     agents = 4
 
@@ -264,3 +266,9 @@ def simulator_capture(tmp_path_factory) -> Path:
     replay_demo_capture(db, agents=agents, seed=SIM_SEED, answer_delay=ANSWER_DELAY,
                         out=db.with_name("agents-replay.duckdb"))
     return db
+
+
+@pytest.fixture
+def manual_clock():
+    """The suite's one fake clock (tests/manual_clock.py): time moves on advance(), due timers fire in order."""
+    return ManualClock()

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from manual_clock import ManualClock
 
 from gwsreplay.capture.classify import classify_bayeux
-from gwsreplay.sim.model.roster import Roster
 from gwsreplay.sim.model.contact_center import ContactCenter
+from gwsreplay.sim.model.roster import Roster
 
 READY = {"id": "9430250E-0A1B-421F-B372-F29E69366DED", "displayName": "Ready", "state": "Ready"}
 NOT_READY = {"id": "900D55CC-2BB0-431F-8BF9-D3525B383BE6", "displayName": "Not Ready", "state": "NotReady"}
@@ -34,23 +35,9 @@ WORKITEM_PROCESSING = {"Transfer", "AttachUserData", "UpdateUserData", "DeleteUs
 IM_TALKING = {"Complete", "AttachUserData", "DeleteUserData", "UpdateUserData", "SendMessage"}   # L10797
 
 
-class Clock:
-    def __init__(self):
-        self.t = 500.0
-
-    def now(self):
-        return self.t
-
-    def call_later(self, delay, callback):
-        class Handle:
-            def cancel(self):
-                pass
-        return Handle()
-
-
 class Sim:
     def __init__(self, agents=3, seed=0, multimedia=True, **kwargs):
-        self.clock = Clock()
+        self.clock = ManualClock(start=500.0)
         self.events: list[tuple] = []
         self.cc = ContactCenter(Roster.default(agents), scheduler=self.clock, seed=seed,
                                 base_url="http://127.0.0.1:8090", multimedia=multimedia,
@@ -257,7 +244,7 @@ def test_chat_accept_send_complete(sim):
                                          "timestampSeconds"}
     sim.clear()
 
-    sim.clock.t += 2.5
+    sim.clock.advance(2.5)
     sim.ok("agent1", f"/me/chats/{chat_id}", "SendStartTypingNotification")
     sim.ok("agent1", f"/me/chats/{chat_id}", "SendMessage", text="How may I help you?", messageType="Greeting")
     typing, text = sim.of("agent1", "/v2/me/chats")

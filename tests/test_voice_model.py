@@ -7,20 +7,20 @@ gws-8.6-api-reference.txt.
 
 from __future__ import annotations
 
-import heapq
 import json
 import re
 
 import pytest
+from manual_clock import ManualClock
 
-from gwsreplay.sim.model.ids import IdGenerator
-from gwsreplay.sim.model.roster import ROLE_AGENT, ROLE_SUPERVISOR, Roster
 from gwsreplay.sim.model.agents import OFFLINE_STATE_ID
 from gwsreplay.sim.model.calls import CH_CALLS
 from gwsreplay.sim.model.contact_center import ContactCenter
 from gwsreplay.sim.model.core import CH_SERVICES
 from gwsreplay.sim.model.devices import CH_DEVICES
 from gwsreplay.sim.model.errors import http_status_for
+from gwsreplay.sim.model.ids import IdGenerator
+from gwsreplay.sim.model.roster import ROLE_AGENT, ROLE_SUPERVISOR, Roster
 
 READY_ID = "9430250E-0A1B-421F-B372-F29E69366DED"
 NOT_READY_ID = "900D55CC-2BB0-431F-8BF9-D3525B383BE6"
@@ -56,44 +56,9 @@ PARTICIPANT_KEYS = {"e164Number", "formattedPhoneNumber", "phoneNumber", "digits
 
 # ----------------------------------------------------------------------------- harness
 
-class ManualScheduler:
-    """A clock that moves only when told; callbacks run in due order."""
-
-    def __init__(self):
-        self.t = 1000.0
-        self._queue: list = []
-        self._seq = 0
-
-    def now(self) -> float:
-        return self.t
-
-    def call_later(self, delay, callback):
-        self._seq += 1
-        entry = [self.t + delay, self._seq, callback, False]
-        heapq.heappush(self._queue, entry)
-
-        class Handle:
-            def cancel(self_):
-                entry[3] = True
-        return Handle()
-
-    def advance(self, seconds: float) -> None:
-        end = self.t + seconds
-        while self._queue and self._queue[0][0] <= end:
-            due, _, callback, cancelled = heapq.heappop(self._queue)
-            self.t = due
-            if not cancelled:
-                callback()
-        self.t = end
-
-    @property
-    def pending(self) -> int:
-        return sum(1 for e in self._queue if not e[3])
-
-
 class Sim:
     def __init__(self, agents=3, supervisors=1, seed=0, roster=None, **kwargs):
-        self.clock = ManualScheduler()
+        self.clock = ManualClock()
         self.events: list[tuple] = []
         self.roster = roster or Roster.default(agents, supervisors=supervisors)
         self.cc = ContactCenter(self.roster, scheduler=self.clock, seed=seed, base_url=BASE,
