@@ -93,7 +93,8 @@ LATENCY = _nb(
         code("bucket = latency.auto_bucket_seconds(con, scope=scope)\n"
              "over_time = latency.latency_over_time(con, bucket, by=None, scope=scope)\n"
              "figures.latency_over_time(over_time, title=f'Completion latency over time ({bucket:g} s buckets)')"),
-        code("figures.latency_over_time(latency.latency_over_time(con, bucket, by='channel', scope=scope), by='channel',\n"
+        code("per_channel = latency.latency_over_time(con, bucket, by='channel', scope=scope)\n"
+             "figures.latency_over_time(per_channel, by='channel',\n"
              "                          title='Completion p50 per channel over time')"),
         md("## Failures and operations that never completed\n\n`acknowledged`: operations the reference "
            "documents without a notification (SetInFocus, CancelConsult, EndContactCenterSession, ...), "

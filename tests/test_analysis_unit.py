@@ -20,6 +20,7 @@ import pytest
 from gwsreplay.analysis import (_build_notebooks, compare, coverage, db, errors, figures, headline, humanize, latency,
                                 notebook, timeline)
 from gwsreplay.analysis.state_models import MODELS, NEW
+from gwsreplay.capture import schema as capture_schema
 from gwsreplay.analysis.synthetic import CaptureBuilder, Device, call_data, device_data, error_data, media_data
 
 T0 = datetime(2024, 5, 6, 10, 0, 0)
@@ -452,7 +453,8 @@ def test_open_capture_read_only_and_missing(tmp_path, latency_capture):
     with pytest.raises(duckdb.Error):
         con.execute("DELETE FROM exchanges")
     info = db.capture_info(con)
-    assert info.loc[0, "schema_version"] == "1" and info.loc[0, "exchanges"] == len(HOLDS) + 3
+    assert info.loc[0, "schema_version"] == str(capture_schema.SCHEMA_VERSION)
+    assert info.loc[0, "exchanges"] == len(HOLDS) + 3
 
 
 def test_resolve_capture_path(tmp_path):

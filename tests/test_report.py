@@ -170,7 +170,8 @@ def scoped_file_report(capture, tmp_path_factory):
     """`gwsreplay report --plotly file` for one agent from one second into the capture."""
     con = db.open_capture(capture)
     try:
-        agent = con.execute("SELECT user_name FROM operations GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()[0]
+        agent = con.execute("SELECT user_name FROM operations GROUP BY 1 "
+                            "ORDER BY count(*) DESC, 1 LIMIT 1").fetchone()[0]
         start = db.capture_info(con).loc[0, "started_at"].to_pydatetime() + timedelta(seconds=1)
         scope = db.Scope(start, None, agent)
         whole, part = headline.compute(con), headline.compute(con, scope)
