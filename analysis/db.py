@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import duckdb
 import pandas as pd
 
+from gwsreplay.analysis import sources
 from gwsreplay.capture import opindex
 
 
@@ -107,7 +108,7 @@ class CaptureNotFound(FileNotFoundError):
     """The capture file does not exist (the CLI turns this into a one-line error)."""
 
 
-def open_capture(path: str | Path, *, cache_operations: bool = True) -> duckdb.DuckDBPyConnection:
+def open_capture(path: str | Path | list, *, cache_operations: bool = True) -> duckdb.DuckDBPyConnection:
     """Open a capture read-only.
 
     DuckDB admits one writing process per file: a capture that is still being
@@ -119,7 +120,16 @@ def open_capture(path: str | Path, *, cache_operations: bool = True) -> duckdb.D
     out-of-date one (schema_version 1, a recorder killed before it closed, edited
     rules) it is computed once into a connection-local TEMP table of the same name
     (which DuckDB resolves first), with a one-line warning to run ``gwsreplay index``.
+
+    ``path`` may also name several captures or a Parquet export directory (a list, or paths
+    joined by ``os.pathsep``): they are read as one, through DuckDB (analysis/sources.py).
     """
+    if sources.is_multiple(path):
+        paths = sources.split(path)
+        for p in paths:
+            if not p.exists():
+                raise CaptureNotFound(f"capture not found: {p}")
+        return sources.open_sources(paths)
     path = Path(path)
     if not path.is_file():
         raise CaptureNotFound(f"capture not found: {path}")
@@ -153,6 +163,8 @@ def resolve_capture_path(path: str | Path, base: str | Path | None = None) -> Pa
     Notebooks default to ``../captures/demo.duckdb``, which must mean "next to the
     notebooks folder" whatever the kernel's working directory is.
     """
+    if sources.is_multiple(path):                # several captures: each resolved, joined again
+        return Path(sources.join(resolve_capture_path(p, base) for p in sources.split(path)))
     p = Path(path).expanduser()
     if not p.is_absolute() and base is not None:
         p = Path(base) / p

@@ -1,4 +1,4 @@
-"""`gwsreplay export --db X --parquet DIR`: every table and view as Parquet."""
+"""`gwsreplay export --db X --parquet DIR [--partition day]`: every table and view as Parquet."""
 
 from __future__ import annotations
 
@@ -7,23 +7,30 @@ from pathlib import Path
 
 import duckdb
 
-from gwsreplay.capture.export import export_parquet
+from gwsreplay.capture.export import PARTITIONS, export_parquet
 from gwsreplay.core.errors import UserError
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("export", help="export a capture's tables and views as Parquet",
-                              description="Write each table and view of a capture to DIR/<name>.parquet.")
+                              description="Write each table and view of a capture to DIR/<name>.parquet, or with "
+                                          "--partition day to DIR/<table>/day=YYYY-MM-DD/capture=NAME/ (hive "
+                                          "partitions: several captures export into one DIR, which analysis and "
+                                          "`gwsreplay report` read as one).")
     p.add_argument("--db", required=True)
     p.add_argument("--parquet", required=True, metavar="DIR")
+    p.add_argument("--partition", choices=PARTITIONS, help="hive-partition the tables by day (and capture)")
+    p.add_argument("--name", help="the capture's name in a partitioned DIR (default: the file name without suffix)")
     return p
 
 
 def run(args) -> int:
     if not Path(args.db).exists():
         raise UserError(f"no such capture: {args.db}")
+    if args.name and not args.partition:
+        raise UserError("--name only applies with --partition")
     try:
-        counts = export_parquet(args.db, args.parquet)
+        counts = export_parquet(args.db, args.parquet, partition=args.partition, name=args.name)
     except duckdb.Error as exc:
         if "lock" in str(exc).lower():
             raise UserError(f"{args.db} is being recorded; run `gwsreplay snapshot --db {args.db}` "
