@@ -49,6 +49,7 @@ pytestmark = pytest.mark.timeout(240)
 
 @dataclass
 class Installed:
+    src: Path           # the copy of the sources the wheel was built from
     wheel: Path
     venv: Path
     work: Path          # the working directory of every command: outside the repository
@@ -101,7 +102,7 @@ def installed(tmp_path_factory) -> Installed:
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "GWSREPLAY_COMETD_DIR", "PYTHONHOME")}
     env.update(PYTHONNOUSERSITE="1", PYTHONUNBUFFERED="1",
                PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}")
-    return Installed(wheel, venv, work, env)
+    return Installed(src, wheel, venv, work, env)
 
 
 def test_gwsreplay_is_imported_from_the_new_venv(installed):
@@ -133,10 +134,9 @@ def test_wheel_ships_every_source_file(installed):
         names = set(wheel.namelist())
     expected = set()
     for folder, package in SOURCES.items():
-        for path in (ROOT / folder).rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts and ".ipynb_checkpoints" not in path.parts \
-                    and path.suffix in SOURCE_SUFFIXES and not path.name.startswith("."):
-                expected.add(f"{package}/{path.relative_to(ROOT / folder).as_posix()}")
+        for path in (installed.src / folder).rglob("*"):
+            if path.is_file() and path.suffix in SOURCE_SUFFIXES and not path.name.startswith("."):
+                expected.add(f"{package}/{path.relative_to(installed.src / folder).as_posix()}")
     assert expected - names == set()
     assert "gwsreplay/notebooks/latency.ipynb" in names
     assert "gwsreplay/sim/server/desktop/vendor/cometd/cometd.js" in names
