@@ -73,6 +73,8 @@ def _sql(e, r: N.Rule) -> str:
         return f"h[2] = {sql_literal(e.value)}"
     if isinstance(e, N.AnyOf):
         return "(" + " OR ".join(f"({_sql(c, r)})" for c in e.conds) + ")"
+    if isinstance(e, N.Not):
+        return f"NOT coalesce(({_sql(e.cond, r)}), false)"
     raise TypeError(f"not a rule expression: {e!r}")
 
 

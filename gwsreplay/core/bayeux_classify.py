@@ -126,6 +126,9 @@ def _compile(e: Any) -> _Fn:
     if isinstance(e, N.AnyOf):
         conds = [_compile(c) for c in e.conds]
         return lambda d, o, ch, nt: any(c(d, o, ch, nt) for c in conds)
+    if isinstance(e, N.Not):
+        cond = _compile(e.cond)
+        return lambda d, o, ch, nt: not cond(d, o, ch, nt)
     raise TypeError(f"not a rule expression: {e!r}")
 
 

@@ -26,6 +26,9 @@ META_PREFIX = "/meta/"
 ERROR_NOTIFICATION = "Error"
 FAILED_STATE = "RequestFailed"
 ERROR_MESSAGE = "ErrorMessage"
+#: every error message type: 8.5.2 also names DeviceStateErrorMessage and CallStateErrorMessage (8.5.2
+#: L10455) without printing one; they are read like ErrorMessage (deviceUri/deviceId, callUri/callId).
+ERROR_MESSAGES = (ERROR_MESSAGE, "DeviceStateErrorMessage", "CallStateErrorMessage")
 
 #: messageType -> (resource type, keys of data holding the interaction, in the order tried)
 MEDIA_MESSAGES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -145,8 +148,14 @@ class AnyOf:
     conds: tuple["Cond", ...]
 
 
+@dataclass(frozen=True)
+class Not:
+    """The condition does not hold (a condition on a missing value does not hold)."""
+    cond: "Cond"
+
+
 Expr = Union[Val, Uri, Lit, Ref, First, Case]
-Cond = Union[Present, IsObject, IsHex16, Equals, OnChannel, NotificationIs, AnyOf]
+Cond = Union[Present, IsObject, IsHex16, Equals, OnChannel, NotificationIs, AnyOf, Not]
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,8 @@ def walk(node: Expr | Cond) -> Iterator[Expr | Cond]:
     elif isinstance(node, AnyOf):
         for c in node.conds:
             yield from walk(c)
+    elif isinstance(node, Not):
+        yield from walk(node.cond)
 
 
 def rule(kind: str, message_types: str | tuple[str, ...], channel: str | None = None, **fields: Expr) -> Rule:
@@ -253,10 +264,15 @@ RULES: tuple[Rule, ...] = (
     rule("device", "DeviceStateChangeMessage",
          resource_type=Lit("device"), device_id=First((Val("devices[0].id"), Val("deviceId"))),
          resource_id=Ref("device_id"), user_state=Val("devices[0].userState.state"), resource_state=Ref("user_state")),
-    rule("error", ERROR_MESSAGE,
-         call_id=Uri("callUri"), device_id=Uri("deviceUri"),
-         resource_type=Case(((Present(Ref("call_id")), Lit("call")), (Present(Ref("device_id")), Lit("device")))),
-         resource_id=First((Ref("call_id"), Ref("device_id"))), resource_state=Lit("Error"),
+    # the call of an ErrorMessage is named by its T-Server connId in callUri (8.6 L4217, 8.5.2 L1748), not
+    # by the 32-character id 8.6 requests use: a 16-hex id is the connId (and, in 8.5.2, also the call id)
+    rule("error", ERROR_MESSAGES,
+         conn_id=First((Case(((IsHex16(Uri("callUri")), Uri("callUri")),)), Val("connId"))),
+         call_id=First((Case(((Not(IsHex16(Uri("callUri"))), Uri("callUri")),)), Val("callId"))),
+         device_id=First((Uri("deviceUri"), Val("deviceId"))),
+         resource_type=Case(((AnyOf((Present(Ref("conn_id")), Present(Ref("call_id")))), Lit("call")),
+                             (Present(Ref("device_id")), Lit("device")))),
+         resource_id=First((Ref("call_id"), Ref("conn_id"), Ref("device_id"))), resource_state=Lit("Error"),
          error_message=Val("errorMessage")),
     rule("service", "ServiceStateChangeMessage",
          resource_type=Lit("service"), resource_id=First((Val("service.id"), Val("service.type"))),

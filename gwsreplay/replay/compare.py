@@ -24,7 +24,7 @@ from typing import Any
 from gwsreplay.core.bayeux_classify import classify_bayeux
 
 from gwsreplay.replay.idmap import IdMap, is_id_key, split_origin
-from gwsreplay.replay.plan import Note, Step
+from gwsreplay.replay.plan import Note, Step, participant_numbers
 
 MASKED_KEYS = frozenset({"duration", "timestamp", "time", "startTime", "endTime", "startDate", "endDate",
                          "createdDate", "lastModified", "clientId", "JSESSIONID"})
@@ -200,7 +200,7 @@ def _participants(data: dict) -> list[str]:
     resource = next((data[k] for k in PARTICIPANT_RESOURCES if isinstance(data.get(k), dict)), None)
     if resource is None:
         return []
-    return sorted(str(p.get("phoneNumber")) for p in resource.get("participants") or [] if isinstance(p, dict))
+    return sorted(participant_numbers(resource))
 
 
 # ----------------------------------------------------------------------------- divergences

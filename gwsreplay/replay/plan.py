@@ -314,10 +314,10 @@ class _Builder:
         for s in self.raw:
             for n in self._inferred_rings(s, injected_calls):
                 call = n.data.get("call") or {}
-                participants = call.get("participants") or [{}]
+                numbers = participant_numbers(call)
                 steps[s.id].append(Step(
                     index=0, kind="inject_call", ts=max(n.ts - 0.001, 0.0), end_ts=n.ts, inferred=True,
-                    external={"from": str(call.get("ani") or participants[0].get("phoneNumber") or ""),
+                    external={"from": str(call.get("ani") or next(iter(numbers), "")),
                               "to": str(call.get("dnis") or n.data.get("phoneNumber") or next(iter(s.phones), "")),
                               "userData": call.get("userData") or {}, "call_id": n.call_id}))
         for n in self._inferred_hangups(steps, hung_up):
@@ -497,6 +497,19 @@ def _creates_im_session(step: Step) -> bool:
         return False
     segments = [seg for seg in (step.path or "").split("?")[0].split("/") if seg]
     return bool(segments) and segments[-1] == "im-sessions"
+
+
+def participant_numbers(resource: Any) -> list[str]:
+    """The phone numbers of a call's (or IM session's) participants, in order. 8.6 lists objects
+    (``{"phoneNumber": "5001", ...}``), 8.5.2 plain strings (``["5001"]`` beside ``participantsInfo``)."""
+    if not isinstance(resource, dict):
+        return []
+    out = []
+    for p in resource.get("participants") or []:
+        number = p.get("phoneNumber") if isinstance(p, dict) else p
+        if isinstance(number, (str, int)) and not isinstance(number, bool) and str(number):
+            out.append(str(number))
+    return out
 
 
 def _phones_in(body: dict) -> list[str]:
