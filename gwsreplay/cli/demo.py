@@ -17,6 +17,13 @@ import signal
 from pathlib import Path
 from urllib.request import urlopen
 
+import duckdb
+from rich.console import Console
+from rich.table import Table
+
+from gwsreplay.analysis.report import build_report
+from gwsreplay.cli.agents import AgentsConfig, print_summary, run_with_progress
+from gwsreplay.cli.demo_replay import replay_demo_capture
 from gwsreplay.cli.processes import child, free_port, gwsreplay_command
 
 
@@ -40,10 +47,6 @@ def _stats(sim_url: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from gwsreplay.cli.agents import AgentsConfig, print_summary, run_with_progress
-
     console = Console()
     args.out = args.out.resolve()   # the children get absolute paths; they share our cwd anyway
     args.out.mkdir(parents=True, exist_ok=True)
@@ -82,16 +85,12 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"simulator served {served['rest']} REST requests and {served['bayeux']} Bayeux messages; "
                   f"the capture holds {captured['rest']} and {captured['bayeux']}: {verdict}")
 
-    from gwsreplay.cli.demo_replay import replay_demo_capture
-
     console.rule("[bold]replay of the demo capture against a fresh simulator")
     replay_code = replay_demo_capture(db, agents=args.agents, seed=args.seed, answer_delay=0.3,
                                       out=args.out / "demo-replay.duckdb", console=console)
 
     if not args.no_report:
         report = args.out / "demo-report.html"
-        from gwsreplay.analysis.report import build_report
-
         build_report(db, report)
         console.print(f"report         {report}")
     console.print(f"capture        {db}")
@@ -101,9 +100,6 @@ def run(args: argparse.Namespace) -> int:
 
 def summarize_capture(db: Path, console) -> dict:
     """Print what the capture holds; return the counts compared with the simulator's."""
-    import duckdb
-    from rich.table import Table
-
     con = duckdb.connect(str(db), read_only=True)
     try:
         rest = con.execute("SELECT count(*) FROM exchanges WHERE NOT coalesce(is_bayeux, false) "

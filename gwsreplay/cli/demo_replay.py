@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.console import Console
+
+from gwsreplay.cli.processes import child, free_port, gwsreplay_command
+from gwsreplay.cli.replay import run_with_progress
+from gwsreplay.drivers.report import print_report
+from gwsreplay.drivers.runner import ReplayOptions
+from gwsreplay.replay.engine import EngineOptions
+from gwsreplay.replay.recorded import read_plan
+from gwsreplay.replay.users import UserMap
+
 
 def replay_demo_capture(db: Path, *, agents: int, seed: int, answer_delay: float = 0.3,
                         out: Path | None = None, console=None) -> int:
     """Replay `db` against a fresh simulator child process; print the summary; 0 when nothing diverged."""
-    from rich.console import Console
-
-    from gwsreplay.cli.processes import child, free_port, gwsreplay_command
-
-    from gwsreplay.replay.engine import EngineOptions
-    from gwsreplay.replay.plan import read_plan
-    from gwsreplay.cli.replay import run_with_progress
-    from gwsreplay.drivers.report import print_report
-    from gwsreplay.drivers.runner import ReplayOptions
-    from gwsreplay.replay.users import UserMap
-
     console = console or Console()
     db = Path(db)
     out = Path(out) if out else db.with_name(db.stem + "-replay.duckdb")
