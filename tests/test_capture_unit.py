@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from mitmproxy import flow
 from mitmproxy import io as mio
 from mitmproxy.test import taddons, tflow
 from mitmproxy.websocket import WebSocketMessage
@@ -875,3 +876,50 @@ def test_message_ids_dense_and_ordered_in_big_batches(tmp_path):
     assert rows == sorted(rows, key=lambda r: (r[0], r[1] != "c2s", r[2]))
     assert len(rows) == 2 * sum(1 + (k % 5) + 1 for k in range(1500))
     assert _rows(db, "SELECT min(id), max(id), count(*) FROM bayeux_messages")[0] == (1, len(rows), len(rows))
+
+
+def test_addon_abandoned_response_1006_and_refused_bodies_carry_errors(tmp_path):
+    cap, tctx = _capture(tmp_path)
+    with tctx:
+        f = _poll_flow([{"channel": "/meta/connect", "clientId": "c1", "id": "9"}], [])
+        cap.request(f)
+        cap.response(f)                          # recorded as a 200...
+        f.error = flow.Error("client disconnected")
+        cap.error(f)                             # ...then the desktop went away before it got it
+        ws = tflow.twebsocketflow(messages=False)
+        cap.response(ws)
+        ws.websocket.close_code = 1006
+        cap.websocket_end(ws)
+        big = tflow.tflow(err=True)
+        big.error.msg = "Response body exceeds mitmproxy's body_size_limit."
+        cap.request(big)
+        cap.error(big)
+        assert cap.stats()["refused"] == 1
+        cap.done()
+    db = tmp_path / "unit.duckdb"
+    rows = _rows(db, "SELECT status, error FROM exchanges ORDER BY id")
+    assert rows[0] == (200, "response not delivered: client disconnected")
+    assert "body_size_limit" in rows[2][1]
+    assert _rows(db, "SELECT close_code, error FROM websocket_connections") == [
+        (1006, "connection closed abnormally (1006: no close frame)")]
+    assert _rows(db, "SELECT count(*) FROM capture_errors WHERE kind = 'body_refused'") == [(1,)]
+
+
+def test_non_meta_messages_keep_extra_fields_and_channelless_messages_get_an_error(tmp_path):
+    msgs = [{"channel": "/v2/me/calls", "id": 7, "custom": {"a": 1}, "data": {"messageType": "X"}},
+            {"foo": "bar", "data": {"messageType": "Y"}}]
+    for live in (False, True):
+        db = tmp_path / f"extra{live}.duckdb"
+        w = CaptureWriter(db, flush_interval=0.01)
+        rec = HttpRecord(flow_id="x", method="POST", host="gws", port=80, path="/api/v2/notifications",
+                         request_headers=[("Content-Type", "application/json")], status=200,
+                         request_body=json.dumps(msgs).encode(), ts_request_start=T0)
+        if live:
+            w.start()
+            w.submit(rec)
+        else:
+            w.write_records([rec])
+        w.close()
+        rows = _rows(db, "SELECT channel, msg_id, extra, message_type, parse_error FROM bayeux_messages ORDER BY id")
+        assert rows == [("/v2/me/calls", "7", '{"custom":{"a":1}}', "X", None),
+                        (None, None, '{"foo":"bar"}', "Y", "message has no channel")], (live, rows)

@@ -22,7 +22,6 @@ from gwsreplay.core.bayeux_classify import classify_bayeux
 from gwsreplay.capture.records import dumps, fix_surrogates
 from gwsreplay.capture.rows import Where, error_message_row
 from gwsreplay.capture.schema import BayeuxMessageRow, ExchangeRow
-from gwsreplay.core.notifications import META_PREFIX
 
 
 _ENVELOPE_KEYS = frozenset(("channel", "clientId", "id", "successful", "error", "advice", "connectionType",
@@ -56,10 +55,8 @@ def python_bayeux_rows(staged: list[StagedBody]) -> list[BayeuxMessageRow] | Non
             if type(m) is not dict:
                 return None
             c = classify_bayeux(m)
-            extra = None
-            if c.channel is not None and c.channel.startswith(META_PREFIX):
-                rest = {k: v for k, v in m.items() if k not in _ENVELOPE_KEYS}
-                extra = dumps(rest) if rest else None
+            rest = {k: v for k, v in m.items() if k not in _ENVELOPE_KEYS}
+            extra = dumps(rest) if rest else None
             values = {
                 "ts": sb.ts, "direction": sb.direction, "transport": sb.transport, "exchange_id": sb.exchange_id,
                 "flow_id": sb.flow_id, "frame_index": sb.frame_index, "position": sb.pos0 + i,
@@ -67,6 +64,7 @@ def python_bayeux_rows(staged: list[StagedBody]) -> list[BayeuxMessageRow] | Non
                 "ext": None if c.ext is None else dumps(c.ext),
                 "data": None if c.data is None else dumps(c.data),
                 "extra": extra, "user_name": sb.user_name, "session_key": sb.session_key,
+                "parse_error": "message has no channel" if m.get("channel") is None else None,
             }
             out.append(BayeuxMessageRow(**{col: values[col] if col in values else getattr(c, col, None)
                                            for col in BayeuxMessageRow._fields}))

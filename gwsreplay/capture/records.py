@@ -84,6 +84,16 @@ class WsEndRecord:
 
 
 @dataclass(slots=True)
+class LateErrorRecord:
+    """An error that came after the exchange was recorded (the client abandoned the response):
+    appended to that exchange's ``error``."""
+
+    flow_id: str
+    error: str
+    submitted: float = 0.0
+
+
+@dataclass(slots=True)
 class ErrorRecord:
     kind: str
     error: str

@@ -19,9 +19,9 @@ from urllib.parse import parse_qsl
 from gwsreplay.capture import bayeux_extract
 from gwsreplay.capture.bayeux_sql import StagedBody
 from gwsreplay.capture.classify import classify_http, classify_path
-from gwsreplay.capture.records import (DEFAULT_MAX_BODY, Body, ErrorRecord, Headers, HttpRecord, WsEndRecord,
-                                       WsFrameRecord, complete_json_array, dumps, get_header, get_headers,
-                                       header_list, is_utf8, make_body, parse_json)
+from gwsreplay.capture.records import (DEFAULT_MAX_BODY, Body, ErrorRecord, Headers, HttpRecord, LateErrorRecord,
+                                       WsEndRecord, WsFrameRecord, complete_json_array, dumps, get_header,
+                                       get_headers, header_list, is_utf8, make_body, parse_json)
 from gwsreplay.capture.records import us as _us
 from gwsreplay.capture.redact import SESSION_COOKIES, Redactor, basic_user, cookie_value
 from gwsreplay.capture.schema import (BayeuxMessageRow, CaptureErrorRow, ExchangeRow, WebsocketConnectionRow,
@@ -76,6 +76,17 @@ class Where(NamedTuple):
     flow_id: str
     frame_index: int | None
     transport: str
+
+
+class LateError(NamedTuple):
+    """An error for an exchange already written (``out["_late_errors"]``): the writer appends it."""
+
+    exchange_id: int
+    error: str
+
+
+#: WebSocket close codes that end a connection normally (RFC 6455 7.4.1); 1005: no code given
+NORMAL_CLOSE_CODES = frozenset((1000, 1001, 1005))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -351,11 +362,24 @@ class RowBuilder:
 
     def ws_end(self, rec: WsEndRecord, out: dict[str, list]) -> None:
         ex_id, _, _, ts_up = self.ws_flows.pop(rec.flow_id, (self.flow_exchange.get(rec.flow_id), None, None, None))
+        error = rec.error
+        code = rec.close_code
+        if error is None and code is not None and code not in NORMAL_CLOSE_CODES and code < 3000:
+            error = ("connection closed abnormally (1006: no close frame)" if code == 1006 else
+                     f"connection closed with code {code}" + (f": {rec.close_reason}" if rec.close_reason else ""))
         out["websocket_connections"].append(WebsocketConnectionRow(
             flow_id=rec.flow_id, exchange_id=ex_id, ts_start=_us(rec.ts_start or ts_up), ts_end=_us(rec.ts_end),
-            frames=rec.frames, closed_by_client=rec.closed_by_client, close_code=rec.close_code,
-            close_reason=rec.close_reason, error=rec.error,
+            frames=rec.frames, closed_by_client=rec.closed_by_client, close_code=code,
+            close_reason=rec.close_reason, error=error,
         ))
+
+    def late_error(self, rec: LateErrorRecord, out: dict[str, list]) -> None:
+        ex_id = self.flow_exchange.get(rec.flow_id)
+        if ex_id is None:
+            out["capture_errors"].append(CaptureErrorRow(ts=_us(time.time()), kind="late_error", flow_id=rec.flow_id,
+                                                         count=1, error=rec.error[:2000]))
+        else:
+            out["_late_errors"].append(LateError(ex_id, rec.error[:2000]))
 
     def error(self, rec: ErrorRecord, out: dict[str, list]) -> None:
         out["capture_errors"].append(CaptureErrorRow(ts=_us(rec.ts or time.time()), kind=rec.kind, flow_id=rec.flow_id,

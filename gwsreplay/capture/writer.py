@@ -52,7 +52,8 @@ from gwsreplay.capture import bayeux_sql, opindex, schema
 from gwsreplay.capture.arrow import rows_to_table
 from gwsreplay.capture.bayeux_rows import patch_exchanges, python_bayeux_rows, recover_staged
 from gwsreplay.capture.bayeux_sql import StagedBody
-from gwsreplay.capture.records import DEFAULT_MAX_BODY, ErrorRecord, HttpRecord, WsEndRecord, WsFrameRecord
+from gwsreplay.capture.records import (DEFAULT_MAX_BODY, ErrorRecord, HttpRecord, LateErrorRecord, WsEndRecord,
+                                       WsFrameRecord)
 from gwsreplay.capture.redact import Redactor
 from gwsreplay.capture.rows import RowBuilder
 from gwsreplay.capture.schema import CaptureErrorRow
@@ -115,11 +116,13 @@ class _Prepared:
     records: int = 0               # records in this batch
     dropped_reported: int = 0      # loss rows this batch carries (given back if it fails)
     lost_reported: int = 0
+    late_errors: list = field(default_factory=list)   # rows.LateError: errors for exchanges already built
 
 
 def new_out() -> dict[str, list]:
     out: dict[str, list] = {t: [] for t in schema.TABLES}
     out["_bayeux_bodies"] = []
+    out["_late_errors"] = []
     return out
 
 
@@ -442,6 +445,8 @@ class CaptureWriter:
                     b.ws_end(rec, out)
                 elif isinstance(rec, ErrorRecord):
                     b.error(rec, out)
+                elif isinstance(rec, LateErrorRecord):
+                    b.late_error(rec, out)
                 else:
                     raise TypeError(f"unknown record type {type(rec).__name__}")
             except Exception as exc:  # noqa: BLE001 - record it, keep going
@@ -468,6 +473,7 @@ class CaptureWriter:
             if row.user_name:
                 self.stats.users.add(row.user_name)
         staged = out.pop("_bayeux_bodies")
+        late = out.pop("_late_errors")
         if live and staged and len(staged) <= self.PY_BAYEUX_MAX_BODIES:
             rows = python_bayeux_rows(staged)
             if rows is not None:
@@ -478,7 +484,7 @@ class CaptureWriter:
         tables = {name: rows_to_table(schema.TABLES[name], rows) for name, rows in out.items() if rows}
         stage = bayeux_sql.stage_table(staged) if staged else None
         self.stats.convert_s += time.monotonic() - t0
-        return _Prepared(tables, staged, stage, oldest, t0, len(items), n_dropped, n_lost)
+        return _Prepared(tables, staged, stage, oldest, t0, len(items), n_dropped, n_lost, late)
 
     def _lose(self, n: int, why: str, prep: "_Prepared | None" = None) -> None:
         """Count ``n`` records that will never be in the file; the next batch that commits
@@ -497,6 +503,8 @@ class CaptureWriter:
     def _commit(self, prep: "_Prepared") -> bool:
         t1 = time.monotonic()
         ok = self._insert(prep.tables, prep.staged, prep.stage)
+        if ok and prep.late_errors:
+            ok = self._append_errors(prep.late_errors)
         if ok:
             self.stats.committed += prep.records
         else:
@@ -545,6 +553,19 @@ class CaptureWriter:
         self.next_message = base + written["bayeux_messages"]
         for name, k in written.items():
             self.stats.written[name] += k
+        return True
+
+    def _append_errors(self, late: list) -> bool:
+        """Append errors that came after their exchange was written (abandoned responses)."""
+        tbl = pa.table({"id": pa.array([e.exchange_id for e in late], pa.int64()),
+                        "error": pa.array([e.error for e in late], pa.string())})
+        try:
+            with _registered(self.con, "_late", tbl):
+                self.con.execute("UPDATE exchanges SET error = coalesce(exchanges.error || '; ', '') || _late.error "
+                                 "FROM _late WHERE exchanges.id = _late.id").fetchall()
+        except duckdb.Error as exc:
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            return False
         return True
 
     def _insert_safe(self, tables: dict[str, pa.Table], staged: list[StagedBody], why: str) -> bool:

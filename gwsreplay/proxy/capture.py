@@ -34,7 +34,7 @@ from mitmproxy import ctx, http
 from mitmproxy.addonmanager import Loader
 
 from gwsreplay.capture.flows import http_record, ws_end_record, ws_frame_record
-from gwsreplay.capture.records import DEFAULT_MAX_BODY, ErrorRecord
+from gwsreplay.capture.records import DEFAULT_MAX_BODY, ErrorRecord, LateErrorRecord
 from gwsreplay.capture.redact import Redactor
 from gwsreplay.capture.writer import CaptureWriter
 
@@ -51,6 +51,8 @@ class Capture:
         self._ws_errors: dict[str, str] = {}
         self._inflight: dict[str, http.HTTPFlow] = {}
         self.flows = 0
+        self.upstream_errors = 0       # connections to the upstream that failed
+        self.refused = 0               # bodies over mitmproxy's body_size_limit
         self.final_stats: dict | None = None
 
     # ------------------------------------------------------------------ options
@@ -102,9 +104,18 @@ class Capture:
 
     def error(self, flow: http.HTTPFlow) -> None:
         if flow.metadata.get(_RECORDED):
-            if flow.websocket is not None and flow.error is not None:
+            if flow.error is None:
+                return
+            if flow.websocket is not None:
                 self._ws_errors[flow.id] = flow.error.msg
+            elif self.writer is not None:
+                # the response was recorded, then the client went away before it was delivered
+                self.writer.submit(LateErrorRecord(flow.id, f"response not delivered: {flow.error.msg}"))
             return
+        if flow.error is not None and "body_size_limit" in flow.error.msg and self.writer is not None:
+            self.refused += 1
+            self.writer.submit(ErrorRecord(kind="body_refused", flow_id=flow.id, ts=time.time(),
+                                           error=f"{flow.request.method} {flow.request.path[:200]}: {flow.error.msg}"))
         self._record(flow)
 
     def server_connect_error(self, data) -> None:
@@ -113,6 +124,7 @@ class Capture:
         # the failure goes to capture_errors. With lazy, the flow itself carries the error.
         if self.writer is None:
             return
+        self.upstream_errors += 1
         try:
             client = data.client.peername if data.client else None
             server = data.server.address if data.server else None
@@ -147,6 +159,10 @@ class Capture:
                 self._bad(flow, exc)
 
     def done(self) -> None:
+        self.close()
+
+    def close(self, timeout: float = 60.0, progress=None) -> None:
+        """Record what is still open and close the writer (``progress(pending)`` while it catches up)."""
         w, self.writer = self.writer, None
         if w is None:
             return
@@ -160,11 +176,12 @@ class Capture:
             w.submit(ErrorRecord(kind="websocket_open_at_end", flow_id=fid, count=n,
                                  error="capture ended while the WebSocket was open", ts=time.time()))
         self._ws_frames.clear()
-        w.close()
+        w.close(timeout, progress)
         s = w.stats
         self.final_stats = s.as_dict()
         logger.info(f"gws capture: {self.flows} flows, {s.written['bayeux_messages']} Bayeux messages "
-                    f"written to {w.db_path}; dropped {s.dropped}, bad records {s.bad_records}")
+                    f"written to {w.db_path}; dropped {s.dropped}, lost {s.lost}, not written at close "
+                    f"{s.abandoned}, bad records {s.bad_records}")
 
     # ------------------------------------------------------------------ helpers
     def _record(self, flow: http.HTTPFlow) -> None:
@@ -189,6 +206,8 @@ class Capture:
     def stats(self) -> dict:
         d = self.writer.stats.as_dict() if self.writer is not None else dict(self.final_stats or {})
         d["flows"] = self.flows
+        d["upstream_errors"] = self.upstream_errors
+        d["refused"] = self.refused
         return d
 
 

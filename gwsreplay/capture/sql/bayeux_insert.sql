@@ -35,8 +35,8 @@ SELECT
     s.connectionType AS connection_type,
     s.subscription AS subscription,
     s.ext AS ext,
-    -- the fields of a /meta/ message beyond the envelope
-    CASE WHEN starts_with(channel, '/meta/')
+    -- the fields of a message beyond the envelope (/meta/: version, supportedConnectionTypes...)
+    CASE WHEN starts_with(CAST(m AS VARCHAR), '{')
          THEN nullif(json_merge_patch(m, '{"channel":null,"clientId":null,"id":null,"successful":null,"error":null,"advice":null,"connectionType":null,"subscription":null,"ext":null,"data":null}'), '{}') END AS extra,
     data_json AS data,
     mt AS message_type,
@@ -44,6 +44,7 @@ SELECT
     h[3] AS reference_id,
     {{classified}}
     user_name, session_key,
-    CASE WHEN NOT starts_with(CAST(m AS VARCHAR), '{') THEN 'element is not an object' END AS parse_error,
+    CASE WHEN NOT starts_with(CAST(m AS VARCHAR), '{') THEN 'element is not an object'
+         WHEN channel IS NULL THEN 'message has no channel' END AS parse_error,
     CASE WHEN NOT starts_with(CAST(m AS VARCHAR), '{') THEN CAST(m AS VARCHAR) END AS raw
 FROM vals
