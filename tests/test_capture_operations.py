@@ -21,6 +21,7 @@ import pytest
 from gwsreplay.capture import schema
 from gwsreplay.capture.writer import CaptureWriter
 from gwsreplay.capture.records import HttpRecord
+from gwsreplay.core.notifications import ERROR_MESSAGES
 from gwsreplay.core.resources import ACK_ONLY_AREAS
 
 REFERENCE_SQL = r"""
@@ -39,7 +40,16 @@ ruled AS (
     QUALIFY row_number() OVER (PARTITION BY e.id ORDER BY x.resource_type NULLS LAST, x.match_kind,
                                                          x.expected_state) = 1
 ),
-ops AS (
+user_ids AS (
+    SELECT DISTINCT response_body->>'$.user.id' AS uid, user_name AS name FROM exchanges
+    WHERE regexp_matches(path, '/api/v2/me/?$') AND response_body->>'$.user.id' IS NOT NULL AND user_name IS NOT NULL
+    UNION
+    SELECT DISTINCT u->>'$.id', u->>'$.userName'
+    FROM (SELECT unnest(CAST(response_body->'$.users' AS JSON[])) AS u FROM exchanges
+          WHERE json_type(response_body->'$.users') = 'ARRAY')
+    WHERE u->>'$.id' IS NOT NULL AND u->>'$.userName' IS NOT NULL
+),
+ops0 AS (
     SELECT *,
            CASE WHEN match_kind = 'user_state' THEN us_state || coalesce(':' || us_work_mode, '')
                 WHEN match_kind = rule_kind THEN rule_state END AS expected_state,
@@ -60,9 +70,31 @@ ops AS (
                                     nullif(split_part(rule_state, ':', 2), '')) END AS us_work_mode
           FROM ruled)
 ),
+-- the stream an operation's outcome is in: the target agent's for /users/{id}/channels/{channel}
+ops1 AS (
+    SELECT o.* REPLACE (CASE WHEN o.resource_type = 'channel' AND regexp_matches(o.path, '/users/[^/]+/channels/')
+                             THEN (SELECT min(name) FROM user_ids u
+                                   WHERE u.uid = regexp_extract(o.path, '/users/([^/]+)/channels/', 1))
+                             ELSE o.user_name END AS user_name),
+           o.user_name AS req_user
+    FROM ops0 o
+),
+ops AS (
+    SELECT o.*,
+           (SELECT min(x.requested_at) FROM ops1 x WHERE x.user_name = o.user_name
+             AND (x.requested_at, x.exchange_id) > (o.requested_at, o.exchange_id)) AS next_at,
+           (SELECT min(x.requested_at) FROM ops1 x WHERE x.user_name = o.user_name
+             AND x.match_kind IN ('user_state', 'device_any', 'channel_any')
+             AND (x.requested_at, x.exchange_id) > (o.requested_at, o.exchange_id)) AS next_device_at
+    FROM ops1 o
+),
+links AS (
+    SELECT DISTINCT user_name, call_id, conn_id FROM bayeux_messages
+    WHERE direction = 's2c' AND message_type = 'CallStateChangeMessage' AND call_id <> conn_id
+),
 notes AS (
     SELECT m.*,
-           CASE WHEN m.message_type = 'ErrorMessage' THEN 'error_message'
+           CASE WHEN m.message_type IN (@ERRORS@) THEN 'error_message'
                 WHEN m.notification_type = 'Error' OR m.resource_state = 'RequestFailed' THEN 'failed'
                 ELSE 'completed' END AS kind,
            coalesce(m.error_message, m.message_type) AS detail,
@@ -92,9 +124,12 @@ cand AS (
     WHERE (o.reference_id IS NOT NULL AND n.reference_id = o.reference_id)
        -- the keyed rules never take a notification that names another operation's referenceId
        OR ((n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id) AND (
-          (o.match_kind IS DISTINCT FROM 'ack_only' AND n.message_type = 'ErrorMessage'
-           AND (n.call_id IS NULL OR o.resource_type IS DISTINCT FROM 'call'
-                OR n.call_id = o.resource_id OR n.conn_id = o.resource_id))
+          (o.match_kind IS DISTINCT FROM 'ack_only' AND n.kind = 'error_message'
+           AND CASE WHEN o.resource_type = 'call' AND (n.call_id IS NOT NULL OR n.conn_id IS NOT NULL)
+                    THEN n.call_id IS NOT DISTINCT FROM o.resource_id OR n.conn_id IS NOT DISTINCT FROM o.resource_id
+                         OR n.conn_id IN (SELECT l.conn_id FROM links l WHERE l.user_name = o.user_name
+                                          AND l.call_id = o.resource_id)
+                    ELSE o.next_at IS NULL OR n.ts < o.next_at END)
        OR (o.match_kind = 'call_state' AND n.resource_type = 'call'
            AND (n.call_id = o.resource_id OR n.conn_id = o.resource_id)
            AND n.resource_state = o.expected_state)
@@ -110,7 +145,8 @@ cand AS (
        OR (o.match_kind = 'resource_any' AND n.resource_id = o.resource_id)
        OR (o.match_kind = 'ack_only' AND n.resource_id = o.resource_id AND n.kind <> 'completed')
        OR (o.match_kind = 'channel_any' AND n.resource_type = 'channel' AND n.resource_id = o.resource_id)))
-       OR (o.match_kind = 'channel_any' AND o.resource_id = 'voice' AND n.resource_type = 'device')
+       OR (o.match_kind = 'channel_any' AND o.resource_id = 'voice' AND n.resource_type = 'device'
+           AND (o.next_device_at IS NULL OR n.ts < o.next_device_at))
        OR (o.match_kind = 'new_resource' AND n.first_seen >= o.requested_at AND n.resource_type = o.new_type
            AND (o.new_state = '' OR n.resource_state = o.new_state))
        OR (o.match_kind = 'user_state' AND n.user_state = o.us_state
@@ -119,7 +155,8 @@ cand AS (
                  AND (o.resource_type IS DISTINCT FROM 'channel' OR o.resource_id = 'voice'))
                 OR (n.resource_type = 'channel'
                     AND (o.resource_type IS DISTINCT FROM 'channel' OR n.resource_id = o.resource_id))))
-       OR (o.match_kind = 'device_any' AND n.resource_type = 'device')
+       OR (o.match_kind = 'device_any' AND n.resource_type = 'device'
+           AND (o.next_device_at IS NULL OR n.ts < o.next_device_at))
 ),
 firsts AS (
     SELECT exchange_id, arg_min(id, (ts, id)) AS message_id, min(ts) AS ts,
@@ -132,7 +169,7 @@ res AS (
              OR (o.status_code IS NOT NULL AND o.status_code NOT IN (0, 7)) AS http_error
     FROM ops o LEFT JOIN firsts f USING (exchange_id)
 )
-SELECT exchange_id, flow_id, user_name, session_key, method, path, api_area, resource_type, resource_id,
+SELECT exchange_id, flow_id, req_user AS user_name, session_key, method, path, api_area, resource_type, resource_id,
        operation_name, reference_id, status, status_code, status_message, error, requested_at, acked_at,
        coalesce(f_ts, CASE WHEN match_kind = 'ack_only' AND NOT http_error THEN acked_at END) AS completed_at,
        (epoch_us(acked_at) - epoch_us(requested_at)) / 1000.0 AS ack_latency_ms,
@@ -142,7 +179,8 @@ SELECT exchange_id, flow_id, user_name, session_key, method, path, api_area, res
             WHEN match_kind = 'ack_only' THEN 'acknowledged' ELSE 'no_notification' END AS outcome,
        message_id AS outcome_message_id, f_detail AS outcome_detail, match_kind, expected_state
 FROM res
-""".replace("@AREAS@", ", ".join(f"'{a}'" for a in ACK_ONLY_AREAS))
+""".replace("@AREAS@", ", ".join(f"'{a}'" for a in ACK_ONLY_AREAS)).replace(
+    "@ERRORS@", ", ".join(f"'{t}'" for t in ERROR_MESSAGES))
 
 
 def assert_matches_reference(con: duckdb.DuckDBPyConnection) -> int:
@@ -419,3 +457,104 @@ async def test_simulator_capture_outcomes_and_reference(tmp_path, sim):
             WHERE o.operation_name = 'CompleteConference'""").fetchall():
         assert requested != merged
     assert n > 30
+
+
+# --------------------------------------------------------------------------- the operations table
+
+def test_outcome_in_a_later_flush_than_the_request(tmp_path):
+    """The request is committed in one flush, its notification in the next: a snapshot between the two
+    sees the operation without its outcome (the window is still open), the next snapshot and the
+    closed capture see it completed by the right message."""
+    import subprocess
+    import sys
+
+    from gwsreplay.capture import opindex
+
+    def snapshot(db, out):                  # another process, as while recording (the file is held)
+        subprocess.run([sys.executable, "-m", "gwsreplay.cli.main", "snapshot", "--db", str(db), "--out", str(out)],
+                       check=True, capture_output=True, timeout=60)
+        return out
+
+    db = tmp_path / "flushes.duckdb"
+    w = CaptureWriter(db, flush_interval=0.05).start()
+    try:
+        w.submit(_ex("hold", 1, f"/api/v2/me/calls/{'c' * 32}", {"operationName": "Hold"}))
+        w.flush()
+        first = snapshot(db, tmp_path / "snap1.duckdb")
+        w.submit(_events("ev", 1.04, _call("c" * 32, "Held")))
+        w.flush()
+        second = snapshot(db, tmp_path / "snap2.duckdb")
+    finally:
+        w.close()
+    want = []
+    for path in (first, second, db):
+        con = duckdb.connect(str(path), read_only=True)
+        assert opindex.is_fresh(con), path
+        want.append(con.execute("SELECT o.outcome, o.matched_by, round(o.completion_latency_ms), m.resource_state "
+                                "FROM operations o LEFT JOIN bayeux_messages m ON m.id = o.outcome_message_id"
+                                ).fetchall())
+        con.close()
+    assert want[0] == [("no_notification", None, None, None)]
+    assert want[1] == want[2] == [("completed", "rule", 40, "Held")]
+
+
+def _make_old_style(db: Path) -> None:
+    """Turn a capture into what schema_version 1 wrote: operations is the view, no table, no index state."""
+    from gwsreplay.capture import opindex
+
+    con = duckdb.connect(str(db))
+    con.execute("DROP TABLE operations")
+    con.execute(schema.OPERATIONS_SQL.replace("VIEW operations_view AS", "VIEW operations AS"))
+    con.execute("SELECT * FROM operations LIMIT 1").fetchall()
+    con.execute("DROP VIEW operations_view")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    con.execute("DELETE FROM meta WHERE key = ?", [opindex.META_KEY])
+    con.close()
+
+
+def test_gwsreplay_index_on_an_old_capture_gives_the_same_rows(tmp_path, caplog):
+    from gwsreplay.analysis import db as analysis_db
+    from gwsreplay.capture import opindex
+    from gwsreplay.cli.main import main as cli_main
+
+    db = tmp_path / "old.duckdb"
+    build_rules_capture(db)
+    con = duckdb.connect(str(db), read_only=True)
+    fresh_rows = con.execute("SELECT * FROM operations ORDER BY exchange_id").fetchall()
+    con.close()
+    _make_old_style(db)
+    con = duckdb.connect(str(db), read_only=True)
+    view_rows = con.execute("SELECT * FROM operations ORDER BY exchange_id").fetchall()
+    assert con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'operations'"
+                       ).fetchone()[0] == "VIEW"
+    con.close()
+    assert view_rows == fresh_rows and len(view_rows) > 10
+    # analysis of the old file computes on the fly (same rows) and says to run gwsreplay index
+    con = analysis_db.open_capture(db)
+    assert con.execute("SELECT * FROM operations ORDER BY exchange_id").fetchall() == view_rows
+    con.close()
+    assert "gwsreplay index" in caplog.text
+    assert cli_main(["index", "--db", str(db), "--check"]) == 1
+    assert cli_main(["index", "--db", str(db)]) == 0
+    assert cli_main(["index", "--db", str(db), "--check"]) == 0
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == \
+        str(schema.SCHEMA_VERSION)
+    assert con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = 'operations'"
+                       ).fetchone()[0] == "BASE TABLE"
+    assert opindex.is_fresh(con)
+    assert con.execute("SELECT * FROM operations ORDER BY exchange_id").fetchall() == view_rows
+    con.close()
+    # a writer reopening an old file upgrades it too, and a killed recorder's stale table is detected
+    _make_old_style(db)
+    CaptureWriter(db).close()
+    con = duckdb.connect(str(db))
+    assert opindex.is_fresh(con) and con.execute("SELECT * FROM operations ORDER BY exchange_id").fetchall() == view_rows
+    con.execute("INSERT INTO exchanges (id, method, path, operation_name, user_name, ts_request_start) "
+                "SELECT max(id) + 1, 'POST', '/api/v2/me', 'Ready', 'agent1', max(ts_request_start) FROM exchanges")
+    assert not opindex.is_fresh(con)            # written after the last index (a recorder killed with SIGKILL)
+    con.execute("UPDATE meta SET value = '5000' WHERE key = 'correlation_window_ms'")
+    con.close()
+    con = analysis_db.open_capture(db)          # edited window: recomputed on the fly, not the stale table
+    assert con.execute("SELECT count(*) FROM operations").fetchone()[0] == len(view_rows) + 1
+    con.close()

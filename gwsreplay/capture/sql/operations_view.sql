@@ -20,19 +20,42 @@ rules AS (
     SELECT operation_name, resource_type, match_kind, expected_state FROM operation_expectations
     QUALIFY row_number() OVER (PARTITION BY operation_name, resource_type ORDER BY match_kind, expected_state) = 1
 ),
+user_ids AS (
+    SELECT DISTINCT response_body->>'$.user.id' AS uid, user_name AS name
+    FROM exchanges
+    WHERE response_body->>'$.user.id' IS NOT NULL AND user_name IS NOT NULL
+      AND regexp_matches(path, '/api/v2/me/?$')
+    UNION
+    SELECT DISTINCT u->>'$.id' AS uid, u->>'$.userName' AS name
+    FROM (SELECT unnest(CAST(response_body->'$.users' AS JSON[])) AS u
+          FROM exchanges WHERE json_type(response_body->'$.users') = 'ARRAY')
+    WHERE u->>'$.id' IS NOT NULL AND u->>'$.userName' IS NOT NULL
+),
 kinds AS (
     SELECT e.*, coalesce(x1.match_kind, x2.match_kind) AS rule_kind,
            CASE WHEN x1.match_kind IS NOT NULL THEN x1.expected_state ELSE x2.expected_state END AS rule_state
     FROM (SELECT id, flow_id, user_name, session_key, method, path, api_area, resource_type, resource_id,
                  operation_name, status, status_code, status_message, error, reference_id, ts_request_start,
-                 coalesce(ts_response_start, ts_response_end) AS acked_at, request_body
+                 coalesce(ts_response_start, ts_response_end) AS acked_at, request_body,
+                 -- a supervisor's agent-state request on /users/{id}/channels/{channel} (L44920-45227):
+                 -- the target agent's stream shows the outcome, not the supervisor's
+                 CASE WHEN resource_type = 'channel' AND owner_id IS NOT NULL
+                           AND regexp_matches(path, '/users/[^/]+/channels/') THEN owner_id END AS target_user_id
           FROM exchanges WHERE operation_name IS NOT NULL AND NOT coalesce(is_bayeux, false)) e
     LEFT JOIN (FROM rules WHERE resource_type IS NOT NULL) x1
            ON x1.operation_name = e.operation_name AND x1.resource_type = e.resource_type
     LEFT JOIN (FROM rules WHERE resource_type IS NULL) x2 ON x2.operation_name = e.operation_name
 ),
+kinds2 AS (
+    -- stream_user: whose notifications show the outcome (the target of a supervisor's request; NULL when
+    -- its user id is unknown: no notification rather than the supervisor's own)
+    SELECT k.*, CASE WHEN k.target_user_id IS NULL THEN k.user_name
+                     ELSE (SELECT min(u.name) FROM user_ids u WHERE u.uid = k.target_user_id) END AS stream_user
+    FROM kinds k
+),
 ops AS MATERIALIZED (
-    SELECT id AS exchange_id, flow_id, user_name, session_key, method, path, api_area, resource_type, resource_id,
+    -- user_name here is the stream the outcome is looked for in; req_user made the request
+    SELECT id AS exchange_id, flow_id, stream_user AS user_name, user_name AS req_user, session_key, method, path, api_area, resource_type, resource_id,
            operation_name, status, status_code, status_message, error, reference_id,
            ts_request_start AS requested_at, acked_at, match_kind,
            CASE WHEN match_kind = 'user_state' THEN us_state || coalesce(':' || us_work_mode, '')
@@ -42,6 +65,12 @@ ops AS MATERIALIZED (
                 THEN coalesce(nullif(split_part(rule_state, ':', 1), ''), resource_type) END AS new_type,
            CASE WHEN match_kind = 'new_resource' THEN coalesce(split_part(rule_state, ':', 2), '') END AS new_state,
            ts_request_start + to_milliseconds((SELECT ms FROM win)) AS until,
+           -- the agent's next request (any operation), and its next one that itself waits for a device or
+           -- channel notification: what an untargeted notification after it belongs to
+           lead(ts_request_start) OVER (PARTITION BY stream_user ORDER BY ts_request_start, id) AS next_at,
+           min(CASE WHEN match_kind IN ('user_state', 'device_any', 'channel_any') THEN ts_request_start END)
+               OVER (PARTITION BY stream_user ORDER BY ts_request_start, id
+                     ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_device_at,
            -- candidates are ordered by (ts, message id), packed into one number
            epoch_us(ts_request_start)::HUGEINT << 64 AS from_key
     FROM (SELECT *,
@@ -53,13 +82,13 @@ ops AS MATERIALIZED (
                  CASE WHEN rule_kind = 'user_state'
                       THEN coalesce(nullif(request_body->>'$.workmode', ''),
                                     nullif(split_part(rule_state, ':', 2), '')) END AS us_work_mode
-          FROM kinds)
+          FROM kinds2)
 ),
 notes AS MATERIALIZED (
     SELECT m.id, m.ts, (epoch_us(m.ts)::HUGEINT << 64) | m.id AS key, m.user_name, m.message_type,
            m.notification_type, m.resource_type, m.resource_id, m.resource_state, m.call_id, m.conn_id,
            m.user_state, m.reference_id,
-           CASE WHEN m.message_type = 'ErrorMessage' THEN 'error_message'
+           CASE WHEN m.message_type IN ('ErrorMessage', 'DeviceStateErrorMessage', 'CallStateErrorMessage') THEN 'error_message'
                 WHEN m.notification_type = 'Error' OR m.resource_state = 'RequestFailed' THEN 'failed'
                 ELSE 'completed' END AS kind,
            coalesce(m.error_message, m.message_type) AS detail
@@ -111,6 +140,23 @@ state_keys AS (
         WHERE any_wm OR work_mode IS NOT NULL)
     WHERE (scope, wm) IN (SELECT DISTINCT scope, wm FROM state_ops)
 ),
+-- a call's id <-> connId, from the call notifications that carry both (8.6 requests name the id, its
+-- ErrorMessages the connId)
+call_links AS (
+    SELECT DISTINCT user_name, call_id AS call, conn_id AS conn FROM notes
+    WHERE resource_type = 'call' AND message_type = 'CallStateChangeMessage'
+      AND call_id IS NOT NULL AND conn_id IS NOT NULL AND call_id <> conn_id
+),
+err_ops AS (
+    SELECT exchange_id, user_name, requested_at, until, next_at, reference_id, resource_type,
+           resource_id AS target
+    FROM ops WHERE match_kind IS DISTINCT FROM 'ack_only'
+    UNION ALL
+    SELECT o.exchange_id, o.user_name, o.requested_at, o.until, o.next_at, o.reference_id, o.resource_type,
+           l.conn AS target
+    FROM (FROM ops WHERE match_kind IS DISTINCT FROM 'ack_only' AND resource_type = 'call') o
+    JOIN call_links l ON l.user_name = o.user_name AND l.call = o.resource_id
+),
 -- new_resource: one row per resource (its first sighting) and per resource and state (first time in it)
 births AS (
     SELECT user_name, resource_type, min(key) AS key, arg_min(kind, key) AS kind, arg_min(detail, key) AS detail
@@ -131,13 +177,15 @@ cand AS (
     FROM ops o JOIN notes n ON n.user_name = o.user_name AND n.reference_id = o.reference_id
     WHERE n.ts BETWEEN o.requested_at AND o.until
     UNION ALL
-    -- 2. ErrorMessage for the call, or with no call, or for any non-call operation
+    -- 2. an error message naming the operation's call (its id, or its connId); else (an error naming no
+    -- call, or a call error for a non-call operation) one that comes before the agent's next request
     SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail, 'error_message' AS via
-    FROM (FROM ops WHERE match_kind IS DISTINCT FROM 'ack_only') o
-    JOIN (FROM notes WHERE message_type = 'ErrorMessage') n ON n.user_name = o.user_name
+    FROM err_ops o
+    JOIN (FROM notes WHERE kind = 'error_message') n ON n.user_name = o.user_name
     WHERE n.ts BETWEEN o.requested_at AND o.until
-      AND (n.call_id IS NULL OR o.resource_type IS DISTINCT FROM 'call'
-           OR n.call_id = o.resource_id OR n.conn_id = o.resource_id)
+      AND CASE WHEN o.resource_type = 'call' AND (n.call_id IS NOT NULL OR n.conn_id IS NOT NULL)
+               THEN n.call_id IS NOT DISTINCT FROM o.target OR n.conn_id IS NOT DISTINCT FROM o.target
+               ELSE o.next_at IS NULL OR n.ts < o.next_at END
       AND (n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id)
     UNION ALL
     -- 3. call rules
@@ -176,8 +224,12 @@ cand AS (
     ASOF JOIN state_keys n ON n.user_name = o.user_name AND n.scope = o.scope AND n.state = o.us_state
                           AND n.wm = o.wm AND n.key >= o.from_key
     UNION ALL
-    -- device_any (and channel_any on the voice channel)
-    SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail, 'rule' AS via
+    -- device_any (and channel_any on the voice channel): not a notification after the agent's next
+    -- agent-state or device request (StartContactCenterSession of an agent already logged in has none,
+    -- L4436: the next Ready's notification is the Ready's)
+    SELECT o.exchange_id,
+           CASE WHEN o.next_device_at IS NULL THEN o.until
+                ELSE least(o.until, o.next_device_at - INTERVAL 1 MICROSECOND) END AS until, n.ts, n.key, n.kind, n.detail, 'rule' AS via
     FROM (FROM ops WHERE match_kind = 'device_any' OR (match_kind = 'channel_any' AND resource_id = 'voice')) o
     ASOF JOIN (FROM notes WHERE resource_type = 'device'
                AND user_name IN (SELECT user_name FROM ops WHERE match_kind = 'device_any'
@@ -198,7 +250,7 @@ results AS (
              OR (o.status_code IS NOT NULL AND o.status_code NOT IN ({{success_status_codes}})) AS http_error
     FROM ops o LEFT JOIN firsts f USING (exchange_id)
 )
-SELECT exchange_id, flow_id, user_name, session_key, method, path, api_area,
+SELECT exchange_id, flow_id, req_user AS user_name, session_key, method, path, api_area,
        resource_type, resource_id, operation_name, reference_id,
        status, status_code, status_message, error,
        requested_at, acked_at,
