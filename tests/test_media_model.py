@@ -264,7 +264,8 @@ def test_chat_accept_send_complete(sim):
     sim.ok("agent1", f"/me/chats/{chat_id}", "Complete")
     [done] = sim.of("agent1", "/v2/me/chats")
     assert done["notificationType"] == "StatusChange" and done["chat"]["state"] == "Completed"
-    assert done["chat"]["capabilities"] == [] and done["chat"]["participants"] == []
+    # Completed chats carry no capabilities (L11817, L11973, L12042)
+    assert "capabilities" not in done["chat"] and done["chat"]["participants"] == []
     assert sim.get("agent1", "/me/chats")[1]["paths"] == []
     assert sim.get("agent1", f"/me/chats/{chat_id}")[0] == 404
     assert sim.media.ended[chat_id].log[-1]["type"] == "ParticipantLeft"        # customer session ended
@@ -274,8 +275,22 @@ def test_chat_accept_send_complete(sim):
 def test_chat_properties_and_capability_errors(sim):
     sim.login("agent1")
     chat_id = sim.chat("agent1")
+    sim.clear()
     status, body = sim.post("agent1", f"/me/chats/{chat_id}", "SendMessage", text="too early")
+    # Outside the capabilities: accepted (statusCode 0), then Interaction Server's refusal as an
+    # Error notification (L13752), with the request's referenceId.
+    assert (status, body) == (200, {"statusCode": 0})     # SendMessage answers without referenceId
+    [error] = sim.of("agent1", "/v2/me/chats")
+    assert (error["notificationType"], error["errorMessage"], error["referenceId"]) == ("Error", "Operation failed", 1)
+    assert error["chat"]["state"] == "Invited" and caps(error["chat"]) == {"Accept", "Reject"}
+    # --sync-errors: the old synchronous refusal
+    strict = Sim(sync_errors=True)
+    strict.login("agent1")
+    strict_chat = strict.chat("agent1")
+    strict.clear()
+    status, body = strict.post("agent1", f"/me/chats/{strict_chat}", "SendMessage", text="too early")
     assert status == 400 and body["statusCode"] == 2 and "Invited" in body["statusMessage"]
+    assert strict.of("agent1", "/v2/me/chats") == []
     sim.ok("agent1", f"/me/chats/{chat_id}", "Accept", nickname="Marat")
     sim.clear()
     sim.ok("agent1", f"/me/chats/{chat_id}", "SetDisposition", disposition="IssueResolved")
@@ -285,7 +300,7 @@ def test_chat_properties_and_capability_errors(sim):
     sim.ok("agent1", f"/me/chats/{chat_id}", "SetInFocus", inFocus=True)       # no notification
     messages = sim.of("agent1", "/v2/me/chats")
     assert [m["notificationType"] for m in messages] == ["PropertiesUpdated"] * 4
-    assert [m["referenceId"] for m in messages] == [2, 3, 4, 5]        # per agent; Accept was 1
+    assert [m["referenceId"] for m in messages] == [3, 4, 5, 6]        # per agent; the refused one 1, Accept 2
     assert messages[-1]["chat"]["userData"]["DispositionCode"] == "IssueResolved"
     assert messages[-1]["chat"]["userData"]["key1"] == "value1" and "key2" not in messages[-1]["chat"]["userData"]
     assert messages[-1]["chat"]["comment"] == "Some chat comment text"
@@ -366,6 +381,11 @@ def test_chat_transfer_invite_consult(sim):
     sim.ok("agent1", f"/me/chats/{chat_id}", "Transfer", targetUri=agent2_uri)
     assert sim.last("agent1", "/v2/me/chats")["chat"]["state"] == "Completed"
     assert sim.last("agent2", "/v2/me/chats")["chat"]["state"] == "Invited"
+    # still Invited: Transfer is outside agent2's capabilities, refused later (Error notification)
+    sim.clear()
+    assert sim.post("agent2", f"/me/chats/{chat_id}", "Transfer", targetUri="nobody") == (200, {"statusCode": 0})
+    assert sim.last("agent2", "/v2/me/chats")["notificationType"] == "Error"
+    sim.ok("agent2", f"/me/chats/{chat_id}", "Accept", nickname="Second")
     assert sim.post("agent2", f"/me/chats/{chat_id}", "Transfer", targetUri="nobody")[0] == 400
 
 
@@ -617,7 +637,14 @@ def test_model_never_raises(sim):
              "/workbins/x", "/me/channels/chat", "/me/channels/fax"]
     for path in paths:
         for body in weird:
+            sim.clear()
             status, payload = sim.rest("agent1", "POST", path, body)
+            if status == 200:
+                # an operation outside the chat's capabilities is passed on unchecked: statusCode 0,
+                # then Interaction Server's Error notification (docs/media-model.md)
+                assert path == "/me/chats/" + chat_id and payload["statusCode"] == 0, (path, body, payload)
+                assert [m["notificationType"] for m in sim.of("agent1", "/v2/me/chats")] == ["Error"], body
+                continue
             assert status >= 400 and payload["statusCode"] != 0, (path, body, payload)
 
 

@@ -82,6 +82,21 @@ class Sim:
         assert (status, payload.get("statusCode")) == (200, 0), payload
         return payload
 
+    def refused(self, user, path, op, **params):
+        """Outside the capabilities: statusCode 0 now ("sent to T-Server", L535), T-Server's
+        ErrorMessage "Incorrect object state" after (L4222). Returns (channel, data)."""
+        before = len(self.errors(user))
+        status, payload = self.post(user, path, op, **params)
+        assert (status, payload) == (200, {"statusCode": 0}), payload
+        new = self.errors(user)[before:]
+        assert [d["errorMessage"] for c, d in new] == ["Incorrect object state"], new
+        return new[0]
+
+    def conn_uri(self, call_id):
+        """The callUri of an ErrorMessage: the call's connId, as the sample (L4222)."""
+        call = self.cc.voice.calls.get(call_id) or self.cc.voice.ended[call_id]
+        return f"{BASE}/api/v2/calls/{call.conn_id}"
+
     def call_op(self, user, call_id, op, **params):
         return self.ok(user, f"/me/calls/{call_id}", op, **params)
 
@@ -445,8 +460,15 @@ def test_do_not_disturb_and_forwarding(sim):
     sim.ok("agent1", dev, "DoNotDisturbOn")
     device = sim.devices("agent1")[-1]
     assert device["doNotDisturb"] == "On" and device["capabilities"] == ["ForwardCallsOn", "DoNotDisturbOff"]
-    status, body = sim.post("agent1", dev, "DoNotDisturbOn")
-    assert (status, body["statusCode"]) == (400, 2)   # not a capability any more
+    channel, error = sim.refused("agent1", dev, "DoNotDisturbOn")   # not a capability any more
+    assert channel == CH_DEVICES and error == {"messageType": "ErrorMessage", "errorMessage": "Incorrect object state",
+                                               "deviceUri": f"{BASE}/api/v2/devices/{sim.device('agent1')}"}
+    assert sim.devices("agent1")[-1]["doNotDisturb"] == "On"
+    strict = Sim(call_recording=False, sync_errors=True)          # --sync-errors: refused at once
+    strict.login("agent1")
+    strict.ok("agent1", dev.replace(sim.device("agent1"), strict.device("agent1")), "DoNotDisturbOn")
+    status, body = strict.post("agent1", f"/me/devices/{strict.device('agent1')}", "DoNotDisturbOn")
+    assert (status, body["statusCode"]) == (400, 2) and strict.errors() == []
     sim.ok("agent1", "/me", "DoNotDisturbOff")
     assert sim.devices("agent1")[-1]["doNotDisturb"] == "Off"
     sim.ok("agent1", dev, "ForwardCallsOn", destination="7002")
@@ -562,8 +584,9 @@ def test_send_dtmf_mute_and_disposition(sim):
     assert sim.post("agent1", f"/me/calls/{call_id}", "SendDtmf")[1]["statusCode"] == 1
     assert sim.post("agent1", f"/me/calls/{call_id}", "SendDTMF", digits="x!")[1]["statusCode"] == 2
     # MuteCall belongs to conferences (samples): not a capability of a two-party call
-    status, body = sim.post("agent1", f"/me/calls/{call_id}", "MuteCall")
-    assert (status, body["statusCode"]) == (400, 2)
+    channel, error = sim.refused("agent1", f"/me/calls/{call_id}", "MuteCall")
+    assert channel == CH_CALLS and error["callUri"] == sim.conn_uri(call_id)
+    assert sim.last("agent1")["mute"] == "Off"
     sim.clear()
     sim.call_op("agent1", call_id, "SetCallDisposition", disposition="Referred", dispositionKey="DispositionCode",
                 callUuid=call_id)
@@ -633,8 +656,10 @@ def test_reject_inbound_call(sim):
 def test_direct_call_cannot_be_rejected(sim):
     sim.login("agent1", "agent2")
     sim.dial("agent1", "7002")
-    status, body = sim.post("agent2", f"/me/calls/{sim.last('agent2')['id']}", "Reject")
-    assert (status, body["statusCode"]) == (400, 2)
+    call_id = sim.last("agent2")["id"]
+    channel, error = sim.refused("agent2", f"/me/calls/{call_id}", "Reject")
+    assert channel == CH_CALLS and error["callUri"] == sim.conn_uri(call_id)
+    assert sim.last("agent2")["state"] == "Ringing"
 
 
 def test_inject_errors(sim):
@@ -720,7 +745,7 @@ def test_consult_to_external_and_swap(sim):
     [(channel, error)] = sim.errors("agent1")
     assert channel == CH_CALLS and error == {
         "messageType": "ErrorMessage", "deviceUri": f"{BASE}/api/v2/devices/{sim.device('agent1')}",
-        "callUri": f"{BASE}/api/v2/calls/{consult}", "errorMessage": "Incorrect object state"}
+        "callUri": sim.conn_uri(consult), "errorMessage": "Incorrect object state"}
     sim.clock.advance(1)
     assert sim.last("agent1")["state"] == "Established"
     sim.clear()
@@ -754,8 +779,8 @@ def test_two_step_conference_remove_and_clear(sim):
     sim.call_op("agent1", original, "InitiateConference", destination={"phoneNumber": "7002"})
     consult = sim.last("agent1")["id"]
     assert sim.last("agent1")["callType"] == "Consult"
-    status, body = sim.post("agent1", f"/me/calls/{consult}", "CompleteConference")
-    assert (status, body["statusCode"]) == (400, 2)   # not before the consult call is established
+    # not before the consult call is established: T-Server refuses, about the consult call
+    assert sim.refused("agent1", f"/me/calls/{consult}", "CompleteConference")[1]["callUri"] == sim.conn_uri(consult)
     sim.call_op("agent2", consult, "Answer")
     sim.clear()
     sim.call_op("agent1", consult, "CompleteConference")
@@ -788,7 +813,7 @@ def test_two_step_conference_remove_and_clear(sim):
     sim.clear()
     sim.call_op("agent1", original, "RemoveParticipantFromConference", participant="7999")
     [(channel, error)] = sim.errors("agent1")
-    assert channel == CH_CALLS and error["callUri"] == f"{BASE}/api/v2/calls/{original}"
+    assert channel == CH_CALLS and error["callUri"] == sim.conn_uri(original)
     assert sim.post("agent1", f"/me/calls/{original}", "RemoveParticipantFromConference")[1]["statusCode"] == 1
     sim.clear()
     sim.call_op("agent3", original, "ClearCall")
@@ -833,8 +858,7 @@ def test_call_recording(rsim):
     call_id = rsim.connected()
     call = rsim.get("agent1", f"/me/calls/{call_id}")[1]["call"]
     assert call["recordingState"] == "Stopped" and caps(call) == CAPS_ESTABLISHED | {"StartCallRecording"}
-    status, body = rsim.post("agent1", f"/me/calls/{call_id}", "PauseCallRecording")
-    assert (status, body["statusCode"]) == (400, 2)
+    assert rsim.refused("agent1", f"/me/calls/{call_id}", "PauseCallRecording")[1]["callUri"] == rsim.conn_uri(call_id)
     steps = [("StartCallRecording", "Recording", {"PauseCallRecording", "StopCallRecording"}, "ON"),
              ("PauseCallRecording", "Paused", {"ResumeCallRecording", "StopCallRecording"}, "PAUSED"),
              ("ResumeCallRecording", "Recording", {"PauseCallRecording", "StopCallRecording"}, "ON"),
@@ -931,8 +955,8 @@ def test_coach_and_supervisor_errors():
     assert s.post("supervisor1", sup_dev, "Coach", targetDeviceUri=f"{BASE}/api/v2/devices/x")[1]["statusCode"] == 2
     assert s.post("supervisor1", sup_dev, "Coach", targetDeviceUri=target,
                   supervisorMonitoringMode="Sometimes")[1]["statusCode"] == 2
-    status, body = s.post("supervisor1", sup_dev, "CancelSupervisorMonitoring")
-    assert (status, body["statusCode"]) == (400, 2)   # not monitoring: not a capability
+    channel, error = s.refused("supervisor1", sup_dev, "CancelSupervisorMonitoring")   # not monitoring
+    assert channel == CH_DEVICES and "callUri" not in error
     s.ok("supervisor1", sup_dev, "Coach", targetDeviceUri=target)
     assert s.devices("supervisor1")[-1]["supervisorMonitoringState"]["state"] == "Coach"
     s.ok("supervisor1", sup_dev, "CancelSupervisionMonitoring")   # the page-title spelling works too
@@ -951,7 +975,6 @@ def test_error_paths(sim):
         (("POST", f"/me/calls/{call_id}", None), 400, 1),
         (("POST", f"/me/calls/{call_id}", ["Answer"]), 400, 1),
         (("POST", f"/me/calls/{call_id}", {"operationName": 7}), 400, 2),
-        (("POST", f"/me/calls/{call_id}", {"operationName": "Answer"}), 400, 2),   # not a capability
         (("POST", "/me/calls/0000000000000000000000000000000X", {"operationName": "Hangup"}), 404, 6),
         (("POST", f"/me/devices/{sim.device('agent2')}", {"operationName": "DoNotDisturbOn"}), 404, 6),
         (("POST", f"/me/devices/{dev}/calls", {"operationName": "Dial"}), 400, 1),
@@ -971,6 +994,14 @@ def test_error_paths(sim):
         assert set(payload) == {"statusCode", "statusMessage"}
     assert sim.events == []
     assert sim.rest("ghost", "GET", "/me")[0] == 401
+    # not a capability: accepted, refused later by T-Server (L535, L4222)
+    assert sim.refused("agent1", f"/me/calls/{call_id}", "Answer")[1]["callUri"] == sim.conn_uri(call_id)
+    strict = Sim(call_recording=False, sync_errors=True)
+    strict.login("agent1", "agent2")
+    strict_call = strict.connected()
+    status, payload = strict.post("agent1", f"/me/calls/{strict_call}", "Answer")
+    assert (status, payload["statusCode"]) == (400, 2) and set(payload) == {"statusCode", "statusMessage"}
+    assert strict.events == []
 
 
 def test_asynchronous_dial_errors(sim):
@@ -990,7 +1021,7 @@ def test_asynchronous_dial_errors(sim):
     call_id = sim.inbound("agent1")
     sim.call_op("agent1", call_id, "SingleStepTransfer", destination={"phoneNumber": "++"})
     [(channel, error)] = sim.errors("agent1")
-    assert channel == CH_CALLS and error["callUri"] == f"{BASE}/api/v2/calls/{call_id}"
+    assert channel == CH_CALLS and error["callUri"] == sim.conn_uri(call_id)
     assert sim.get("agent1", f"/me/calls/{call_id}")[1]["call"]["state"] == "Established"
 
 

@@ -39,6 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="how long an external party takes to answer (default: %(default)s)")
     p.add_argument("--session-timeout", type=float, default=1800.0, metavar="SECONDS",
                    help="forget HTTP sessions idle this long with no CometD client (default: %(default)s)")
+    p.add_argument("--sync-errors", action="store_true",
+                   help="refuse an operation outside the resource's capabilities at once (HTTP 400, statusCode 2) "
+                        "instead of GWS's statusCode 0 followed by an error notification")
     p.add_argument("--public-url", metavar="URL",
                    help="base of the absolute uris in resources (default: http(s)://HOST:PORT)")
     tls = p.add_argument_group("TLS (HTTPS and WSS on the same port)")
@@ -139,6 +142,7 @@ async def _serve(args: argparse.Namespace, roster, sock: socket.socket,
         base_url=(args.public_url or local_url).rstrip("/"),
         external_answer_delay=args.answer_delay,
         session_timeout=args.session_timeout,
+        sync_errors=args.sync_errors,
     )
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

@@ -19,7 +19,8 @@ from gwsreplay.sim.model.calls import ACTIVE_STATES, CONSULT, INBOUND, INTERNAL,
 from gwsreplay.sim.model.core import Core
 from gwsreplay.sim.model.devices import Devices
 from gwsreplay.sim.model.errors import (
-    SC_IN_USE, SC_INVALID, SC_NOT_FOUND, SC_OK, GwsError, invalid, missing, not_valid_in_state,
+    INCORRECT_OBJECT_STATE, SC_IN_USE, SC_NOT_FOUND, SC_OK, GwsError, StateError, invalid, missing,
+    not_valid_in_state,
 )
 from gwsreplay.sim.model.requests import (
     VOICE_ALIASES, collection, destination, done, handler_for, last_segment, operation_name,
@@ -117,7 +118,7 @@ class CallOps:
     def far_end_hangup(self, call_id: str) -> dict:
         """The external party (or, on an agent-only call, everyone) hangs up."""
         self.core.require_voice()
-        call = self.calls.calls.get(call_id)
+        call = self.calls.calls.get(self.calls.call_id(call_id))
         if call is None:
             raise GwsError(SC_NOT_FOUND, f"Call {call_id} not found")
         externals = [leg for leg in call.active_legs() if leg.agent is None]
@@ -155,15 +156,19 @@ class CallOps:
         op = operation_name(body, VOICE_ALIASES)
         handler = handler_for(op, CALL_OPERATIONS, self)
         self.core.require_voice()
-        call_id = params["call_id"]
+        call_id = params["call_id"]       # the call's id, or its connId (8.5.2, L2513-2551)
         if op == "SetCallDisposition":
             leg = self.calls.my_leg(agent, call_id, include_ended=True)
         else:
             leg = self.calls.my_leg(agent, call_id)
             caps = self.calls.capabilities(leg)
             if op not in caps and op not in CALL.ungoverned:
-                raise not_valid_in_state(op, f"call {call_id}", leg.state, caps)
+                raise not_valid_in_state(op, f"call {call_id}", leg.state, caps, notify=self._refusal(agent, leg))
         return done(handler(agent, op, leg, body))
+
+    def _refusal(self, agent: Agent, leg: Leg):
+        """T-Server's "Incorrect object state" about ``leg``'s call (errors.StateError)."""
+        return lambda: self.calls.emit_error(agent, INCORRECT_OBJECT_STATE, call=leg.call)
 
     # ================================================================== dialing
 
@@ -302,7 +307,7 @@ class CallOps:
         """(held leg, active leg) of the agent for Complete*/SwapCalls."""
         other_uri = body.get("consultCallUri") or body.get("otherCallUri")
         if other_uri:
-            other_id = last_segment(other_uri)
+            other_id = self.calls.call_id(last_segment(other_uri))
             calls = self.calls.calls
             other = self.calls.leg_of(agent, calls.get(other_id)) if other_id in calls else None
             if other is None or other is leg:
@@ -311,10 +316,11 @@ class CallOps:
         else:
             other = self.calls.other_leg(agent, leg)
             if other is None:
-                raise GwsError(SC_INVALID, "There is no other call to complete with")
+                raise StateError("There is no other call to complete with", notify=self._refusal(agent, leg))
         held, active = (leg, other) if leg.state == HELD else (other, leg)
         if held.state != HELD or active.state not in ACTIVE_STATES:
-            raise GwsError(SC_INVALID, "One call must be held and the other dialing or established")
+            raise StateError("One call must be held and the other dialing or established",
+                             notify=self._refusal(agent, leg))
         return held, active
 
     def _op_complete_transfer(self, agent, op, leg, body):
@@ -335,7 +341,7 @@ class CallOps:
     def _op_complete_conference(self, agent, op, leg, body):
         held, active = self._consult_pair(agent, leg, body)
         if active.state != ESTABLISHED:
-            raise GwsError(SC_INVALID, "The consult call is not established yet")
+            raise StateError("The consult call is not established yet", notify=self._refusal(agent, active))
         original, consult = held.call, active.call
         self.flow.release_legs([active])
         self.calls.emit(active, "StatusChange")      # the consult call is released (L6726-6770)
@@ -367,7 +373,7 @@ class CallOps:
         if active.state != ESTABLISHED:
             # SwapCalls is listed for a Dialing consult call (L8660-8700) but a call that
             # is still dialing cannot be held: T-Server refuses.
-            self.calls.emit_error(agent, "Incorrect object state", call=active.call)
+            self.calls.emit_error(agent, INCORRECT_OBJECT_STATE, call=active.call)
             return None
         active.state = CALL.next(active.state, op)     # Established -> Held
         self.calls.emit(active, "StatusChange")

@@ -16,11 +16,10 @@ from typing import Any
 
 from gwsreplay.sim.model.agents import Agent
 from gwsreplay.sim.model.core import Core
-from gwsreplay.sim.model.devices import CH_DEVICES, Devices, participant
+from gwsreplay.sim.model.devices import CH_CALLS, Devices, participant
 from gwsreplay.sim.model.errors import SC_NOT_FOUND, GwsError
 from gwsreplay.sim.model.states import CALL, DIALING, ESTABLISHED, HELD, RELEASED, RINGING
 
-CH_CALLS = "/v2/me/calls"
 EXTENSIONS = {"WrapUpTime": 0, "BusinessCall": 0}
 
 ACTIVE_STATES = (DIALING, ESTABLISHED)
@@ -92,6 +91,9 @@ class Calls:
         self.devices = devices
         self.call_recording = call_recording
         self.calls: dict[str, Call] = {}
+        #: connId -> call id, live and ended: 8.5.2 and the 8.6 state-recovery sample
+        #: (L2513-2551) address a call by its connId.
+        self._by_conn: dict[str, str] = {}
         self._by_agent: dict[Agent, dict[str, Call]] = {}  # live calls each agent has a leg on
         self._seq = 0
         self.ended: OrderedDict[str, Call] = OrderedDict()   # for SetCallDisposition after release
@@ -107,6 +109,7 @@ class Calls:
         call = Call(id=call_id, conn_id=conn_id, dnis=dnis, ani=ani, created=self.core.scheduler.now(),
                     user_data=dict(user_data or {}), seq=self._seq)
         self.calls[call.id] = call
+        self._by_conn[conn_id] = call.id
         return call
 
     def add_leg(self, call: Call, number: str, agent: Agent | None, state: str, call_type: str) -> Leg:
@@ -134,7 +137,8 @@ class Calls:
                         del self._by_agent[leg.agent]
             self.ended[call.id] = call
             while len(self.ended) > self._ended_kept:
-                self.ended.popitem(last=False)
+                _, old = self.ended.popitem(last=False)
+                self._by_conn.pop(old.conn_id, None)
 
     # ================================================================== lookups
 
@@ -155,7 +159,12 @@ class Calls:
             return None
         return next((leg for leg in call.legs if leg.agent is agent and leg.active), None)
 
+    def call_id(self, id_or_conn_id: str) -> str:
+        """The call id of a call named by its id or by its connId."""
+        return self._by_conn.get(id_or_conn_id, id_or_conn_id)
+
     def my_leg(self, agent: Agent, call_id: str, *, include_ended: bool = False) -> Leg:
+        call_id = self.call_id(call_id)
         call = self.calls.get(call_id)
         leg = self.leg_of(agent, call)
         if leg is None and include_ended:
@@ -313,9 +322,7 @@ class Calls:
                 self.emit(other, notification_type)
 
     def emit_error(self, agent: Agent, message: str, *, call: Call | None = None) -> None:
-        """ErrorMessage (L4185-4225): callUri uses /api/v2/calls/{id}, as in the sample."""
-        data = {"messageType": "ErrorMessage", "deviceUri": self.devices.uri(agent)}
-        if call is not None:
-            data["callUri"] = f"{self.core.api}/calls/{call.id}"
-        data["errorMessage"] = message
-        self.core.emit(agent.name, CH_CALLS if call is not None else CH_DEVICES, data)
+        """ErrorMessage (L4185-4225). The sample names the call by its connId
+        (``.../api/v2/calls/0071023821aec021``), as T-Server does."""
+        self.devices.emit_error(agent, message,
+                                call_uri=f"{self.core.api}/calls/{call.conn_id}" if call is not None else None)

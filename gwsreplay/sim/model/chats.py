@@ -15,7 +15,9 @@ from typing import Any, Mapping
 from gwsreplay.sim.model.agents import Agent
 from gwsreplay.sim.model.channels import MediaChannels
 from gwsreplay.sim.model.core import Core
-from gwsreplay.sim.model.errors import SC_INVALID, SC_NOT_FOUND, SC_OK, GwsError, invalid, missing, not_valid_in_state
+from gwsreplay.sim.model.errors import (
+    OPERATION_FAILED, SC_INVALID, SC_NOT_FOUND, SC_OK, GwsError, invalid, missing, not_valid_in_state,
+)
 from gwsreplay.sim.model.interactions import ChatParty, Desk, Interaction, apply_properties
 from gwsreplay.sim.model.requests import MEDIA_ALIASES, handler_for, operation_name, optional_user_data, string_param
 from gwsreplay.sim.model.states import CHAT, CHATTING, COMPLETED, IN_WORKBIN, INVITED, LEFT_CHAT, QUEUED, REVOKED
@@ -194,13 +196,14 @@ class Chats:
         party = ix.party(agent)
         self.channels.require_services("chat")
         caps = self.capabilities(ix, party)
-        if op not in caps:
-            raise not_valid_in_state(op, f"chat {ix.id}", party.state, caps)
         ref = self.desk.next_ref(agent)
-        handler(ix, party, op, body, ref)
         out = {"statusCode": SC_OK}
         if op in CHAT_REPLY_REFERENCE:
             out["referenceId"] = ref
+        if op not in caps:    # Interaction Server refuses: an Error notification (L13752)
+            raise not_valid_in_state(op, f"chat {ix.id}", party.state, caps, answer=out,
+                                     notify=lambda: self._emit_chat(party, "Error", ref, error=OPERATION_FAILED))
+        handler(ix, party, op, body, ref)
         return out
 
     def _chat_accept(self, ix, party, op, body, ref):
@@ -404,9 +407,10 @@ class Chats:
         party = party or (ix.party(agent) if agent is not None else None)
         state = state or (party.state if party is not None else ix.state)
         ended = state in (COMPLETED, REVOKED, IN_WORKBIN)
-        out: dict = {"state": state,
-                     "capabilities": self.capabilities(ix, party) if party is not None and not ended else [],
-                     "id": ix.id, "uri": self.desk.uri(ix)}
+        out: dict = {"state": state}
+        if state != COMPLETED:   # Completed chats carry no capabilities (L11817, L11973, L12042)
+            out["capabilities"] = self.capabilities(ix, party) if party is not None and not ended else []
+        out.update({"id": ix.id, "uri": self.desk.uri(ix)})
         participants = []
         if not ended:
             if ix.customer_present and ix.customer:

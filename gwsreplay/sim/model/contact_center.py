@@ -25,7 +25,7 @@ from gwsreplay.sim.model.call_ops import CallOps
 from gwsreplay.sim.model.calls import Call, Calls
 from gwsreplay.sim.model.core import CH_SERVICES, Core, Emit, Scheduler
 from gwsreplay.sim.model.devices import Devices
-from gwsreplay.sim.model.errors import SC_INTERNAL, SC_NOT_AUTHENTICATED, SC_NOT_FOUND, SC_OK, GwsError, invalid
+from gwsreplay.sim.model.errors import SC_INTERNAL, SC_NOT_AUTHENTICATED, SC_NOT_FOUND, SC_OK, GwsError, StateError, invalid
 from gwsreplay.sim.model.multimedia import Multimedia
 from gwsreplay.sim.model.roster import Roster
 from gwsreplay.sim.model.session import Session
@@ -38,8 +38,10 @@ class ContactCenter:
 
     def __init__(self, roster: Roster, *, scheduler: Scheduler, emit: Emit, seed: int = 0,
                  base_url: str = "http://127.0.0.1:8090", external_answer_delay: float = 1.0,
-                 call_recording: bool = True, ended_calls_kept: int = 1000, multimedia: bool = False):
-        self.core = Core(roster, scheduler=scheduler, emit=emit, seed=seed, base_url=base_url)
+                 call_recording: bool = True, ended_calls_kept: int = 1000, multimedia: bool = False,
+                 sync_errors: bool = False):
+        self.core = Core(roster, scheduler=scheduler, emit=emit, seed=seed, base_url=base_url,
+                         sync_errors=sync_errors)
         self.devices = Devices(self.core)
         # Multimedia (chat, email, workitems, open media, IM, workbins, media channels):
         # docs/media-model.md. Off, this node answers as a GWS without the
@@ -95,6 +97,11 @@ class ContactCenter:
             norm = "/" + path.strip("/") if path.strip("/") else "/"
             handler, params = self.core.route(method.upper(), norm)
             return 200, handler(agent, params, query or {}, body)
+        except StateError as err:
+            if self.core.sync_errors or err.notify is None:
+                return self.core.error(err)
+            err.notify()       # GWS's asynchronous refusal (errors.StateError)
+            return 200, dict(err.answer)
         except GwsError as err:
             return self.core.error(err)
         except Exception:  # the model must never take the server down

@@ -55,8 +55,12 @@ class Core:
     roster only: voice environment, Provisioning service, then per user its id and device."""
 
     def __init__(self, roster: Roster, *, scheduler: Scheduler, emit: Emit, seed: int = 0,
-                 base_url: str = "http://127.0.0.1:8090"):
+                 base_url: str = "http://127.0.0.1:8090", sync_errors: bool = False):
         self.roster = roster
+        #: False (GWS): an operation outside the resource's capabilities answers statusCode 0
+        #: and the refusal comes later as an error notification (T-Server's, L535, L4222).
+        #: True: the old synchronous refusal (HTTP 400, statusCode 2), for tests that want it.
+        self.sync_errors = sync_errors
         self.scheduler = scheduler
         self.emit = emit
         self.seed = seed

@@ -13,12 +13,15 @@ from typing import Mapping
 
 from gwsreplay.sim.model.agents import Agent
 from gwsreplay.sim.model.core import Core
-from gwsreplay.sim.model.errors import SC_INVALID, SC_NOT_FOUND, GwsError, invalid, missing
+from gwsreplay.sim.model.errors import (
+    INCORRECT_OBJECT_STATE, SC_NOT_FOUND, GwsError, StateError, invalid, missing,
+)
 from gwsreplay.sim.model.states import (
     DO_NOT_DISTURB, FORWARDING, IDLE, MONITORING, OFF, ON, SUPERVISION,
 )
 
 CH_DEVICES = "/v2/me/devices"
+CH_CALLS = "/v2/me/calls"
 DIALABLE = re.compile(r"^\+?[0-9*#]+$")
 SWITCH_NAME = "SIP_Switch"
 
@@ -51,11 +54,14 @@ class Devices:
                 + SUPERVISION.capabilities(MONITORING if agent.monitoring is not None else IDLE, guards))
 
     def check_capability(self, agent: Agent, op: str) -> None:
+        """T-Server refuses a device operation the device does not offer now: an
+        ErrorMessage on /v2/me/devices (errors.StateError)."""
         if op in DEVICE_FEATURE_OPS or op in SUPERVISOR_DEVICE_OPS:
             caps = self.capabilities(agent)
             if op not in caps:
-                raise GwsError(SC_INVALID, f"Operation {op} is not valid for device {agent.device_id} in its "
-                                           f"current state (capabilities: {', '.join(caps)})")
+                raise StateError(f"Operation {op} is not valid for device {agent.device_id} in its "
+                                 f"current state (capabilities: {', '.join(caps)})",
+                                 notify=lambda: self.emit_error(agent, INCORRECT_OBJECT_STATE))
 
     # ------------------------------------------------------------------ resources
 
@@ -82,10 +88,14 @@ class Devices:
             "deviceState": "Active",
             "userState": dict(agent.user_state),
             "phoneNumber": agent.phone,
+        }
+        if agent.dynamic_phone_number:
+            device["description"] = ""        # as the dynamic-phone-number sample (L4593)
+        device.update({
             "e164Number": agent.phone,
             "telephonyNetwork": "Private",
             "doNotDisturb": "On" if agent.dnd else "Off",
-        }
+        })
         if agent.forward_to:
             device["forwardTo"] = agent.forward_to
         device["voiceEnvironmentUri"] = f"{self.core.api}/voice-environments/{self.core.voice_environment_id}"
@@ -109,6 +119,14 @@ class Devices:
     def emit(self, agent: Agent) -> None:
         self.core.emit(agent.name, CH_DEVICES, {"messageType": "DeviceStateChangeMessage",
                                                 "devices": [self.resource(agent)]})
+
+    def emit_error(self, agent: Agent, message: str, *, call_uri: str | None = None) -> None:
+        """ErrorMessage (L4185-4225): on /v2/me/calls when it names a call, else /v2/me/devices."""
+        data = {"messageType": "ErrorMessage", "deviceUri": self.uri(agent)}
+        if call_uri is not None:
+            data["callUri"] = call_uri
+        data["errorMessage"] = message
+        self.core.emit(agent.name, CH_CALLS if call_uri is not None else CH_DEVICES, data)
 
     # ------------------------------------------------------------------ device features
 

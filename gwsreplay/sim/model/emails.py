@@ -14,7 +14,7 @@ from gwsreplay.sim.model.core import Core
 from gwsreplay.sim.model.errors import SC_OK, invalid, missing
 from gwsreplay.sim.model.interactions import Desk, Interaction
 from gwsreplay.sim.model.items import OWNED_OPERATIONS, OwnedItems
-from gwsreplay.sim.model.requests import optional_user_data, string_param
+from gwsreplay.sim.model.requests import optional_user_data, queue_param, string_param
 from gwsreplay.sim.model.states import COMPOSING, EMAIL, StateTable
 
 DEFAULT_MAILBOX = "support@gws-sim.example"
@@ -91,7 +91,7 @@ class Emails(OwnedItems):
         return self.post_owned(agent, "email", params, body)
 
     def _email_reply(self, ix, agent, op, body, ref):
-        string_param(body, "queueUri")
+        queue_param(body)
         prefix = string_param(body, "subjectPrefix", required=False)
         texts = {}
         for name in ("body", "bodyAsPlainText", "mime"):

@@ -7,6 +7,8 @@ Every channel module raises :class:`GwsError`; only :meth:`Core.error` turns it 
 
 from __future__ import annotations
 
+from typing import Callable
+
 # Return values table (L2282-2323).
 SC_OK = 0
 SC_MISSING = 1          # a required parameter is missing
@@ -23,6 +25,11 @@ SC_IN_USE = 19
 SC_NOT_AUTHENTICATED = 20
 
 VOICE_UNAVAILABLE = "Voice service is not available at this time"   # L1319-1326
+#: T-Server's refusal of an operation the call or device does not allow now (ErrorMessage, L4222).
+INCORRECT_OBJECT_STATE = "Incorrect object state"
+#: Interaction Server's refusal, as a media notification with notificationType Error (L13752:
+#: "Operationfailed", a space lost in the PDF text).
+OPERATION_FAILED = "Operation failed"
 
 
 def http_status_for(status_code: int, *, voice_down: bool = False) -> int:
@@ -54,6 +61,23 @@ class GwsError(Exception):
         self.http_status = http_status      # overrides http_status_for (a media service down: 503)
 
 
+class StateError(GwsError):
+    """An operation the resource's current state does not allow (outside its capabilities).
+
+    GWS passes such a request on and answers ``statusCode`` 0 ("only that the request was
+    successfully sent to T-Server", L535); the refusal arrives later as a notification
+    (ErrorMessage L4185-4225, a media ``Error`` notification L13752). ``notify`` emits that
+    notification and ``answer`` is the HTTP answer; with ``Core.sync_errors`` (or without
+    ``notify``) the request is refused at once instead, as a :class:`GwsError`.
+    """
+
+    def __init__(self, message: str, *, notify: Callable[[], None] | None = None,
+                 answer: dict | None = None):
+        super().__init__(SC_INVALID, message)
+        self.notify = notify
+        self.answer = answer if answer is not None else {"statusCode": SC_OK}
+
+
 def render_error(err: GwsError, *, voice_down: bool) -> tuple[int, dict]:
     """``(http_status, body)`` of a refused request; ``voice_down`` makes statusCode 4 a 503."""
     status = err.http_status or http_status_for(err.status_code, voice_down=voice_down)
@@ -73,7 +97,8 @@ def unsupported(op: str) -> GwsError:
     return invalid("operationName", f"Operation {op} is not supported on this resource")
 
 
-def not_valid_in_state(op: str, what: str, state: str, caps: list[str]) -> GwsError:
+def not_valid_in_state(op: str, what: str, state: str, caps: list[str], *,
+                       notify: Callable[[], None] | None = None, answer: dict | None = None) -> StateError:
     """An operation the resource's capabilities do not list (state tables, states.py)."""
-    return GwsError(SC_INVALID, f"Operation {op} is not valid for {what} in state {state} "
-                                f"(capabilities: {', '.join(caps) or 'none'})")
+    return StateError(f"Operation {op} is not valid for {what} in state {state} "
+                      f"(capabilities: {', '.join(caps) or 'none'})", notify=notify, answer=answer)

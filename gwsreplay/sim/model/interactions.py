@@ -286,11 +286,13 @@ class Desk:
         return self.kinds[ix.kind].resource(ix, agent, state=state, party=party)
 
     def emit_ix(self, ix: Interaction, agent: Agent, notification_type: str, *, ref: int | None = None,
-                state: str | None = None) -> None:
+                state: str | None = None, error: str | None = None) -> None:
         kind = KINDS[ix.kind]
         data: dict = {kind.key: self.resource(ix, agent, state=state)}
         if ref is not None:
             data["referenceId"] = ref
+        if error is not None:
+            data["errorMessage"] = error
         data["notificationType"] = notification_type
         data["messageType"] = kind.message_type
         self.core.emit(agent.name, kind.channel, data)

@@ -13,9 +13,11 @@ from typing import Callable, Mapping
 from gwsreplay.sim.model.agents import Agent
 from gwsreplay.sim.model.channels import MediaChannels
 from gwsreplay.sim.model.core import Core
-from gwsreplay.sim.model.errors import SC_INVALID, SC_OK, GwsError, invalid, missing, not_valid_in_state, unsupported
+from gwsreplay.sim.model.errors import (
+    OPERATION_FAILED, SC_INVALID, SC_OK, GwsError, invalid, missing, not_valid_in_state, unsupported,
+)
 from gwsreplay.sim.model.interactions import KINDS, ChatParty, Desk, Interaction, apply_properties
-from gwsreplay.sim.model.requests import MEDIA_ALIASES, handler_for, operation_name, string_param
+from gwsreplay.sim.model.requests import MEDIA_ALIASES, handler_for, operation_name, queue_param, string_param
 from gwsreplay.sim.model.states import COMPOSING, IN_WORKBIN, INVITED, PROCESSING, QUEUED, StateTable
 
 #: Operations every owned kind has: operationName -> method name.
@@ -94,7 +96,7 @@ class OwnedItems:
             self.channels.require_services(kind)
             if not self.channels.logged_in(agent, kind):
                 raise GwsError(SC_INVALID, f"The agent is not logged in to the {kind} channel")
-            string_param(body, "queueUri")
+            queue_param(body)
             parent = string_param(body, "parentId", required=False)
             user_data = body.get("userData")
             if user_data is not None and not isinstance(user_data, Mapping):
@@ -123,13 +125,15 @@ class OwnedItems:
         ix = self.desk.my_interaction(agent, kind, params["ix_id"], params.get("media_type"))
         self.channels.require_services(kind)
         caps = self.capabilities(ix)
-        if op not in caps:
-            raise not_valid_in_state(op, f"{KINDS[kind].key} {ix.id}", ix.state, caps)
         ref = self.desk.next_ref(agent)
-        handler(ix, agent, op, body, ref)
         out = {"statusCode": SC_OK}
         if self.reply_reference:
             out["referenceId"] = ref
+        if op not in caps:    # Interaction Server refuses: an Error notification (L24606)
+            raise not_valid_in_state(op, f"{KINDS[kind].key} {ix.id}", ix.state, caps, answer=out,
+                                     notify=lambda: self.desk.emit_ix(ix, agent, "Error", ref=ref,
+                                                                      error=OPERATION_FAILED))
+        handler(ix, agent, op, body, ref)
         return out
 
     def _next_state(self, ix: Interaction, op: str) -> str:

@@ -63,6 +63,20 @@ def string_param(body: Mapping, name: str, *, required: bool = True) -> str | No
     return value
 
 
+#: How a request names an Interaction Server queue: the samples use all three (Create and
+#: Reply with queueUri, Reply with queueName L17478, the social media with queuePath).
+QUEUE_PARAMS = ("queueUri", "queueName", "queuePath")
+
+
+def queue_param(body: Mapping) -> str:
+    """A required queue, given as any of :data:`QUEUE_PARAMS`."""
+    for name in QUEUE_PARAMS:
+        value = string_param(body, name, required=False)
+        if value:
+            return value
+    raise missing("queueUri")
+
+
 def user_data_param(body: Mapping) -> dict:
     """A required ``userData`` object."""
     user_data = body.get("userData")

@@ -51,6 +51,17 @@ DEVICE_OPERATIONS = {
 }
 
 
+def place_of(agent: Agent, place: Any) -> bool:
+    """Whether ``place`` names the agent's place. Besides the roster's place, the forms of
+    the samples (L4445-4533): ``SIP_<DN>`` and the bare DN, the user name (``agent1``)
+    and the user name with a domain (``agent1@pizza.com``)."""
+    if not isinstance(place, str) or not place:
+        return False
+    name = agent.name.lower()
+    return place == agent.spec.place or place in (f"SIP_{agent.phone}", agent.phone) \
+        or place.lower() == name or place.lower().partition("@")[0] == name
+
+
 class Session:
     def __init__(self, core: Core, devices: Devices, channels: MediaChannels | None):
         self.core = core
@@ -220,13 +231,22 @@ class Session:
         if workmode is not None and workmode not in READY_WORKMODES:
             raise invalid("workmode")
         place = body.get("place")
-        if place is not None and place != agent.spec.place:
+        if place is not None and not place_of(agent, place):
             raise invalid("place", f"Place {place} is not assigned to the user")
         device_path = body.get("devicePath")
         if device_path is not None and last_segment(device_path) != agent.device_id:
             raise invalid("devicePath", f"Device {device_path} is not assigned to the user")
+        # loginCode, agentLoginPassword, queue (L4420-4440) and 8.5.2's mobileSession go to
+        # T-Server's RequestAgentLogin; any value is accepted, as a switch without login
+        # validation does.
+        for name in ("loginCode", "agentLoginPassword", "queue"):
+            value = body.get(name)
+            if value is not None and not isinstance(value, (str, int)):
+                raise invalid(name, "must be a string")
         dynamic = body.get("dynamicPhoneNumber")
-        if dynamic is not None and (not isinstance(dynamic, str) or not DIALABLE.match(dynamic)):
+        # Any non-empty string: SIP Server judges the number (the sample sends the placeholder
+        # "%dynamic_phone_number%", L4580).
+        if dynamic is not None and (not isinstance(dynamic, str) or not dynamic.strip()):
             raise invalid("dynamicPhoneNumber")
         others = list(dict.fromkeys(c for c in channels if c.lower() != "voice"))
         wants_voice = len(others) < len(channels)

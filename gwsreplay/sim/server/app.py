@@ -74,6 +74,7 @@ def make_app(
     cometd_max_interval_ms: int = 10000,
     multimedia: bool = True,
     session_timeout: float = 1800.0,
+    sync_errors: bool = False,
 ) -> web.Application:
     """Build the simulator application (the caller runs it with any aiohttp runner)."""
     cometd = CometdServer(timeout_ms=cometd_timeout_ms, max_interval_ms=cometd_max_interval_ms, seed=seed)
@@ -85,6 +86,7 @@ def make_app(
         base_url=base_url,
         external_answer_delay=external_answer_delay,
         multimedia=multimedia,  # chat, email, workitems, IM, workbins (issue 6, gwsreplay.sim.model.multimedia)
+        sync_errors=sync_errors,  # True: refuse operations outside capabilities at once (docs/simulator.md)
     )
     front = Front(contact_center, cometd, seed=seed, csrf=csrf, session_timeout=session_timeout)
 
