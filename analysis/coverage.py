@@ -8,9 +8,10 @@ with the reference models of ``state_models.py``:
 2. consecutive observations of the same resource by the same agent, ordered by
    time (a DuckDB window), give transitions; repeats of a state collapse, and
    a resource's first observation counts as a transition from ``(new)`` when the
-   model sees resources being born (calls, interactions) and is skipped when it
-   does not (devices and channels: the first notification shows where the agent
-   already was); after one of the model's terminal states (a chat Completed, an
+   model sees resources being born (calls, interactions) and the state is one they
+   are born in (Ringing, Dialing...); it is skipped otherwise (devices and channels:
+   the first notification shows where the agent already was; a call first seen Held
+   or an interaction first seen Completed: the capture started mid-shift); after one of the model's terminal states (a chat Completed, an
    email Sent) the next StatusChange is a new participation, from ``(new)``;
 3. observed transitions are matched against the model: covered, never reached
    (missing), or not allowed by the model (anomaly).
@@ -116,7 +117,8 @@ def _transitions_sql(models: list[StateModel], user: str | None = None) -> str:
     column_models = [m for m in models if m.state_sql is None]
     ctes, selects = [], []
     if column_models:
-        creators = sql_list([m.name for m in column_models if m.observes_creation] or ["-"])
+        births = " OR ".join(f"(model = '{m.name}' AND state IN {sql_list(birth_states(m))})"
+                             for m in column_models if m.observes_creation and birth_states(m)) or "false"
         terminal = [f"(model = '{m.name}' AND prev IN {sql_list(m.terminal_states)})"
                     for m in column_models if m.observes_creation and m.terminal_states]
         restart = (f"CASE WHEN ({' OR '.join(terminal)}) AND coalesce(notification_type, 'StatusChange') = "
@@ -130,7 +132,7 @@ def _transitions_sql(models: list[StateModel], user: str | None = None) -> str:
         SELECT model, message_id, ts, user_name, resource_id, coalesce({restart}, '{NEW}') AS source,
                state AS target
         FROM col_seq
-        WHERE prev IS DISTINCT FROM state AND (prev IS NOT NULL OR model IN {creators})""")
+        WHERE prev IS DISTINCT FROM state AND (prev IS NOT NULL OR {births})""")
     for element, ms in _element_groups(models).items():
         ctes.append(_element_cte(element, ms, uf))
         states = ", ".join(f"{m.state_sql} AS s{i}" for i, m in enumerate(ms))
@@ -144,12 +146,22 @@ def _transitions_sql(models: list[StateModel], user: str | None = None) -> str:
                          ORDER BY ts, message_id)
         )""")
         for i, m in enumerate(ms):
-            first = f"coalesce(p{i}, '{NEW}')" if m.observes_creation else f"p{i}"
+            born = birth_states(m) if m.observes_creation else ()
+            first = f"coalesce(p{i}, '{NEW}')" if born else f"p{i}"
+            skip_first = f" AND (p{i} IS NOT NULL OR s{i} IN {sql_list(born)})" if born else f" AND p{i} IS NOT NULL"
             selects.append(f"""
         SELECT '{m.name}' AS model, message_id, ts, user_name, resource_id, {first} AS source, s{i} AS target
         FROM seq_{element}
-        WHERE s{i} IS NOT NULL AND p{i} IS DISTINCT FROM s{i}{'' if m.observes_creation else f' AND p{i} IS NOT NULL'}""")
+        WHERE s{i} IS NOT NULL AND p{i} IS DISTINCT FROM s{i}{skip_first}""")
     return "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(selects)
+
+
+def birth_states(model: StateModel) -> tuple[str, ...]:
+    """The states a resource of ``model`` can be born in (the targets of its transitions from NEW).
+    A capture that starts mid-shift first sees some calls and interactions already Held, Released or
+    Completed: such a first observation is not a birth and, like a device's, starts the chain without
+    being a transition."""
+    return tuple(sorted({t.target for t in model.transitions if t.source == NEW}))
 
 
 def _in_scope(user: str | None, scope: Scope | None) -> tuple[str | None, str]:
