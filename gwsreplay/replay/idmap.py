@@ -35,6 +35,14 @@ PHONE_TARGET_KEYS = frozenset({"phoneNumber", "destination", "participant", "num
 SKIP_KEYS = frozenset({"userState", "capabilities", "userData", "extensions", "settings"})
 
 
+REFERENCE_KEY = "referenceId"
+_NONE = object()
+
+
+def _is_reference(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value != "")
+
+
 def is_id_key(key: str | None) -> bool:
     """`id`, `connId`, `uri`... and by GWS naming any `...Id`, `...Uri`, `...Path` (participantId, callUri)."""
     return key is not None and (key in ID_KEYS or key.endswith(("Id", "Uri", "Path")))
@@ -67,6 +75,10 @@ class IdMap:
         self.reverse: dict[str, str] = {}   # live -> recorded
         self.kinds: dict[str, str] = {}     # recorded value -> "id" | "phone"
         self.origins: dict[str, str] = {}   # recorded scheme://host:port -> live
+        # referenceIds are the server's request counter (numbers, 1, 2, 3...): a namespace of their own,
+        # so that recorded 1 -> live 8 never touches an id "1"; values keep their JSON type
+        self.references: dict[str, Any] = {}        # str(recorded) -> live
+        self.references_back: dict[str, Any] = {}   # str(live) -> recorded
         self.conflicts = 0
 
     # ------------------------------------------------------------------ learning
@@ -85,6 +97,20 @@ class IdMap:
         self.kinds[recorded] = kind
         return True
 
+    def add_reference(self, recorded: Any, live: Any) -> bool:
+        """Pair a recorded referenceId with the live one the server gave the same request."""
+        if not (_is_reference(recorded) and _is_reference(live)):
+            return False
+        have = self.references.get(str(recorded), _NONE)
+        if have is not _NONE:
+            return str(have) == str(live)
+        if str(live) in self.references_back:
+            self.conflicts += 1
+            return False
+        self.references[str(recorded)] = live
+        self.references_back[str(live)] = recorded
+        return True
+
     def add_origin(self, recorded: str, live: str) -> None:
         """Map an absolute URI base ('http://gws-prod:8080') to the live one."""
         self.origins.setdefault(recorded.rstrip("/"), live.rstrip("/"))
@@ -97,6 +123,9 @@ class IdMap:
         show up as a divergence, not be explained away as a mapping.
         """
         if key in SKIP_KEYS:
+            return
+        if key == REFERENCE_KEY:
+            self.add_reference(recorded, live)
             return
         if key == "devices":
             phones = True
@@ -180,6 +209,8 @@ class IdMap:
 
     def substitute(self, document: Any, key: str | None = None) -> Any:
         """A copy of a recorded request body with every known value replaced by its live one."""
+        if key == REFERENCE_KEY and _is_reference(document):
+            return self.references.get(str(document), document)
         if isinstance(document, dict):
             return {k: self.substitute(v, k) for k, v in document.items()}
         if isinstance(document, list):
@@ -205,12 +236,14 @@ class IdMap:
         path, sep, query = path.partition("?")
         return "/".join(self.reverse.get(s, s) for s in path.split("/")) + sep + query
 
-    def unmap(self, document: Any) -> Any:
+    def unmap(self, document: Any, key: str | None = None) -> Any:
         """A copy of a live document in recorded terms, for comparing with the recording."""
+        if key == REFERENCE_KEY and _is_reference(document):
+            return self.references_back.get(str(document), document)
         if isinstance(document, dict):
-            return {k: self.unmap(v) for k, v in document.items()}
+            return {k: self.unmap(v, k) for k, v in document.items()}
         if isinstance(document, list):
-            return [self.unmap(v) for v in document]
+            return [self.unmap(v, key) for v in document]
         if isinstance(document, str):
             return self.recorded(document)
         return document
@@ -223,4 +256,4 @@ class IdMap:
     def summary(self) -> dict:
         changed = {k: v for k, v in self.forward.items() if k != v}
         return {"pairs": len(self.forward), "changed": len(changed), "origins": dict(self.origins),
-                "conflicts": self.conflicts}
+                "references": len(self.references), "conflicts": self.conflicts}
