@@ -99,6 +99,11 @@ class ReplayState:
         self.notes = {s.id: s.notes for s in sessions}
         # recorded phone number -> the session whose agent it is (to be learned live within this copy)
         self.phone_owner = {p: s.id for s in sessions for p in sorted(s.phones)}
+        # ... every session with that number, in start order (a user may log in more than once)
+        self.phone_sessions: dict[str, list[SessionPlan]] = {}
+        for s in sorted(sessions, key=lambda s: s.started):
+            for p in s.phones:
+                self.phone_sessions.setdefault(p, []).append(s)
         self.sessions = {s.id: s for s in sessions}
         self.sent_upto: dict[str, int] = {}          # session -> steps sent (in order)
         self.answered_steps: dict[str, set[int]] = {}  # session -> steps answered
@@ -129,7 +134,13 @@ class ReplayState:
         else:
             return []
         return [p for p in dict.fromkeys(named)
-                if not self.idmap.knows(p) or self._behind(self.phone_owner[p], step, session)]
+                if not self.idmap.knows(p) or self._behind(self.owner_at(p, step.ts), step, session)]
+
+    def owner_at(self, phone: str, ts: float) -> str:
+        """The session that had `phone` at recorded time `ts` (the last one started by then)."""
+        candidates = self.phone_sessions.get(phone) or []
+        started = [s for s in candidates if s.started <= ts]
+        return (started or candidates)[-1 if started else 0].id if candidates else self.phone_owner[phone]
 
     def _behind(self, owner: str, step: Step, session: str) -> bool:
         """Has the colleague's session not yet sent the steps it had sent by `step`'s recorded time,
@@ -293,7 +304,7 @@ class SessionEngine:
         if now < self._wait_started + self.options.wait_timeout:
             self.deadline = self._wait_started + self.options.wait_timeout
             return False
-        whose = ", ".join(f"{self.state.phone_owner[p]} (recorded {p})" for p in missing)
+        whose = ", ".join(f"{self.state.owner_at(p, step.ts)} (recorded {p})" for p in missing)
         self._diverge(Divergence(self.plan.id, step.index, "causality_timeout",
                                  f"waited {self.options.wait_timeout:g}s for the live number of {whose}"
                                  f" and for that session to be as far as recorded",
