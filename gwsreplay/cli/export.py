@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import duckdb
 
 from gwsreplay.capture.export import PARTITIONS, export_parquet
+from gwsreplay.capture.guard import check_capture
 from gwsreplay.core.errors import UserError
 
 
@@ -25,8 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    if not Path(args.db).exists():
-        raise UserError(f"no such capture: {args.db}")
+    check_capture(args.db, "read")
     if args.name and not args.partition:
         raise UserError("--name only applies with --partition")
     try:

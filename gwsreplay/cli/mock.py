@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gwsreplay.capture.guard import check_capture
 from gwsreplay.cli.replay import parse_speed
 from gwsreplay.core.errors import UserError
 from gwsreplay.drivers.mock import MOCK, make_app
@@ -44,6 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     speed = parse_speed(args.speed)
+    check_capture(args.db, "read")
     try:
         recorded = load_capture(args.db)
     except FileNotFoundError:

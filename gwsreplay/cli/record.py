@@ -20,12 +20,14 @@ import signal
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from mitmproxy import exceptions, options
 from mitmproxy.tools.dump import DumpMaster
 from rich.console import Console
 from rich.live import Live
 
+from gwsreplay.capture.guard import check_capture
 from gwsreplay.cli.import_capture import add_redaction_args
 from gwsreplay.core.errors import UserError
 from gwsreplay.proxy.capture import Capture
@@ -60,8 +62,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_redaction_args(p)
     p.add_argument("--max-body", type=int, default=None, help="bytes of each body kept (default 1 MiB)")
     p.add_argument("--flush-ms", type=int, default=200, help="writer flush interval (default 200 ms)")
+    p.add_argument("--body-size-limit", default=DEFAULT_BODY_SIZE_LIMIT, metavar="SIZE",
+                   help="refuse bodies larger than this (k/m/g suffixes; the desktop gets a 502 and the refusal "
+                        "is recorded in capture_errors), default: %(default)s; GWS bodies are small")
+    p.add_argument("--no-upstream-check", action="store_true",
+                   help="start even if the upstream does not answer now (its requests are then recorded as "
+                        "errors and counted in the live line)")
     p.add_argument("--quiet", action="store_true", help="no live status line")
     return p
+
+
+DEFAULT_BODY_SIZE_LIMIT = "8m"
+EXIT_INCOMPLETE = 3     # the capture misses records (dropped, lost or not written at close)
 
 
 def run(args) -> int:
@@ -71,6 +83,7 @@ def run(args) -> int:
         raise UserError(f"--upstream must look like http://HOST:PORT, not {args.upstream!r}")
     if args.upstream_ca and not Path(args.upstream_ca).expanduser().is_file():
         raise UserError(f"--upstream-ca {args.upstream_ca}: no such file")
+    check_capture(args.db, "write")
     try:
         return asyncio.run(_record(args))
     except SystemExit as exc:   # mitmproxy's errorcheck exits when the proxy cannot start
@@ -117,9 +130,29 @@ def _status_text(cap, started: float) -> str:
             f"up {time.monotonic() - started:.0f} s")
     if s.get("dropped"):
         line += f"  DROPPED {s['dropped']}"
+    if s.get("lost"):
+        line += f"  LOST {s['lost']} (not written: disk?)"
+    if s.get("upstream_errors"):
+        line += f"  upstream errors {s['upstream_errors']}"
+    if s.get("refused"):
+        line += f"  refused bodies {s['refused']}"
     if s.get("bad_records"):
         line += f"  bad records {s['bad_records']}"
     return line
+
+
+async def _check_upstream(url: str, timeout: float = 3.0) -> None:
+    """One TCP connection to the upstream: a GWS that is not there is said now, not as 502s later."""
+    u = urlsplit(url)
+    port = u.port or (443 if u.scheme in ("https", "wss") else 80)
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(u.hostname, port), timeout)
+    except (OSError, asyncio.TimeoutError) as exc:
+        why = ("no answer" if isinstance(exc, asyncio.TimeoutError) else "connection refused"
+               if isinstance(exc, ConnectionRefusedError) else (exc.strerror or str(exc)))
+        raise UserError(f"upstream {url} is not reachable ({why}); start GWS first, check --upstream, "
+                        f"or give --no-upstream-check to record anyway") from None
+    writer.close()
 
 
 async def _record(args) -> int:
@@ -130,8 +163,9 @@ async def _record(args) -> int:
     # as an exchange with its error instead of a dropped connection
     opts.update(termlog_verbosity="warn", keep_host_header=args.keep_host_header, connection_strategy="lazy")
     cap = Capture()
+    cap.close_progress = _close_progress
     master.addons.add(cap)
-    upd = dict(capture_redact=not args.no_redact,
+    upd = dict(body_size_limit=args.body_size_limit, capture_redact=not args.no_redact,
                capture_redact_headers=args.redact_header, capture_redact_json_paths=args.redact_json_path,
                capture_flush_ms=args.flush_ms)
     if args.max_body:
@@ -142,11 +176,14 @@ async def _record(args) -> int:
         upd["ssl_insecure"] = True
     opts.update(**upd)
     _apply_sets(opts, args.mitm_options)
+    if args.upstream and not args.mode and not args.no_upstream_check:
+        await _check_upstream(args.upstream)
     if not opts.capture_db:   # last: no capture file is made when an option is wrong
         opts.update(capture_db=args.db)
     mode = opts.mode[0] if opts.mode else mode
 
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancelled)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, master.shutdown)
 
@@ -177,13 +214,31 @@ async def _record(args) -> int:
         task.cancel()
     # Master.run() has called `done` on the addons: the writer is closed and flushed.
     print(_final_line(cap, args.db), file=sys.stderr)
+    unwritten = cap.stats().get("unwritten", 0)
+    if unwritten:
+        print(f"gwsreplay record: error: {unwritten} record(s) are not in {args.db} (see capture_errors "
+              f"and the counts above)", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
+
+
+def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """Connections still open at shutdown are cancelled: that is the plan, not a traceback
+    (asyncio's stream callback reports each cancelled handler as an error otherwise)."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
+
+
+def _close_progress(pending: int) -> None:
+    print(f"writing the last {pending} record(s) into the capture...", file=sys.stderr, flush=True)
 
 
 def _final_line(cap, db: str) -> str:
     s = cap.stats()
     w = s.get("written", {})
     return (f"capture closed: {db}: {w.get('exchanges', 0)} exchanges, {w.get('bayeux_messages', 0)} Bayeux "
-            f"messages, {s.get('agents', 0)} agents, dropped {s.get('dropped', 0)}, "
-            f"bad records {s.get('bad_records', 0)}"
+            f"messages, {s.get('agents', 0)} agents, dropped {s.get('dropped', 0)}, lost {s.get('lost', 0)}, "
+            f"not written at close {s.get('abandoned', 0)}, bad records {s.get('bad_records', 0)}, "
+            f"upstream errors {s.get('upstream_errors', 0)}, refused bodies {s.get('refused', 0)}"
     )

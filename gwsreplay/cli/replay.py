@@ -27,6 +27,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from gwsreplay.capture.guard import check_capture
 from gwsreplay.core.errors import UserError
 from gwsreplay.drivers.report import print_report, progress_line, write_report
 from gwsreplay.drivers.runner import (
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     speed = parse_speed(args.speed)
     if args.agents is not None and args.agents < 1:
         raise UserError("--agents must be at least 1")
+    check_capture(args.db, "read")
     try:
         recorded = load_capture(args.db)
     except FileNotFoundError:

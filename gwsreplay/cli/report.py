@@ -17,6 +17,7 @@ from rich.progress import (
 
 from gwsreplay.analysis import db
 from gwsreplay.analysis.report import NOTEBOOKS, PLOTLY_FILE, PLOTLY_MODES, ReportError, build_report, count_cells
+from gwsreplay.capture.guard import check_capture
 from gwsreplay.core.errors import UserError
 
 
@@ -76,6 +77,8 @@ def _check_agent(path: Path, agent: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.db.is_file():           # (a folder of Parquet exports or a list is checked below)
+        check_capture(args.db, "read")
     _check_capture(args.db, UserError)
     if args.agent:
         _check_agent(args.db, args.agent)

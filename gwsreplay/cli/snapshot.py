@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from gwsreplay.capture.guard import check_capture
 from gwsreplay.capture.snapshot import SnapshotError, snapshot
 from gwsreplay.core.errors import UserError
 
@@ -20,6 +21,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    check_capture(args.db, "snapshot")
     try:
         out = snapshot(args.db, args.out, timeout=args.timeout)
     except SnapshotError as exc:

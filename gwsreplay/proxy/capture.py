@@ -54,6 +54,7 @@ class Capture:
         self.upstream_errors = 0       # connections to the upstream that failed
         self.refused = 0               # bodies over mitmproxy's body_size_limit
         self.final_stats: dict | None = None
+        self.close_progress = None     # callable(pending records) while the writer catches up at shutdown
 
     # ------------------------------------------------------------------ options
     def load(self, loader: Loader) -> None:
@@ -159,7 +160,7 @@ class Capture:
                 self._bad(flow, exc)
 
     def done(self) -> None:
-        self.close()
+        self.close(progress=self.close_progress)
 
     def close(self, timeout: float = 60.0, progress=None) -> None:
         """Record what is still open and close the writer (``progress(pending)`` while it catches up)."""
