@@ -479,10 +479,10 @@ def test_outcome_in_a_later_flush_than_the_request(tmp_path):
     w = CaptureWriter(db, flush_interval=0.05).start()
     try:
         w.submit(_ex("hold", 1, f"/api/v2/me/calls/{'c' * 32}", {"operationName": "Hold"}))
-        w.flush()
+        w.flush(timeout=60)
         first = snapshot(db, tmp_path / "snap1.duckdb")
         w.submit(_events("ev", 1.04, _call("c" * 32, "Held")))
-        w.flush()
+        w.flush(timeout=60)
         second = snapshot(db, tmp_path / "snap2.duckdb")
     finally:
         w.close()
