@@ -119,12 +119,12 @@ class CaptureBuilder:
 
     # -- Bayeux
     def bayeux(self, t: datetime, user: str | None, msg: dict, *, direction: str = "s2c",
-               exchange_id: int | None = None, session: str | None = None) -> int:
+               exchange_id: int | None = None, session: str | None = None, transport: str = "long-polling") -> int:
         """One Bayeux message (a dict as on the wire), classified like the recorder does."""
         c = classify_bayeux(msg)
         mid = len(self.messages) + 1
         self.messages.append({
-            "id": mid, "ts": t, "direction": direction, "transport": "long-polling", "exchange_id": exchange_id,
+            "id": mid, "ts": t, "direction": direction, "transport": transport, "exchange_id": exchange_id,
             "channel": c.channel, "client_id": c.client_id, "msg_id": c.msg_id, "successful": c.successful,
             "error": c.error, "advice": _json(c.advice), "connection_type": c.connection_type,
             "subscription": c.subscription, "ext": _json(c.ext), "data": _json(c.data),
