@@ -29,7 +29,7 @@ import aiohttp
 from gwsreplay.client.cometd import CometdClient, CometdError
 from gwsreplay.client.rest import GWSClient
 from gwsreplay.drivers.output import RecordingHttp, ReplayRecorder
-from gwsreplay.drivers.target_guard import check_target
+from gwsreplay.drivers.target_guard import ReplayRefused, check_target
 from gwsreplay.replay.compare import Divergence
 from gwsreplay.replay.engine import (
     Announce,
@@ -42,6 +42,7 @@ from gwsreplay.replay.engine import (
 )
 from gwsreplay.replay.idmap import IdMap
 from gwsreplay.replay.plan import ReplayPlan, SessionPlan
+from gwsreplay.replay.precheck import TargetFacts, copies_for, problems, session_credentials
 from gwsreplay.replay.users import Credentials, UserMap
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,27 @@ async def detect_simulator(target: str, http: aiohttp.ClientSession) -> bool:
 # ----------------------------------------------------------------------------- the run
 
 
+async def target_facts(target: str, http: aiohttp.ClientSession, simulator: bool) -> TargetFacts:
+    """What the target says about its users and places: the simulator's snapshot; nothing from a real GWS."""
+    if not simulator:
+        return TargetFacts()
+    try:
+        async with http.get(target.rstrip("/") + "/sim/v1/state", timeout=aiohttp.ClientTimeout(total=10)) as r:
+            body = await r.json(content_type=None) if r.status == 200 else None
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        body = None
+    return TargetFacts.from_simulator_state(body) if isinstance(body, dict) else TargetFacts()
+
+
+async def check_before_run(plan: ReplayPlan, options: ReplayOptions, http: aiohttp.ClientSession,
+                           simulator: bool) -> None:
+    """Refuse (ReplayRefused) a run that would send requests whose recorded answers it cannot get:
+    users without credentials, more virtual agents than the roster, places the target does not have."""
+    found = problems(plan, options.users, options.agents, await target_facts(options.target, http, simulator))
+    if found:
+        raise ReplayRefused("the replay cannot reproduce the recording:\n  - " + "\n  - ".join(found))
+
+
 async def replay(plan: ReplayPlan, options: ReplayOptions,
                  on_progress: Callable[[LiveStats], None] | None = None,
                  on_announce: Callable[[str], None] | None = None) -> ReplayResult:
@@ -169,12 +191,17 @@ async def replay(plan: ReplayPlan, options: ReplayOptions,
             on_announce(text)
 
     control_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-    recorder = ReplayRecorder(options.out, run_id, {"replay_of": plan.capture, "target": target}) if options.out else None
-    started_at = time.time()
     try:
         simulator = options.simulator
         if simulator is None:
             simulator = await detect_simulator(target, control_http)
+        await check_before_run(plan, options, control_http, simulator)
+    except BaseException:
+        await control_http.close()
+        raise
+    recorder = ReplayRecorder(options.out, run_id, {"replay_of": plan.capture, "target": target}) if options.out else None
+    started_at = time.time()
+    try:
         engine_options = EngineOptions(**{**options.engine.__dict__, "can_inject": simulator})
         control = recorder.http(control_http) if recorder else control_http
         runs, states, groups = _assign(plan, options, engine_options)
@@ -214,7 +241,7 @@ def _assign(plan: ReplayPlan, options: ReplayOptions, engine_options: EngineOpti
             ) -> tuple[list[SessionRun], list[ReplayState], list[list[int]]]:
     """Copies of the plan, a live user for every session, and the order each live user runs its sessions."""
     n = len(plan.sessions)
-    copies = 1 if not options.agents else max(1, options.agents // max(n, 1))
+    copies = copies_for(plan, options.agents)
     total_agents = copies * n
     origin = min((s.started for s in plan.sessions), default=0.0)
     runs: list[SessionRun] = []
@@ -224,11 +251,8 @@ def _assign(plan: ReplayPlan, options: ReplayOptions, engine_options: EngineOpti
         idmap = IdMap()
         state = ReplayState(plan, idmap)
         states.append(state)
-        users: dict[str, Credentials] = {}
+        users: dict[str, Credentials] = session_credentials(plan, options.users, copy, options.agents)
         for j, session in enumerate(plan.sessions):
-            if session.user_name not in users:
-                users[session.user_name] = (options.users.pool_user(copy * n + len(users)) if options.agents
-                                            else options.users.for_recorded(session.user_name))
             creds = users[session.user_name]
             idmap.add(session.user_name, creds.user)
             agent_index = copy * n + j
