@@ -585,3 +585,177 @@ async def test_official_client_rehandshakes_after_402(start_server, transport):
         # The only failures the server caused are the 402s we provoked (error None: the client's own).
         assert not [e for e in desktop.events if e["event"] == "meta" and not e["successful"]
                     and e["error"] not in (None, "402::Unknown client")]
+
+
+# ---------------------------------------------------------------------- CometD as GWS runs it (cometd_ext.py)
+
+
+def ack_connect(client_id: str, id: str, ack: int | None) -> dict:
+    return {**connect(client_id, id), **({"ext": {"ack": ack}} if ack is not None else {})}
+
+
+async def ack_handshake(http: aiohttp.ClientSession, url: str, transport: str = "long-polling") -> str:
+    status, [reply] = await post(http, url, [{"channel": "/meta/handshake", "id": "1", "version": "1.0",
+                                              "supportedConnectionTypes": [transport], "ext": {"ack": True}}])
+    assert reply["successful"] and reply["ext"] == {"ack": True}, reply
+    return reply["clientId"]
+
+
+async def test_ack_extension_batches_are_sent_again_until_acknowledged(start_server):
+    h = await start_server(timeout_ms=5000)
+    http = h.http()
+    client_id = await ack_handshake(http, h.url)
+    sub = {"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/v2/me/*", "id": "2"}
+    status, replies = await post(http, h.url, [sub, ack_connect(client_id, "3", None)])
+    assert replies[-1]["ext"] == {"ack": 0} and replies[-1]["successful"]
+
+    h.cometd.publish("agent1", "/v2/me/x", {"n": 1})
+    h.cometd.publish("agent1", "/v2/me/x", {"n": 2})
+    status, replies = await post(http, h.url, [ack_connect(client_id, "4", 0)])
+    assert [r.get("data") for r in replies[:-1]] == [{"n": 1}, {"n": 2}]
+    assert replies[-1]["ext"] == {"ack": 1}
+    # That reply was lost on the way: the client reconnects still acknowledging batch 0 only,
+    # so batch 1 comes again at once, followed by what arrived since, in one new batch.
+    h.cometd.publish("agent1", "/v2/me/x", {"n": 3})
+    status, replies = await post(http, h.url, [ack_connect(client_id, "5", 0)])
+    assert [r.get("data") for r in replies[:-1]] == [{"n": 1}, {"n": 2}, {"n": 3}]
+    assert replies[-1]["ext"] == {"ack": 2}
+    # Acknowledged: nothing is sent again, the connect is held until something new comes.
+    poll = asyncio.create_task(post(http, h.url, [ack_connect(client_id, "6", 2)]))
+    await eventually(lambda: held(h.cometd, client_id))
+    h.cometd.publish("agent1", "/v2/me/x", {"n": 4})
+    status, replies = await poll
+    assert [r.get("data") for r in replies[:-1]] == [{"n": 4}] and replies[-1]["ext"] == {"ack": 3}
+
+
+async def test_ack_extension_over_websocket_events_only_in_connect_replies(start_server):
+    h = await start_server(timeout_ms=5000, max_interval_ms=5000)
+    http = h.http()
+    ws = await http.ws_connect(h.url.replace("http", "ws", 1))
+
+    async def exchange(messages):
+        await ws.send_str(json.dumps(messages))
+        return json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+
+    [reply] = await exchange([{"channel": "/meta/handshake", "id": "1", "supportedConnectionTypes": ["websocket"],
+                               "ext": {"ack": True}}])
+    client_id = reply["clientId"]
+    assert reply["ext"] == {"ack": True}
+    assert (await exchange([{"channel": "/meta/subscribe", "clientId": client_id,
+                             "subscription": "/v2/me/*", "id": "2"}]))[0]["successful"]
+    [first] = await exchange([{**ack_connect(client_id, "3", None), "connectionType": "websocket"}])
+    assert first["ext"] == {"ack": 0}
+    await ws.send_str(json.dumps([{**ack_connect(client_id, "4", 0), "connectionType": "websocket"}]))
+    await eventually(lambda: held(h.cometd, client_id))
+    h.cometd.publish("agent1", "/v2/me/x", {"n": 1})
+    frame = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+    # One frame: the event, then the connect reply that carries its batch number.
+    assert frame[0] == {"channel": "/v2/me/x", "data": {"n": 1}}
+    assert frame[1]["channel"] == "/meta/connect" and frame[1]["ext"] == {"ack": 1}
+    await ws.close()
+    # The socket died before the client could acknowledge: a new one gets batch 1 again.
+    async with http.ws_connect(h.url.replace("http", "ws", 1)) as ws2:
+        await ws2.send_str(json.dumps([{**ack_connect(client_id, "5", 0), "connectionType": "websocket"}]))
+        frame = json.loads((await asyncio.wait_for(ws2.receive(), 5)).data)
+        assert frame[0]["data"] == {"n": 1} and frame[1]["ext"] == {"ack": 2}
+
+
+async def test_clients_without_ack_get_no_ext(start_server):
+    h = await start_server()
+    http = h.http()
+    client_id = await raw_handshake(http, h.url)
+    status, [reply] = await post(http, h.url, [connect(client_id, "2")])
+    assert "ext" not in reply
+
+
+async def test_second_long_poll_from_the_same_browser_gets_multiple_clients_advice(start_server):
+    h = await start_server(timeout_ms=3000)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                     cookies={"JSESSIONID": "s1"}) as browser:
+        async with browser.post(h.url, json=[{"channel": "/meta/handshake", "id": "1", "version": "1.0",
+                                              "supportedConnectionTypes": ["long-polling"]}]) as r:
+            first = (await r.json())[0]["clientId"]
+            assert "BAYEUX_BROWSER=" in r.headers["Set-Cookie"]     # the browser is marked once
+        second = await raw_handshake(browser, h.url)                 # a second tab, same cookies
+        assert len([c for c in browser.cookie_jar if c.key == "BAYEUX_BROWSER"]) == 1
+        for client_id in (first, second):
+            await post(browser, h.url, [connect(client_id, "c")])   # first connects: answered at once
+        tab1 = asyncio.create_task(post(browser, h.url, [connect(first, "2")]))
+        await eventually(lambda: held(h.cometd, first))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        status, [reply] = await post(browser, h.url, [connect(second, "3")])
+        assert loop.time() - started < 1.0                           # not held
+        assert reply["successful"] and reply["advice"] == {
+            "reconnect": "retry", "interval": 2000, "timeout": 3000, "multiple-clients": True}
+        # Another browser (no BAYEUX_BROWSER cookie of this one) holds its own long-poll.
+        other = h.http()
+        third = await raw_handshake(other, h.url)
+        await post(other, h.url, [connect(third, "c")])
+        tab3 = asyncio.create_task(post(other, h.url, [connect(third, "4")]))
+        await eventually(lambda: held(h.cometd, third))
+        h.cometd.publish("agent1", "/v2/me/x", {"n": 1})          # no subscribers: nothing released
+        await h.cometd.close()
+        for task in (tab1, tab3):
+            status, [reply] = await asyncio.wait_for(task, 3)
+            assert "multiple-clients" not in reply.get("advice", {})
+        # Once the first tab no longer holds a connect, the second may.
+        assert h.cometd._browsers._holding == {}
+
+
+@pytest.mark.parametrize("how", ["disconnect", "expiry"])
+async def test_user_monitor_logs_out_after_the_last_client_is_gone(how):
+    logged_out: list[str] = []
+    cometd = CometdServer(timeout_ms=100, max_interval_ms=150, seed=1, logout_timeout=0.3,
+                          on_logout=logged_out.append)
+    session = SESSIONS["s1"]
+    reply, _ = cometd._process({"channel": "/meta/handshake", "supportedConnectionTypes": ["long-polling"]},
+                               session, socket=None)
+    client_id = reply["clientId"]
+    if how == "disconnect":
+        cometd._process({"channel": "/meta/disconnect", "clientId": client_id}, session, socket=None)
+    await asyncio.sleep(0.35)
+    assert logged_out == ([] if how == "expiry" else ["agent1"])    # expiry: 150 ms + 300 ms
+    await asyncio.sleep(0.2)
+    assert logged_out == ["agent1"] and cometd.monitor.logged_out == ["agent1"]
+    await cometd.close()
+
+
+async def test_user_monitor_forgives_a_client_that_comes_back_in_time():
+    logged_out: list[str] = []
+    cometd = CometdServer(seed=1, logout_timeout=0.2, on_logout=logged_out.append)
+    handshake = {"channel": "/meta/handshake", "supportedConnectionTypes": ["long-polling"]}
+    reply, _ = cometd._process(handshake, SESSIONS["s1"], socket=None)
+    cometd._process({"channel": "/meta/disconnect", "clientId": reply["clientId"]}, SESSIONS["s1"], socket=None)
+    await asyncio.sleep(0.1)
+    cometd._process(handshake, SESSIONS["s1"], socket=None)        # a reload: new client, same user
+    await asyncio.sleep(0.25)
+    assert logged_out == []
+    cometd.drop_http_session("s1")                                    # EndContactCenterSession: not the monitor's
+    await asyncio.sleep(0.25)
+    assert logged_out == []
+    await cometd.close()
+
+
+async def test_sim_user_monitor_logs_the_agent_out_as_end_contact_center_session(sim_factory):
+    """Through the simulator: the desktop's CometD session goes away and does not come back."""
+    sim = await sim_factory(logout_timeout=0.3)
+    client = sim.client("agent1")
+    await client.me()
+    assert (await client.start_session()).ok
+    assert (await client.ready()).ok
+    cometd = client.cometd()
+    await cometd.handshake()
+    await cometd.disconnect()
+    assert sim.contact_center.agents["agent1"].logged_in
+    await eventually(lambda: not sim.contact_center.agents["agent1"].logged_in, timeout=3)
+    assert sim.cometd.monitor.logged_out == ["agent1"]
+    assert client.session_id not in sim.front.sessions    # the cookie died, as on EndContactCenterSession
+    me = await client.me()                                    # credentials again: a new session, logged out
+    assert me.ok and client.session_id in sim.front.sessions
+    assert not sim.contact_center.agents["agent1"].session
+    agent2 = sim.client("agent2")                  # an agent that never had CometD is left alone
+    await agent2.me()
+    assert (await agent2.start_session()).ok
+    await asyncio.sleep(0.4)
+    assert sim.contact_center.agents["agent2"].logged_in

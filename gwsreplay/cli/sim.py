@@ -42,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--sync-errors", action="store_true",
                    help="refuse an operation outside the resource's capabilities at once (HTTP 400, statusCode 2) "
                         "instead of GWS's statusCode 0 followed by an error notification")
+    p.add_argument("--logout-timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="log an agent out this long after its last CometD session went away, as GWS's user "
+                        "monitor does; negative: never (default: %(default)s)")
     p.add_argument("--public-url", metavar="URL",
                    help="base of the absolute uris in resources (default: http(s)://HOST:PORT)")
     tls = p.add_argument_group("TLS (HTTPS and WSS on the same port)")
@@ -143,6 +146,7 @@ async def _serve(args: argparse.Namespace, roster, sock: socket.socket,
         external_answer_delay=args.answer_delay,
         session_timeout=args.session_timeout,
         sync_errors=args.sync_errors,
+        logout_timeout=args.logout_timeout if args.logout_timeout >= 0 else None,
     )
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()

@@ -75,9 +75,14 @@ def make_app(
     multimedia: bool = True,
     session_timeout: float = 1800.0,
     sync_errors: bool = False,
+    logout_timeout: float | None = 60.0,
 ) -> web.Application:
-    """Build the simulator application (the caller runs it with any aiohttp runner)."""
-    cometd = CometdServer(timeout_ms=cometd_timeout_ms, max_interval_ms=cometd_max_interval_ms, seed=seed)
+    """Build the simulator application (the caller runs it with any aiohttp runner).
+
+    `logout_timeout`: GWS's user monitor logs an agent out this many seconds after its
+    last CometD client went away (None: never)."""
+    cometd = CometdServer(timeout_ms=cometd_timeout_ms, max_interval_ms=cometd_max_interval_ms, seed=seed,
+                          logout_timeout=logout_timeout, on_logout=lambda user: front.log_out_user(user))
     contact_center = ContactCenter(
         roster,
         scheduler=AsyncioScheduler(),
@@ -161,7 +166,7 @@ class Front:
         # Like a servlet container's session timeout: a session nobody used for this
         # long, with no CometD client left, is forgotten (clients that drop cookies
         # would otherwise grow the table for ever). The agent stays logged in, as
-        # T-Server keeps the login; GWS's user monitor is not modelled.
+        # T-Server keeps the login; logging out is the user monitor's job (log_out_user).
         self.session_timeout = session_timeout
         self._last_used: dict[str, float] = {}
         # Session ids and tokens come from the seed so that two runs with the same
@@ -287,6 +292,15 @@ class Front:
             self.sessions.pop(sid, None)
             self._last_used.pop(sid, None)
         return len(idle)
+
+    def log_out_user(self, user_name: str) -> None:
+        """GWS's user monitor: the agent's CometD sessions are gone; end its sessions as
+        EndContactCenterSession would (cookies and CSRF tokens die, the agent is logged out)."""
+        sessions = [s for s in self.sessions.values() if s.user_name == user_name]
+        for session in sessions:
+            self._invalidate(session)
+        if not sessions:
+            self.contact_center.end_session(user_name)
 
     def _invalidate(self, session: HttpSession) -> None:
         """EndContactCenterSession: cookie, CSRF token and CometD sessions all die."""

@@ -12,6 +12,12 @@ Delivery model, per client:
 - WebSocket: events are pushed as frames once the client has connected, and
   the connect reply is held until `timeout_ms`, like CometD's WebSocket transport.
 A reply that cannot be written is not counted, and its events are queued again.
+
+What Jetty CometD adds as GWS runs it (cometd_ext.py): the acknowledged-messages
+extension (a client that asks for it gets its events only in connect replies,
+in numbered batches sent again until acknowledged), one held long-poll per
+browser (BAYEUX_BROWSER cookie; another tab gets `advice.multiple-clients`),
+and the user monitor that logs out an agent left without any CometD client.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import logging
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Callable
 
 from aiohttp import WSMsgType, web
 
@@ -37,6 +44,13 @@ from gwsreplay.core.bayeux import (
     decode_raw,
     encode,
     format_error,
+)
+from gwsreplay.sim.server.cometd_ext import (
+    BROWSER_COOKIE,
+    DEFAULT_LOGOUT_TIMEOUT,
+    AckBatches,
+    Browsers,
+    UserMonitor,
 )
 
 log = logging.getLogger(__name__)
@@ -74,6 +88,7 @@ class _Client:
     expiry: asyncio.TimerHandle | None = None
     alive: bool = True
     disconnected: bool = False  # removed by its own /meta/disconnect
+    ack: AckBatches | None = None  # it handshook with ext.ack: true
 
     def release_held(self) -> None:
         if self.held is not None and not self.held.done():
@@ -97,10 +112,16 @@ class _Socket:
 class CometdServer:
     """Bayeux clients, their subscriptions and queues, and both transports' adapters."""
 
-    def __init__(self, *, timeout_ms: int = 30000, max_interval_ms: int = 10000, seed: int = 0):
+    def __init__(self, *, timeout_ms: int = 30000, max_interval_ms: int = 10000, seed: int = 0,
+                 logout_timeout: float | None = DEFAULT_LOGOUT_TIMEOUT,
+                 on_logout: Callable[[str], None] | None = None):
+        """`on_logout(user_name)` is GWS's user monitor logging an agent out, `logout_timeout`
+        seconds after its last client went away (None: no user monitor)."""
         self.timeout_ms = timeout_ms
         self.max_interval_ms = max_interval_ms
         self._random = random.Random(seed)
+        self._browsers = Browsers(seed)
+        self.monitor = UserMonitor(logout_timeout, on_logout)
         self._clients: dict[str, _Client] = {}
         self._by_user: dict[str, dict[str, _Client]] = {}  # user -> its clients, in handshake order
         self._sockets: set[_Socket] = set()
@@ -154,7 +175,8 @@ class CometdServer:
         """
         doomed = [c for c in self._clients.values() if c.http_session_id == session_id]
         for client in doomed:
-            self._remove(client)
+            self._remove(client, monitor=False)
+            self.monitor.back(client.user_name)  # logged out already: nothing left to monitor
         for sock in [s for s in self._sockets if s.session is not None and s.session.id == session_id]:
             sock.dropped = True
             if not any(c.socket is sock and c.held is not None for c in doomed):
@@ -168,8 +190,9 @@ class CometdServer:
 
     async def close(self) -> None:
         """Answer held connects, close WebSockets, forget every client."""
+        self.monitor.close()
         for client in list(self._clients.values()):
-            self._remove(client)
+            self._remove(client, monitor=False)
         for sock in list(self._sockets):
             await sock.ws.close()
         for task in list(self._tasks):
@@ -195,8 +218,13 @@ class CometdServer:
                 connect = (client, message)
             else:  # a second connect in the same POST is simply answered
                 replies.append(self._connect_reply(client, message))
+        headers = {}
+        if not request.cookies.get(BROWSER_COOKIE) and any(
+                r.get("channel") == HANDSHAKE and r.get("successful") for r in replies):
+            # CometD's long-polling transport marks the browser on its first handshake.
+            headers["Set-Cookie"] = f"{BROWSER_COOKIE}={self._browsers.new_id()}; Path=/; HttpOnly"
         if connect is None:
-            response, _ = await self._write_http(request, replies, user)
+            response, _ = await self._write_http(request, replies, user, headers=headers)
             return response
         return await self._answer_long_poll_connect(request, user, replies, *connect)
 
@@ -209,20 +237,34 @@ class CometdServer:
         hold = client.connected and not replies and not client.queue
         client.connected = True
         client.socket = None  # it long-polls now, even if it used a WebSocket before
+        browser = request.cookies.get(BROWSER_COOKIE)
+        advice = None
+        if hold and not self._browsers.may_hold(browser, client.id):
+            hold, advice = False, Browsers.advice(self.timeout_ms)  # another tab holds one already
         events: list[dict] = []
         written = False
         try:
             if hold:
-                await self._hold(client)
-            events, client.queue = client.queue, []
+                try:
+                    await self._hold(client)
+                finally:
+                    self._browsers.released(browser, client.id)
+            events, ext = self._take_events(client)
             response, written = await self._write_http(
-                request, replies + events + [self._connect_reply(client, message)], user
+                request, replies + events + [self._connect_reply(client, message, ext=ext, advice=advice)], user
             )
             return response
         finally:
-            if not written and client.alive:
+            if not written and client.alive and client.ack is None:
                 client.queue[:0] = events  # the client vanished: keep the events for its next connect
             self._schedule_expiry(client)
+
+    def _take_events(self, client: _Client) -> tuple[list[dict], dict | None]:
+        """The queued events for a connect reply, and (ack extension) the reply's ext with their batch."""
+        events, client.queue = client.queue, []
+        if client.ack is None or not client.alive:
+            return events, None
+        return events, client.ack.deliver(events)
 
     async def _hold(self, client: _Client) -> None:
         """Wait until events arrive, a newer connect comes, the client dies, or timeout."""
@@ -236,13 +278,15 @@ class CometdServer:
                 client.held = None
 
     async def _write_http(
-        self, request: web.Request, messages: list[dict], user: str | None, *, status: int = 200
+        self, request: web.Request, messages: list[dict], user: str | None, *, status: int = 200,
+        headers: dict | None = None,
     ) -> tuple[web.StreamResponse, bool]:
         """Write the reply array and count it only if it reached the socket."""
         # A Response, not a StreamResponse: aiohttp then sends the headers and the body in one
         # write (a StreamResponse sends its headers alone at prepare(), so every long-poll
         # answer cost two send() calls and two TCP segments).
-        response = web.Response(status=status, body=encode(messages), headers={"Content-Type": JSON_TYPE})
+        response = web.Response(status=status, body=encode(messages),
+                                headers={"Content-Type": JSON_TYPE, **(headers or {})})
         if request.transport is None or request.transport.is_closing():
             return response, False
         try:
@@ -289,8 +333,10 @@ class CometdServer:
             first = not client.connected
             client.socket = sock
             client.connected = True
-            self._flush_socket(client)
-            self._spawn(self._answer_ws_connect(client, message, sock, hold=not first))
+            if client.ack is None:
+                self._flush_socket(client)
+            # With acks, events travel only in connect replies: one with events goes at once.
+            self._spawn(self._answer_ws_connect(client, message, sock, hold=not first and not (client.ack and client.queue)))
         if replies:
             await self._send_frame(sock, replies, sock.user_name)
 
@@ -300,14 +346,16 @@ class CometdServer:
             if hold:
                 await self._hold(client)
             if client.socket is sock:
-                await self._send_frame(sock, [self._connect_reply(client, message)], sock.user_name)
+                events, ext = self._take_events(client) if client.ack is not None else ([], None)
+                await self._send_frame(sock, events + [self._connect_reply(client, message, ext=ext)],
+                                       sock.user_name)
                 if sock.dropped:
                     await sock.ws.close()  # after the 402, see drop_http_session
         finally:
             self._schedule_expiry(client)
 
     def _flush_socket(self, client: _Client) -> None:
-        if client.socket is not None and client.connected and client.queue:
+        if client.socket is not None and client.connected and client.queue and client.ack is None:
             self._spawn(self._send_events(client, client.socket))
 
     async def _send_events(self, client: _Client, sock: _Socket) -> None:
@@ -362,6 +410,8 @@ class CometdServer:
             if client.expiry is not None:
                 client.expiry.cancel()
             client.release_held()  # one outstanding connect per client: answer the older one
+            if client.ack is not None:  # not acknowledged: sent again with this connect's reply
+                client.queue[:0] = client.ack.on_connect(message)
             return None, client
         if channel == SUBSCRIBE:
             return self._subscribe(client, message), None
@@ -388,9 +438,14 @@ class CometdServer:
         client = _Client(self._new_client_id(), session.id, session.user_name, socket=socket)
         self._clients[client.id] = client
         self._by_user.setdefault(client.user_name, {})[client.id] = client
+        self.monitor.back(client.user_name)
         self._schedule_expiry(client)
+        extra = {}
+        if AckBatches.wanted(message):
+            client.ack = AckBatches()
+            extra["ext"] = {"ack": True}  # the format CometD 2/3 servers answer, understood by every client
         return self._reply(message, successful=True, clientId=client.id, version="1.0",
-                           supportedConnectionTypes=list(CONNECTION_TYPES), advice=self._advice())
+                           supportedConnectionTypes=list(CONNECTION_TYPES), advice=self._advice(), **extra)
 
     def _subscribe(self, client: _Client, message: dict) -> dict:
         channels = _channels(message)
@@ -401,13 +456,17 @@ class CometdServer:
         client.subscriptions.update(channels)
         return self._reply(message, successful=True, subscription=message.get("subscription"))
 
-    def _connect_reply(self, client: _Client, message: dict) -> dict:
+    def _connect_reply(self, client: _Client, message: dict, *, ext: dict | None = None,
+                       advice: dict | None = None) -> dict:
         if client.disconnected:  # what CometD answers to the connect held across a disconnect
             return self._reply(message, successful=True, advice={"reconnect": "none", "interval": 0})
         if not client.alive:
             return self._reply(message, successful=False, error=UNKNOWN_CLIENT,
                                advice={"reconnect": "handshake", "interval": 0})
-        return self._reply(message, successful=True, advice=self._advice())
+        if ext is None and client.ack is not None:
+            ext = client.ack.deliver([])
+        return self._reply(message, successful=True, advice=advice or self._advice(),
+                           **({"ext": ext} if ext else {}))
 
     def _reply(self, message: dict, **fields) -> dict:
         reply = {"channel": message["channel"]}
@@ -430,7 +489,7 @@ class CometdServer:
     # ------------------------------------------------------------------ client lifecycle
 
     def _wake(self, client: _Client) -> None:
-        if client.socket is not None:
+        if client.socket is not None and client.ack is None:
             self._flush_socket(client)
         else:
             client.release_held()
@@ -448,7 +507,8 @@ class CometdServer:
             log.info("bayeux client %s expired", client.id)
             self._remove(client)
 
-    def _remove(self, client: _Client) -> None:
+    def _remove(self, client: _Client, *, monitor: bool = True) -> None:
+        """Forget the client; with `monitor`, the user monitor starts if it was the user's last one."""
         client.alive = False
         client.queue.clear()
         self._clients.pop(client.id, None)
@@ -457,6 +517,8 @@ class CometdServer:
             same_user.pop(client.id, None)
             if not same_user:
                 del self._by_user[client.user_name]
+                if monitor:
+                    self.monitor.gone(client.user_name)
         if client.expiry is not None:
             client.expiry.cancel()
         client.release_held()
