@@ -271,9 +271,9 @@ class Calls:
         resource["supervisorListeningIn"] = leg.monitor is None and any(
             p.monitor in ("ListenIn", "Coach") for p in call.active_legs())
         resource["monitoredUserMuted"] = leg.monitored_user_muted
+        # The monitor's mode (ListenIn/Coach/BargeIn) is not on the call: the samples show it by
+        # the capabilities (SwitchToBargeIn/SwitchToListenIn) and on the device (L9790-10000).
         resource["monitoring"] = leg.monitor is not None
-        if leg.monitor is not None:
-            resource["supervisorMonitoringState"] = {"state": leg.monitor}
         return resource
 
     def resources_of(self, agent: Agent) -> list[dict]:
