@@ -10,17 +10,19 @@ import socket
 import subprocess
 import threading
 import time
+import tracemalloc
 import zlib
 from pathlib import Path
 
 import brotli
 import duckdb
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gwsreplay.capture import bayeux_extract, bayeux_sql, schema
-from gwsreplay.capture.records import HttpRecord, WsFrameRecord, make_body
+from gwsreplay.capture.records import DECODE_LIMIT, HttpRecord, WsFrameRecord, decode_content, make_body
 from gwsreplay.capture.rows import RowBuilder
 from gwsreplay.capture.redact import Redactor
 from gwsreplay.capture.writer import CaptureWriter, new_out
@@ -379,3 +381,43 @@ def test_close_gives_up_on_a_stalled_writer_but_never_closes_under_it(tmp_path):
     assert not w._ins_thread.is_alive() and w.stats.last_error is None
     assert w.con.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 4
     w.con.close()
+
+
+# --------------------------------------------------------------------------- decompression bombs
+
+BOMB_SIZE = 1 << 30            # each bomb expands to 1 GiB
+BOMB_BOUND = 200 << 20         # stated bound: peak Python memory while decoding one, for a 64 MiB decode cap
+
+
+def _bomb(encoding: str) -> bytes:
+    chunk = b"\0" * (16 << 20)
+    if encoding == "br":
+        c = brotli.Compressor(quality=5)
+        parts = [c.process(chunk) for _ in range(BOMB_SIZE // len(chunk))]
+        return b"".join(parts) + c.finish()
+    if encoding == "zstd":
+        c = zstandard.ZstdCompressor(level=3).compressobj()
+        parts = [c.compress(chunk) for _ in range(BOMB_SIZE // len(chunk))]
+        return b"".join(parts) + c.flush()
+    wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}[encoding]
+    c = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    parts = [c.compress(chunk) for _ in range(BOMB_SIZE // len(chunk))]
+    return b"".join(parts) + c.flush()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd"])
+def test_decompression_bombs_stay_under_the_memory_bound(encoding):
+    bomb = _bomb(encoding)
+    assert len(bomb) < 2 << 20            # a small body...
+    tracemalloc.start()
+    try:
+        data, err, cut = decode_content(bomb, encoding)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert err is None and cut and len(data) == DECODE_LIMIT       # ...cut at the cap, not expanded to 1 GiB
+    assert peak < BOMB_BOUND, f"{encoding}: peak {peak >> 20} MiB"
+    del data
+    body = make_body(bomb, [("Content-Encoding", encoding), ("Content-Type", "application/json")], False,
+                     1024, Redactor())
+    assert body.truncated and "decode limit" in (body.error or "")

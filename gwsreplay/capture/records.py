@@ -11,11 +11,15 @@ The conversion runs on the writer thread, never on mitmproxy's event loop.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
+
+import brotli
+import zstandard
 
 from gwsreplay.capture.redact import Redactor
 
@@ -139,8 +143,46 @@ def get_headers(headers: list[tuple[str, str]], name: str) -> list[str]:
     return [v for k, v in headers if k.lower() == name]
 
 
+def _inflate(data: bytes, wbits: int, limit: int) -> tuple[bytes, bool]:
+    d = zlib.decompressobj(wbits)
+    out = d.decompress(data, limit)
+    return out, bool(d.unconsumed_tail)
+
+
+def _unbrotli(data: bytes, limit: int) -> tuple[bytes, bool]:
+    """Brotli in small input steps: one step yields at most a few MiB, so a bomb stops at
+    ``limit`` (+ one step) instead of expanding whole (brotli 1.1 has no output cap)."""
+    dec = brotli.Decompressor()
+    out = bytearray()
+    for i in range(0, len(data), _BR_STEP):
+        out += dec.process(data[i:i + _BR_STEP])
+        if len(out) > limit:
+            del out[limit:]
+            return bytes(out), True
+    return bytes(out), False
+
+
+def _unzstd(data: bytes, limit: int) -> tuple[bytes, bool]:
+    """zstd through a stream reader read in bounded pieces (never the whole frame at once)."""
+    out = bytearray()
+    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as reader:
+        while len(out) <= limit:
+            piece = reader.read(min(1 << 20, limit + 1 - len(out)))
+            if not piece:
+                return bytes(out), False
+            out += piece
+    del out[limit:]
+    return bytes(out), True
+
+
+_BR_STEP = 16
+
+
 def decode_content(raw: bytes, encoding: str | None, limit: int = DECODE_LIMIT) -> tuple[bytes, str | None, bool]:
-    """Undo Content-Encoding. Returns (decoded, error, cut_at_limit); on error the raw bytes."""
+    """Undo Content-Encoding. Returns (decoded, error, cut_at_limit); on error the raw bytes.
+
+    Every decoder streams with a bounded output: at most ``limit`` bytes (plus one small
+    step) are ever produced, whatever the compression ratio (decompression bombs)."""
     if not raw or not encoding:
         return raw, None, False
     codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
@@ -150,34 +192,20 @@ def decode_content(raw: bytes, encoding: str | None, limit: int = DECODE_LIMIT) 
         try:
             if coding in ("identity", "none"):
                 continue
-            if coding in ("gzip", "x-gzip", "deflate"):
-                if coding == "deflate":
-                    try:
-                        d = zlib.decompressobj()
-                        out = d.decompress(data, limit)
-                    except zlib.error:
-                        d = zlib.decompressobj(-zlib.MAX_WBITS)
-                        out = d.decompress(data, limit)
-                else:
-                    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                    out = d.decompress(data, limit)
-                cut = cut or bool(d.unconsumed_tail)
-                data = out
+            if coding in ("gzip", "x-gzip"):
+                data, c = _inflate(data, 16 + zlib.MAX_WBITS, limit)
+            elif coding == "deflate":
+                try:
+                    data, c = _inflate(data, zlib.MAX_WBITS, limit)
+                except zlib.error:
+                    data, c = _inflate(data, -zlib.MAX_WBITS, limit)
             elif coding == "br":
-                import brotli  # type: ignore
-
-                dec = brotli.Decompressor()
-                data = dec.process(data)
-                if len(data) > limit:
-                    data, cut = data[:limit], True
+                data, c = _unbrotli(data, limit)
             elif coding == "zstd":
-                import zstandard  # type: ignore
-
-                data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-                if len(data) > limit:
-                    data, cut = data[:limit], True
+                data, c = _unzstd(data, limit)
             else:
                 return raw, f"unknown content-encoding {coding!r}", False
+            cut = cut or c
         except Exception as exc:  # noqa: BLE001 - record, keep the raw bytes
             return raw, f"content-encoding {coding} failed: {exc}", False
     return data, None, cut
