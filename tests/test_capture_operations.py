@@ -129,7 +129,11 @@ cand AS (
                     THEN n.call_id IS NOT DISTINCT FROM o.resource_id OR n.conn_id IS NOT DISTINCT FROM o.resource_id
                          OR n.conn_id IN (SELECT l.conn_id FROM links l WHERE l.user_name = o.user_name
                                           AND l.call_id = o.resource_id)
-                    ELSE o.next_at IS NULL OR n.ts < o.next_at END)
+                    ELSE (o.next_at IS NULL OR n.ts < o.next_at)
+                         AND NOT EXISTS (SELECT 1 FROM bayeux_messages c WHERE c.direction = 's2c'
+                                         AND c.user_name = n.user_name AND c.message_type = 'CallStateChangeMessage'
+                                         AND (c.call_id IN (n.call_id, n.conn_id) OR c.conn_id IN (n.call_id, n.conn_id)))
+                    END)
        OR (o.match_kind = 'call_state' AND n.resource_type = 'call'
            AND (n.call_id = o.resource_id OR n.conn_id = o.resource_id)
            AND n.resource_state = o.expected_state)

@@ -147,6 +147,14 @@ call_links AS (
     WHERE resource_type = 'call' AND message_type = 'CallStateChangeMessage'
       AND call_id IS NOT NULL AND conn_id IS NOT NULL AND call_id <> conn_id
 ),
+-- error messages, and whether the call they name is one the agent's call notifications know (then only
+-- that call's operations may take it, not a Dial or an agent-state request nearby)
+errs AS (
+    SELECT n.*, EXISTS (SELECT 1 FROM notes c
+                        WHERE c.user_name = n.user_name AND c.message_type = 'CallStateChangeMessage'
+                          AND (c.call_id IN (n.call_id, n.conn_id) OR c.conn_id IN (n.call_id, n.conn_id))) AS known_call
+    FROM notes n WHERE n.kind = 'error_message'
+),
 err_ops AS (
     SELECT exchange_id, user_name, requested_at, until, next_at, reference_id, resource_type,
            resource_id AS target
@@ -178,14 +186,15 @@ cand AS (
     WHERE n.ts BETWEEN o.requested_at AND o.until
     UNION ALL
     -- 2. an error message naming the operation's call (its id, or its connId); else (an error naming no
-    -- call, or a call error for a non-call operation) one that comes before the agent's next request
+    -- call, or one naming a call the agent has no notification of, for a non-call operation such as Dial)
+    -- one that comes before the agent's next request
     SELECT o.exchange_id, o.until, n.ts, n.key, n.kind, n.detail, 'error_message' AS via
     FROM err_ops o
-    JOIN (FROM notes WHERE kind = 'error_message') n ON n.user_name = o.user_name
+    JOIN errs n ON n.user_name = o.user_name
     WHERE n.ts BETWEEN o.requested_at AND o.until
       AND CASE WHEN o.resource_type = 'call' AND (n.call_id IS NOT NULL OR n.conn_id IS NOT NULL)
                THEN n.call_id IS NOT DISTINCT FROM o.target OR n.conn_id IS NOT DISTINCT FROM o.target
-               ELSE o.next_at IS NULL OR n.ts < o.next_at END
+               ELSE (o.next_at IS NULL OR n.ts < o.next_at) AND NOT n.known_call END
       AND (n.reference_id IS NULL OR o.reference_id IS NULL OR n.reference_id = o.reference_id)
     UNION ALL
     -- 3. call rules
