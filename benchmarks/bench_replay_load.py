@@ -130,7 +130,9 @@ def main() -> int:
             wait_http(f"{sim_url}/api/v2/diagnostics/version", process=sim)
             print(f"simulator {sim_url} ({args.sim_agents} agents); replaying as {args.agents} agents, "
                   f"ramp-up {args.ramp_up}s, speed {args.speed}")
+            cpu = time.process_time()
             info = asyncio.run(run(args, db, sim_url, args.out))
+            info["cpu_s"] = round(time.process_time() - cpu, 2)
             with urlopen(sim_url + "/sim/v1/stats", timeout=10) as r:
                 sim_stats = json.load(r)
         finally:
@@ -143,6 +145,8 @@ def main() -> int:
     print(f"REST operations            {info['operations']} ({info['ops_per_s']}/s overall)")
     print(f"REST latency               p50 {info['latency_p50_ms']} ms, p99 {info['latency_p99_ms']} ms")
     print(f"notifications received     {info['notifications']}")
+    print(f"replayer CPU               {info['cpu_s']} s ({info['cpu_s'] / max(info['sessions'], 1) * 1000:.1f} ms "
+          f"per agent, {info['cpu_s'] / max(info['duration_s'], 1e-9) * 100:.0f}% of a core)")
     print(f"divergences                {info['divergences']} {info['divergences_by_kind'] or ''}")
     for example in info["divergence_examples"]:
         print(f"  e.g. {example}")

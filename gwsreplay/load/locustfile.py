@@ -38,6 +38,8 @@ def _options(parser: Any) -> None:
     group.add_argument("--no-out", action="store_true", default=False, help="do not write the replay output file")
     group.add_argument("--gws-iterations", type=int, default=0,
                        help="replay each copy this many times, then stop (0: until --run-time)")
+    group.add_argument("--gws-summary", default="", help="write the run's figures (count, p50/p99 per entry "
+                                                         "type, divergences, peak copies) to this JSON file")
     group.add_argument("--wait-timeout", type=float, default=10.0,
                        help="seconds a request may wait for the notifications that preceded it")
     group.add_argument("--drain-timeout", type=float, default=5.0,

@@ -18,6 +18,7 @@ to Locust's statistics as request entries:
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 import uuid
@@ -31,6 +32,7 @@ from gevent.lock import Semaphore
 from locust import User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import StatsEntry
 
 from gwsreplay.replay.engine import EngineOptions
 from gwsreplay.replay.plan import ReplayPlan
@@ -215,6 +217,13 @@ class RunEnd:
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.started_at = time.time()
         self.merged = False
+        self.peak_users = 0
+
+    def watch_users(self, environment) -> None:
+        """Sample the number of running copies (for the summary's 'concurrent agents held')."""
+        while True:
+            self.peak_users = max(self.peak_users, environment.runner.user_count)
+            gevent.sleep(0.5)
 
     def on_done(self, environment, msg, **_: Any) -> None:
         self.done += 1
@@ -253,6 +262,8 @@ class RunEnd:
         for d in divergences:
             kinds[d["kind"]] = kinds.get(d["kind"], 0) + 1
         log.info("gwsreplay: %d divergence(s) %s", len(divergences), kinds or "")
+        if getattr(options, "gws_summary", ""):
+            Path(options.gws_summary).write_text(json.dumps(summary(environment, self, kinds), indent=2))
         out = _out_path(options) if getattr(options, "capture", None) else None
         if out is None:
             return
@@ -265,6 +276,23 @@ class RunEnd:
 
 
 run_end = RunEnd()
+
+
+def summary(environment, end: RunEnd, kinds: dict[str, int]) -> dict:
+    """The run's figures by entry type (REST ack latency, COMPLETE latency, ...), for benchmarks and CI."""
+    figures: dict[str, Any] = {"divergences": sum(kinds.values()), "divergences_by_kind": kinds,
+                               "peak_copies": end.peak_users, "workers": len(end.parts),
+                               "started_at": end.started_at, "ended_at": time.time()}
+    for kind in ("REST", "COMPLETE", "NOTIFY", "BAYEUX", "SIM"):
+        total = StatsEntry(environment.stats, kind, kind)
+        for entry in environment.stats.entries.values():
+            if entry.method == kind:
+                total.extend(entry)
+        figures[kind] = {"count": total.num_requests, "failures": total.num_failures,
+                         "first": total.start_time, "last": total.last_request_timestamp,
+                         "p50_ms": total.get_response_time_percentile(0.5) if total.num_requests else None,
+                         "p99_ms": total.get_response_time_percentile(0.99) if total.num_requests else None}
+    return figures
 
 
 def flush(environment, msg=None, **_: Any) -> None:
@@ -301,6 +329,13 @@ def register(environment) -> None:
 def _on_test_stopping(environment, **_: Any) -> None:
     if not isinstance(environment.runner, WorkerRunner):
         run_end.collect(environment)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_: Any) -> None:
+    if not isinstance(environment.runner, WorkerRunner):
+        run_end.started_at = time.time()
+        gevent.spawn(run_end.watch_users, environment)
 
 
 def check_before_start(environment) -> None:
