@@ -24,7 +24,8 @@ from gwsreplay.capture.redact import MASK, Redactor, basic_user
 from gwsreplay.capture.arrow import rows_to_table
 from gwsreplay.capture.bayeux_rows import python_bayeux_rows
 from gwsreplay.capture.bayeux_sql import StagedBody
-from gwsreplay.capture.writer import CaptureWriter
+from gwsreplay.capture.snapshot import SnapshotError, _ask_writer, snapshot
+from gwsreplay.capture.writer import CaptureWriter, snapshot_paths
 from gwsreplay.proxy.capture import Capture
 
 
@@ -923,3 +924,38 @@ def test_non_meta_messages_keep_extra_fields_and_channelless_messages_get_an_err
         rows = _rows(db, "SELECT channel, msg_id, extra, message_type, parse_error FROM bayeux_messages ORDER BY id")
         assert rows == [("/v2/me/calls", "7", '{"custom":{"a":1}}', "X", None),
                         (None, None, '{"foo":"bar"}', "Y", "message has no channel")], (live, rows)
+
+
+def test_snapshot_request_file_cannot_overwrite_other_files(tmp_path):
+    """Anyone who can write next to a capture can drop a request: the writer only writes .duckdb
+    files in the capture's folder and never replaces a file that is not a snapshot of it."""
+    db = tmp_path / "cap" / "live.duckdb"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    beside = db.parent / "notes.duckdb"
+    w = CaptureWriter(db, flush_interval=0.02).start()
+    try:
+        beside.write_bytes(b"not a snapshot")
+        req, done = snapshot_paths(db)
+        for i, out in enumerate([str(victim), str(beside), "../victim.txt", str(db)]):
+            req.write_text(json.dumps({"out": out, "nonce": i}))
+            w.flush()
+            deadline = time.monotonic() + 10
+            while not done.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            answer = json.loads(done.read_text())
+            done.unlink()
+            assert answer["nonce"] == i and "SnapshotRefused" in answer["error"], answer
+        assert victim.read_text() == "precious" and beside.read_bytes() == b"not a snapshot"
+        # a snapshot beside it is made (0600) and may be replaced by the next one
+        snap = _ask_writer(db, db.parent / "live.snap.duckdb", timeout=10)
+        assert oct(snap.stat().st_mode & 0o777) == "0o600"
+        assert _ask_writer(db, snap, timeout=10) == snap
+        # elsewhere: the writer writes beside the capture, this process moves it
+        far = _ask_writer(db, tmp_path / "far" / "copy.duckdb", timeout=10)
+        assert far.exists() and not list(db.parent.glob("live.snapshot-*"))
+        with pytest.raises(SnapshotError):
+            snapshot(db, victim)
+    finally:
+        w.close()
+    assert victim.read_text() == "precious"

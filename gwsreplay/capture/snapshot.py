@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 from gwsreplay.capture import opindex
-from gwsreplay.capture.writer import snapshot_paths
+from gwsreplay.capture.writer import is_snapshot_of, snapshot_paths
 from gwsreplay.core.sqltext import sql_literal
 
 
@@ -49,6 +50,8 @@ def snapshot(db: str | Path, out: str | Path | None = None, *, timeout: float = 
         raise SnapshotError(f"no such capture: {db}")
     if out.resolve() == db.resolve():
         raise SnapshotError("the snapshot must be a different file")
+    if out.is_symlink() or (out.exists() and not is_snapshot_of(out, db)):
+        raise SnapshotError(f"{out} exists and is not a snapshot of {db.name}; not replaced (give another --out)")
     try:
         return _copy_offline(db, out)
     except duckdb.Error as exc:
@@ -72,6 +75,8 @@ def _copy_offline(db: Path, out: Path) -> Path:
         dst = con.execute("SELECT current_database()").fetchall()[0][0]
         con.execute(f'COPY FROM DATABASE _src TO "{dst}"')
         con.execute("DETACH _src")
+        con.execute("DELETE FROM meta WHERE key = 'snapshot_of'")
+        con.execute("INSERT INTO meta VALUES ('snapshot_of', ?)", [str(db.resolve())])
         opindex.build(con)
         con.execute("CHECKPOINT")
         ok = True
@@ -86,10 +91,14 @@ def _copy_offline(db: Path, out: Path) -> Path:
 
 
 def _ask_writer(db: Path, out: Path, timeout: float) -> Path:
+    """The writer only writes beside the capture: elsewhere, it writes a temporary snapshot
+    there, which this process (with the user's rights) then moves to ``out``."""
     req, done = snapshot_paths(db)
     nonce = uuid.uuid4().hex
     deadline = time.monotonic() + timeout
-    payload = json.dumps({"out": str(out.resolve()), "nonce": nonce}).encode()
+    beside = out.parent.resolve() == db.parent.resolve() and out.name.endswith(".duckdb")
+    asked = out if beside else db.with_name(f"{db.stem}.snapshot-{nonce[:12]}.duckdb")
+    payload = json.dumps({"out": str(asked.resolve()), "nonce": nonce}).encode()
     while True:
         try:
             fd = os.open(req, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -113,6 +122,9 @@ def _ask_writer(db: Path, out: Path, timeout: float) -> Path:
                 pass
             if answer.get("error"):
                 raise SnapshotError(f"the writer could not snapshot: {answer['error']}")
+            if asked != out:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(asked), str(out))
             return out
         time.sleep(0.05)
     try:

@@ -641,22 +641,91 @@ class CaptureWriter:
 
     # ------------------------------------------------------------------ snapshots
     def _check_snapshot_request(self) -> None:
-        if not self._req_path.exists():
+        """Answer a ``<db>.snapshot-request``. Anyone who can write next to the capture can ask,
+        so the output must be a ``.duckdb`` file in the capture's own folder, and an existing
+        file there is only replaced when it is a snapshot of this capture."""
+        req_path = self._req_path
+        if not req_path.exists() and not req_path.is_symlink():
             return
         try:
-            req = json.loads(self._req_path.read_text())
-            self._req_path.unlink()
+            if req_path.is_symlink() or not req_path.is_file():
+                raise ValueError("not a regular file")
+            with open(req_path, "rb") as f:
+                req = json.loads(f.read(4096))
+            if not isinstance(req, dict):
+                raise ValueError("not a JSON object")
         except (OSError, ValueError):
+            req = {}
+        try:
+            req_path.unlink()
+        except OSError:
             return
         result: dict[str, Any] = {"nonce": req.get("nonce"), "out": req.get("out")}
         try:
-            snapshot_connection(self.con, req["out"])
+            out = snapshot_target(self.db_path, req.get("out"))
+            snapshot_connection(self.con, out, snapshot_of=self.db_path)
             self.stats.snapshots += 1
         except Exception as exc:  # noqa: BLE001
             result["error"] = f"{type(exc).__name__}: {exc}"
-        tmp = self._done_path.with_name(self._done_path.name + ".tmp")
-        tmp.write_text(json.dumps(result))
-        os.replace(tmp, self._done_path)
+        _write_new(self._done_path, json.dumps(result).encode())
+
+
+class SnapshotRefused(ValueError):
+    """A snapshot request the writer will not carry out (output outside the capture's folder...)."""
+
+
+def snapshot_target(db_path: str | os.PathLike, out: Any) -> Path:
+    """The checked output of a snapshot request: a ``.duckdb`` file beside the capture, not a
+    symlink, not the capture or its companions, and either new or a snapshot of this capture."""
+    db = Path(db_path).resolve()
+    if not isinstance(out, str) or not out:
+        raise SnapshotRefused("no output file in the request")
+    target = Path(out)
+    if not target.is_absolute():
+        target = db.parent / target
+    if target.is_symlink():
+        raise SnapshotRefused(f"{target} is a symbolic link")
+    if target.parent.resolve() != db.parent or not target.name.endswith(".duckdb"):
+        raise SnapshotRefused(f"{target}: a snapshot must be a .duckdb file in the capture's folder {db.parent}")
+    target = db.parent / target.name
+    if target == db:
+        raise SnapshotRefused("the snapshot must be a different file")
+    if target.exists() and not is_snapshot_of(target, db):
+        raise SnapshotRefused(f"{target} exists and is not a snapshot of {db.name}; not replaced")
+    return target
+
+
+def is_snapshot_of(path: Path, db: str | os.PathLike) -> bool:
+    """True when ``path`` is a DuckDB file whose meta says it is a snapshot of ``db``."""
+    try:
+        if not path.is_file() or path.is_symlink():
+            return False
+        with open(path, "rb") as f:
+            if f.read(16)[8:12] != b"DUCK":
+                return False
+        con = duckdb.connect(str(path), read_only=True)
+    except (OSError, duckdb.Error):
+        return False
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = 'snapshot_of'").fetchall()
+    except duckdb.Error:
+        return False
+    finally:
+        con.close()
+    return bool(row) and row[0][0] == str(Path(db).resolve())
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write ``path`` through a fresh temporary file (never following a planted symlink)."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def _name_os_thread(name: str) -> None:
@@ -721,20 +790,28 @@ def _with_ids(tbl: pa.Table, start: int) -> pa.Table:
     return tbl.set_column(0, "id", ids)
 
 
-def snapshot_connection(con: duckdb.DuckDBPyConnection, out: str | os.PathLike) -> None:
-    """Copy the database behind ``con`` into a new file ``out`` (atomically replaced)."""
+def snapshot_connection(con: duckdb.DuckDBPyConnection, out: str | os.PathLike, *,
+                        snapshot_of: str | os.PathLike | None = None) -> None:
+    """Copy the database behind ``con`` into a new file ``out`` (atomically replaced, mode 0600);
+    ``snapshot_of``: recorded in the copy's meta, so a later snapshot may replace it."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     for p in (tmp, Path(str(tmp) + ".wal")):
-        if p.exists():
+        if p.exists() or p.is_symlink():
             p.unlink()
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    tmp.unlink()      # (DuckDB makes the file; the name was free and is ours)
     db = con.execute("SELECT current_database()").fetchall()[0][0]
     con.execute(f"ATTACH {sql_literal(tmp)} AS _snap")
     try:
         con.execute(f'COPY FROM DATABASE "{db}" TO _snap')
+        if snapshot_of is not None:
+            con.execute("DELETE FROM _snap.meta WHERE key = 'snapshot_of'")
+            con.execute("INSERT INTO _snap.meta VALUES ('snapshot_of', ?)", [str(Path(snapshot_of).resolve())])
     finally:
         con.execute("DETACH _snap")
+    os.chmod(tmp, 0o600)
     os.replace(tmp, out)
 
 
