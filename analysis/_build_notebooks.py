@@ -16,7 +16,7 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 SETUP = """\
 import pandas as pd
-from gwsreplay.analysis import compare, coverage, db, errors, figures, latency, notebook, timeline
+from gwsreplay.analysis import compare, coverage, db, errors, figures, health, latency, notebook, timeline
 
 con, scope, capture = notebook.setup(CAPTURE_DB{scope_args})"""
 
@@ -185,6 +185,18 @@ SESSION = _nb(
         code("errors.cometd_failures(con, scope)"),
         code("errors.handshakes(con, scope)"),
         code("errors.longpoll_gaps(con, scope=scope)"),
+        md("## Desktop health\n\nWhat breaks production desktops, each with the moment and the agent: away longer "
+           "than CometD's maxInterval (network cut, sleeping laptop: the server dropped the session), "
+           "`/meta/connect`s that never got a reply, `402 Unknown client` and the re-handshake after it, "
+           "reconnect storms, two tabs (the server's `multiple-clients` advice, or two clients of one session "
+           "connected at once), WebSocket fallbacks to long-polling, logouts the desktop did not ask for "
+           "(GWS's user monitor logs an agent out 60 s after its CometD session went away), HTTP errors, "
+           "and acknowledgements or completions far slower than the rest of their kind. "
+           "`analysis/health.py` says how each is found."),
+        code("trouble = health.events(con, scope)\nhealth.summary(trouble)"),
+        code("figures.health_timeline(trouble)"),
+        code("health.per_agent(trouble)"),
+        code("trouble[['ts', 'until', 'user_name', 'label', 'detail', 'client_id']]"),
     ],
 )
 

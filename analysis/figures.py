@@ -462,6 +462,47 @@ def error_summary_bars(summary: pd.DataFrame, title: str = "Errors by kind") -> 
     return fig
 
 
+# ------------------------------------------------------------------------------ desktop health
+
+#: Marker per health kind (health.KINDS): spans (away, two clients at once, storms) are drawn as bars.
+HEALTH_STYLE = {"away": ("#d62728", "line-ew"), "stalled_connect": ("#ff7f0e", "hourglass"),
+                "rehandshake": ("#9467bd", "diamond"), "reconnect_storm": ("#8c564b", "star"),
+                "multiple_clients": ("#e377c2", "square"), "concurrent_clients": ("#e377c2", "line-ew"),
+                "transport_fallback": ("#17becf", "triangle-down"), "server_logout": ("#000000", "x"),
+                "http_error": ("#bcbd22", "circle"), "slow_ack": ("#7f7f7f", "triangle-up"),
+                "slow_completion": ("#1f77b4", "triangle-up")}
+
+
+def health_timeline(events: pd.DataFrame, title: str = "Desktop health: what went wrong, when, for whom"
+                    ) -> go.Figure:
+    """One lane per agent, the moments of each kind of trouble (from ``health.events``); spans
+    (away, concurrent clients, storms) from their start to ``until``. Hover says what happened."""
+    if events.empty:
+        return _empty(title, "no desktop trouble found")
+    agents = sorted(events["user_name"].dropna().astype(str).unique())
+    fig = go.Figure()
+    for kind, part in events.groupby("kind", sort=False):
+        color, symbol = HEALTH_STYLE.get(kind, ("#444444", "circle"))
+        label = str(part["label"].iloc[0])
+        hover = part["user_name"].astype(str) + ": " + part["detail"].astype(str)
+        spans = part[part["until"].notna()]
+        if len(spans):
+            xs, ys = [], []
+            for r in spans.itertuples():
+                xs += [r.ts, r.until, None]
+                ys += [str(r.user_name)] * 2 + [None]
+            fig.add_scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 8}, opacity=0.45,
+                            name=label, legendgroup=kind, showlegend=False, hoverinfo="skip")
+        fig.add_scatter(x=part["ts"], y=part["user_name"].astype(str), mode="markers", name=label,
+                        legendgroup=kind, marker={"color": color, "symbol": symbol, "size": 11,
+                                                  "line": {"width": 1.5, "color": color}},
+                        hovertext=hover, hoverinfo="text+x")
+    fig.update_layout(title=title, template=_TEMPLATE, height=max(320, 160 + 40 * len(agents)),
+                      xaxis={"type": "date", "title": ""},
+                      yaxis={"categoryorder": "array", "categoryarray": list(reversed(agents)), "title": ""})
+    return fig
+
+
 # ------------------------------------------------------------------------------ replay comparison
 
 def compare_box(dist: pd.DataFrame, metric: str = "completion",

@@ -19,7 +19,7 @@ from typing import NamedTuple
 import duckdb
 import pandas as pd
 
-from gwsreplay.analysis import coverage, db, errors, humanize, latency
+from gwsreplay.analysis import coverage, db, errors, health, humanize, latency
 
 
 class OperationRow(NamedTuple):
@@ -54,6 +54,7 @@ SECTIONS = {
     "anomalies": ("coverage", "Anomalies: observed transitions the model does not allow"),
     "operations_coverage": ("coverage", "Operations: documented vs exercised"),
     "errors": ("session_explorer", "Errors"),
+    "health": ("session_explorer", "Desktop health"),
 }
 
 
@@ -125,7 +126,21 @@ def _findings(con: duckdb.DuckDBPyConnection, scope: db.Scope, never: int, faile
     for kind, n in errors.error_summary(con, scope=scope).itertuples(index=False):
         if n:
             out.append(Finding(int(n), f"{humanize.count(n)} × {kind}", section("errors")))
+    trouble = health_finding(health.events(con, scope))
+    if trouble is not None:
+        out.append(trouble)
     return out
+
+
+def health_finding(events: pd.DataFrame) -> Finding | None:
+    """One line for the desktop-health events (health.events): how many, on how many agents, by kind."""
+    if events.empty:
+        return None
+    counts = health.summary(events)
+    kinds = ", ".join(f"{humanize.count(r.count)} × {r.label}" for r in counts.itertuples() if r.count)
+    agents = events["user_name"].nunique()
+    return Finding(len(events), f"{humanize.plural(len(events), 'desktop-health event')} on "
+                                f"{humanize.plural(agents, 'agent')}: {kinds}", section("health"))
 
 
 def compute(con: duckdb.DuckDBPyConnection, scope: db.Scope | None = None, top: int = 5) -> Headline:

@@ -26,12 +26,13 @@ client_id, detail) for the figure and the headline.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import NamedTuple
 
 import duckdb
 import pandas as pd
 
-from gwsreplay.analysis.db import Scope, query, scoped, sql_list
+from gwsreplay.analysis.db import Scope, literal, query, scoped, sql_list
 from gwsreplay.analysis.latency import CHANNEL_OPERATION_SQL
 
 
@@ -75,12 +76,15 @@ def _seconds(a: str, b: str) -> str:
 def _pairs_sql(scope: Scope | None) -> str:
     """CTEs ``m`` (the /meta messages in scope), ``pairs`` (each c2s meta message with its reply)
     and ``advised`` (per client: the largest maxInterval and timeout its server advised)."""
+    cols = ("id, ts, direction, transport, exchange_id, channel, client_id, msg_id, successful, error, advice, "
+            "user_name, session_key")
+    # a request inside the window keeps its reply when that came after the window's end
+    later = replace(scope, time_to=None) if scope is not None else None
     return f"""
-        m AS (SELECT id, ts, direction, transport, exchange_id, channel, client_id, msg_id, successful, error,
-                     advice, user_name, session_key
-              FROM {scoped('bayeux_messages', scope)}
+        m AS (SELECT {cols} FROM {scoped('bayeux_messages', scope)}
               WHERE starts_with(coalesce(channel, ''), '/meta/')),
-        rep AS (SELECT * FROM m WHERE direction = 's2c'
+        rep AS (SELECT {cols} FROM {scoped('bayeux_messages', later)}
+                WHERE direction = 's2c' AND starts_with(coalesce(channel, ''), '/meta/')
                 QUALIFY row_number() OVER (PARTITION BY exchange_id, channel, msg_id ORDER BY ts, id) = 1),
         pairs AS (
             SELECT q.id, q.channel, q.ts AS sent_at, p.ts AS replied_at, q.user_name,
@@ -202,7 +206,7 @@ def reconnect_storms(con: duckdb.DuckDBPyConnection, window_s: float = 30.0, min
                count(*) FILTER (WHERE successful IS DISTINCT FROM true) AS refused_or_unanswered
         FROM runs GROUP BY user_name, run
         HAVING count(*) >= ?
-        ORDER BY ts
+        ORDER BY ts, user_name
     """, [window_s, min_handshakes])
 
 
@@ -268,13 +272,13 @@ def server_logouts(con: duckdb.DuckDBPyConnection, *, logout_timeout_s: float = 
     notified = query(con, f"""
         WITH lo AS (
             SELECT ts, user_name, session_key, resource_type, resource_id
-            FROM {scoped('bayeux_messages', scope)} AS n
+            FROM {scoped('bayeux_messages', scope)}
             WHERE direction = 's2c' AND user_state = 'LoggedOut' AND user_name IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM exchanges AS x
-                              WHERE x.user_name = n.user_name
+                              WHERE x.user_name = bayeux_messages.user_name
                                 AND x.operation_name IN {sql_list(LOGOUT_OPERATIONS)}
-                                AND x.ts_request_start BETWEEN n.ts - to_microseconds(CAST(? * 1e6 AS BIGINT))
-                                                           AND n.ts)),
+                                AND x.ts_request_start BETWEEN bayeux_messages.ts
+                                        - to_microseconds(CAST(? * 1e6 AS BIGINT)) AND bayeux_messages.ts)),
         runs AS (SELECT *, coalesce({_seconds('lag(ts) OVER w', 'ts')} > ?, true) AS starts FROM lo
                  WINDOW w AS (PARTITION BY user_name ORDER BY ts)),
         g AS (SELECT *, sum(starts::INT) OVER (PARTITION BY user_name ORDER BY ts) AS run FROM runs)
@@ -324,17 +328,20 @@ def slow_operations(con: duckdb.DuckDBPyConnection, metric: str = "completion", 
     least ``floor_ms``: the outliers a person notices, per agent."""
     col = {"ack": "ack_latency_ms", "completion": "completion_latency_ms"}[metric]
     only = "outcome = 'completed' AND " if metric == "completion" else ""
+    # an agent's operations are compared with everyone's of the same kind in the window
+    window = replace(scope, agent=None) if scope is not None else None
+    agent = "TRUE" if scope is None or scope.agent is None else f"user_name = {literal(scope.agent)}"
     return query(con, f"""
         WITH o AS (SELECT requested_at, user_name, session_key, exchange_id, {CHANNEL_OPERATION_SQL} AS operation,
                           {col} AS latency_ms
-                   FROM {scoped('operations', scope)} WHERE {only}{col} IS NOT NULL),
+                   FROM {scoped('operations', window)} WHERE {only}{col} IS NOT NULL),
         q AS (SELECT operation, count(*) AS n, quantile_cont(latency_ms, 0.5) AS median_ms,
                      quantile_cont(latency_ms, 0.25) AS q1, quantile_cont(latency_ms, 0.75) AS q3
               FROM o GROUP BY operation)
         SELECT o.requested_at AS ts, o.user_name, o.session_key, o.operation, o.exchange_id, o.latency_ms,
                q.median_ms, q.q3 + ? * (q.q3 - q.q1) AS fence_ms, q.n AS samples
         FROM o JOIN q USING (operation)
-        WHERE q.n >= ? AND o.latency_ms > q.q3 + ? * (q.q3 - q.q1) AND o.latency_ms >= ?
+        WHERE {agent} AND q.n >= ? AND o.latency_ms > q.q3 + ? * (q.q3 - q.q1) AND o.latency_ms >= ?
         ORDER BY ts
     """, [iqr_factor, min_samples, iqr_factor, floor_ms])
 
