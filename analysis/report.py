@@ -28,7 +28,7 @@ import plotly.offline
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from gwsreplay.analysis import db, headline
+from gwsreplay.analysis import db, headline, sources
 
 # The notebooks ship as package data (gwsreplay.notebooks, the top-level notebooks/ folder in a
 # checkout), so the report runs from an installed wheel too. A real folder: the kernels run in it.
@@ -259,7 +259,8 @@ def render_html(executed: list[ExecutedNotebook], capture: Path, title: str | No
     """One page: header, table of contents, the headline, each notebook's prose and outputs;
     plotly.js once (``plotly_mode``: inline, cdn or file)."""
     script = plotly_script(plotly_mode)
-    title = title or f"gwsreplay report: {capture.name}"
+    names = [p.name for p in sources.split(capture)]
+    title = title or f"gwsreplay report: {' + '.join(names)}"
     nav = ('<a href="#headline">Headline</a>' if head is not None else "") + "".join(
         f'<a href="#{e.name.removesuffix(".ipynb")}">'
         f'{html.escape(e.notebook.cells[0].source.splitlines()[0].lstrip("# "))}</a>' for e in executed)
@@ -297,9 +298,11 @@ def build_report(capture: str | Path, out: str | Path, *, replay: str | Path | N
     """Execute the notebooks against ``capture`` (restricted to ``scope``) and write the report to
     ``out``, with plotly.js per ``plotly_mode`` (``file`` also writes PLOTLY_FILE beside it)."""
     plotly_script(plotly_mode)                      # an unknown mode fails before any kernel starts
-    capture = Path(capture).resolve()
-    if not capture.is_file():
-        raise FileNotFoundError(f"capture not found: {capture}")
+    parts = [p.resolve() for p in sources.split(capture)]
+    missing = [p for p in parts if not p.exists()]
+    if missing or (len(parts) == 1 and not (parts[0].is_file() or parts[0].is_dir())):
+        raise FileNotFoundError(f"capture not found: {(missing or parts)[0]}")
+    capture = Path(sources.join(parts))             # several captures / an export directory: read as one
     executed = execute_notebooks(capture, replay=Path(replay).resolve() if replay else None,
                                  notebooks=notebooks, timeout=timeout, on_cell=on_cell, extra=extra, scope=scope)
     con = db.open_capture(capture)

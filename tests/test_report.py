@@ -301,3 +301,26 @@ def test_cli_report_plotly_file_renders_in_headless_chromium(scoped_file_report,
     log_axes = [a for a in numeric if any((y == 2 * x and z == 2.5 * y) or (y == 2.5 * x and z == 2 * y)
                                           for x, y, z in zip(a, a[1:], a[2:]) if x > 0)]
     assert log_axes, axes
+
+
+def test_cli_report_on_several_captures(capture, tmp_path, capsys):
+    """--db given twice reports on both captures as one: every count of the headline doubles."""
+    copy = tmp_path / "second-proxy.duckdb"
+    shutil.copy(capture, copy)
+    single = db.open_capture(capture)
+    try:
+        one = headline.compute(single)
+    finally:
+        single.close()
+    out = tmp_path / "both.html"
+    code = cli.main(["report", "--db", str(capture), "--db", str(copy), "--out", str(out), "--notebooks", "latency"])
+    assert code == 0, capsys.readouterr().err
+    text = out.read_text(encoding="utf-8")
+    assert f"{capture.name} + {copy.name}" in text
+    both = db.open_capture([capture, copy])
+    try:
+        two = headline.compute(both)
+    finally:
+        both.close()
+    assert (two.operations, two.agents) == (2 * one.operations, one.agents)
+    assert humanize.count(two.operations) in text

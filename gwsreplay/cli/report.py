@@ -15,7 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from gwsreplay.analysis import db
+from gwsreplay.analysis import db, sources
 from gwsreplay.analysis.report import NOTEBOOKS, PLOTLY_FILE, PLOTLY_MODES, ReportError, build_report, count_cells
 from gwsreplay.capture.guard import check_capture
 from gwsreplay.core.errors import UserError
@@ -27,7 +27,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Execute the analysis notebooks against a capture (papermill-style parameters) and write one "
                     "HTML file that opens with a headline (span, agents, operations, error rate, latency "
                     "percentiles, worst operations, findings) followed by every table and figure.")
-    p.add_argument("--db", required=True, type=Path, help="capture file (captures/NAME.duckdb)")
+    p.add_argument("--db", required=True, type=Path, action="append", metavar="CAPTURE",
+                   help="capture file (captures/NAME.duckdb), or a Parquet export directory; give --db "
+                        "several times to report on captures of several proxies as one")
     p.add_argument("--out", type=Path, help="HTML file to write (default: reports/NAME.html)")
     p.add_argument("--replay", type=Path, help="replay capture to compare with (default: NAME-replay.duckdb "
                                                "next to the capture, when it exists)")
@@ -77,8 +79,13 @@ def _check_agent(path: Path, agent: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.db.is_file():           # (a folder of Parquet exports or a list is checked below)
-        check_capture(args.db, "read")
+    captures = args.db
+    for capture in captures:
+        if capture.is_file():       # (a folder of Parquet exports is checked below, as a whole)
+            check_capture(capture, "read")
+        elif not capture.is_dir():
+            raise UserError(f"capture not found: {capture}")
+    args.db = captures[0] if len(captures) == 1 else Path(sources.join(captures))
     _check_capture(args.db, UserError)
     if args.agent:
         _check_agent(args.db, args.agent)
@@ -89,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:
         raise UserError(f"unknown notebooks: {', '.join(unknown)} (known: {', '.join(NOTEBOOKS)})")
-    out = args.out or Path("reports") / f"{args.db.stem}.html"
+    out = args.out or Path("reports") / f"{captures[0].stem}{'-and-more' if len(captures) > 1 else ''}.html"
     try:
         scope = db.Scope.of(args.time_from, args.time_to, args.agent)
     except ValueError as exc:
