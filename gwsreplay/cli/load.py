@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gwsreplay.core.errors import UserError
 from gwsreplay.drivers.target_guard import ReplayRefused, check_target
-from gwsreplay.load.roster import check_roster, recorded_users, roster, simulator_roster
+from gwsreplay.load.roster import agents_per_copy, check_roster, simulator_facts
 from gwsreplay.replay.plan import build_plan
 from gwsreplay.replay.recorded import CaptureError, load_capture
 from gwsreplay.replay.users import UserMap, UserMapError
@@ -83,16 +83,16 @@ def run(args: argparse.Namespace) -> int:
         check_target(plan.recorded_origins, args.target, allow_recorded_host=args.allow_recorded_host)
     except ReplayRefused as exc:
         raise UserError(str(exc)) from None
-    per_copy = len(recorded_users(plan))
+    per_copy = agents_per_copy(plan)
     copies = max(1, args.users // per_copy)
-    sim_agents = simulator_roster(args.target)
+    facts = simulator_facts(args.target)
     try:
-        users = (UserMap.from_toml(args.user_map, simulator=sim_agents is not None) if args.user_map
-                 else UserMap.simulator() if sim_agents is not None else None)
+        users = (UserMap.from_toml(args.user_map, simulator=facts is not None) if args.user_map
+                 else UserMap.simulator() if facts is not None else None)
         if users is None:
             raise UserError(f"{args.target} is not the simulator and captures hold no passwords: "
                             f"give --user-map FILE with a [pool] (see docs/replay.md)")
-        check_roster(plan, copies, roster(users, sim_agents))
+        check_roster(plan, copies, users, facts)
     except UserMapError as exc:
         raise UserError(str(exc)) from None
     print(f"gwsreplay load: {copies * per_copy} virtual agents = {copies} copies of the capture's {per_copy} "

@@ -3,7 +3,8 @@
     gwsreplay replay --db captures/NAME.duckdb --target http://127.0.0.1:8090 [--session ID ... | --all]
                      [--speed 1|4|max] [--user-map FILE] [--out captures/NAME-replay.duckdb]
                      [--report FILE] [--on-divergence continue|stop] [--allow-recorded-host] [--dry-run]
-                     [--agents N --ramp-up S]
+
+Load replay (many virtual agents) is `gwsreplay load` (on Locust).
 
 Exit code 0 when the replay matched the recording, 1 when anything diverged,
 2 when the replay was refused or could not start. See docs/replay.md.
@@ -57,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--speed", default="max", help="1 (recorded pace), 4 (four times faster), any factor, "
                                                   "or max (think times dropped; default)")
     p.add_argument("--user-map", type=Path, metavar="FILE",
-                   help="TOML: recorded user -> replay user and password, and the load pool "
+                   help="TOML: recorded user -> replay user and password "
                         "(default on the simulator: same users, password 'password')")
     p.add_argument("--out", type=Path, help="replay capture to append this run to "
                                             "(default: NAME-replay.duckdb next to the capture)")
@@ -68,9 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--allow-recorded-host", action="store_true",
                    help="allow replaying to the host the capture was recorded from")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
-    p.add_argument("--agents", type=int, metavar="N", help="load: N virtual agents, each replaying a recorded "
-                                                           "session as its own user from the pool")
-    p.add_argument("--ramp-up", type=float, default=0.0, metavar="S", help="load: start the agents over S seconds")
+    p.add_argument("--agents", type=int, metavar="N", help=argparse.SUPPRESS)    # moved to `gwsreplay load`
+    p.add_argument("--ramp-up", type=float, default=None, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--wait-timeout", type=float, default=10.0, metavar="S",
                    help="seconds a request may wait for the notifications that preceded it (default: %(default)s)")
     p.add_argument("--external-timeout", type=float, default=60.0, metavar="S",
@@ -94,8 +94,10 @@ def parse_speed(text: str) -> float | None:
 def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     speed = parse_speed(args.speed)
-    if args.agents is not None and args.agents < 1:
-        raise UserError("--agents must be at least 1")
+    if args.agents is not None or args.ramp_up is not None:
+        raise UserError(f"load replay is `gwsreplay load --db {args.db} --target {args.target} --users "
+                        f"{args.agents or 'N'} --spawn-rate R --run-time T` (Locust); `gwsreplay replay` replays "
+                        f"the capture once")
     check_capture(args.db, "read")
     try:
         recorded = load_capture(args.db)
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                         f"give --user-map FILE (see docs/replay.md)")
     out = None if args.no_out else (args.out or args.db.with_name(args.db.stem + "-replay.duckdb"))
     options = ReplayOptions(
-        target=args.target, users=users, agents=args.agents, ramp_up=args.ramp_up, out=out,
+        target=args.target, users=users, out=out,
         allow_recorded_host=args.allow_recorded_host, simulator=simulator,
         engine=EngineOptions(speed=speed, wait_timeout=args.wait_timeout, external_timeout=args.external_timeout,
                              on_divergence=args.on_divergence))

@@ -1,71 +1,47 @@
-"""Who the virtual agents are: copies of the plan, their users from the pool, and the roster limit.
+"""Who the virtual agents are: copies of the plan and their users, checked before the run starts.
 
-No Locust here (the CLI imports it before any process is monkey-patched). A copy
-of the plan takes `users_per_copy` consecutive users of the pool: copy c gets pool
-users c*u .. c*u+u-1, so copies handed out by one allocator (the Locust master)
-never log in the same user twice, whichever worker runs them.
+No Locust here (the CLI imports it before any process is monkey-patched). The
+rules are gwsreplay.replay.precheck's, shared with the asyncio runner: a copy
+is all the plan's sessions; copy c takes the pool users from c * sessions on
+(`session_credentials`), so copies handed out by one allocator (the Locust
+master) never log in the same user twice, whichever worker runs them; and a run
+needing more users than the target has (or users it lacks, places it does not
+give) is refused with one sentence per reason.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from urllib.error import URLError
 from urllib.request import urlopen
 
 from gwsreplay.replay.plan import ReplayPlan
+from gwsreplay.replay.precheck import TargetFacts, problems, session_credentials
 from gwsreplay.replay.users import Credentials, UserMap, UserMapError
 
 
-@dataclass(frozen=True)
-class Roster:
-    """The live users a load run may log in: how many, and where the number comes from."""
-
-    size: int | None               # None: no known limit (a pattern without count on a real GWS)
-    source: str
-
-
-def recorded_users(plan: ReplayPlan) -> list[str]:
-    """The recorded users of a plan, in order of first appearance (one live user each per copy)."""
-    return list(dict.fromkeys(s.user_name for s in plan.sessions))
+def agents_per_copy(plan: ReplayPlan) -> int:
+    """Virtual agents in one copy of the plan (its sessions)."""
+    return max(len(plan.sessions), 1)
 
 
 def copy_users(plan: ReplayPlan, users: UserMap, copy: int) -> dict[str, Credentials]:
     """Recorded user -> live credentials for one copy, from the pool."""
-    names = recorded_users(plan)
-    return {name: users.pool_user(copy * len(names) + k) for k, name in enumerate(names)}
+    return session_credentials(plan, users, copy, agents=agents_per_copy(plan))
 
 
-def simulator_roster(target: str, timeout: float = 5.0) -> int | None:
-    """The simulator's number of agents (GET /sim/v1/state), or None when the target is no simulator."""
+def simulator_facts(target: str, timeout: float = 5.0) -> TargetFacts | None:
+    """What the simulator says of its users (GET /sim/v1/state), or None when the target is no simulator."""
     try:
         with urlopen(target.rstrip("/") + "/sim/v1/state", timeout=timeout) as response:
-            body = json.load(response)
+            state = json.load(response)
     except (URLError, OSError, ValueError):
         return None
-    agents = body.get("agents") if isinstance(body, dict) else None
-    return len(agents) if isinstance(agents, list) else None
+    return TargetFacts.from_simulator_state(state) if isinstance(state, dict) else None
 
 
-def roster(users: UserMap, simulator_agents: int | None) -> Roster:
-    """How many users the pool can give: the map's pool, capped by the simulator's roster."""
-    listed = len(users.pool)
-    from_pattern = None if users.pattern is None else users.count
-    pool = None if users.pattern is not None and from_pattern is None else listed + (from_pattern or 0)
-    if simulator_agents is not None:
-        first = users.first if users.pattern else 1
-        sim_pool = listed + max(0, simulator_agents - first + 1) if users.pattern else listed
-        size = sim_pool if pool is None else min(pool, sim_pool)
-        return Roster(size, f"the simulator's {simulator_agents} agents")
-    return Roster(pool, "the user map's pool")
-
-
-def check_roster(plan: ReplayPlan, copies: int, limit: Roster) -> None:
-    """Refuse (UserMapError) a run needing more users than the roster holds, before anything starts."""
-    per_copy = len(recorded_users(plan))
-    needed = copies * per_copy
-    if limit.size is not None and needed > limit.size:
-        raise UserMapError(
-            f"{copies} copies of the capture's {per_copy} agent(s) need {needed} users, "
-            f"but the target has {limit.size} ({limit.source}): ask for at most "
-            f"{limit.size // per_copy * per_copy} virtual agents, or give more users")
+def check_roster(plan: ReplayPlan, copies: int, users: UserMap, facts: TargetFacts | None) -> None:
+    """Refuse (UserMapError, one sentence per reason) a run the target cannot serve, before anything starts."""
+    found = problems(plan, users, copies * agents_per_copy(plan), facts or TargetFacts())
+    if found:
+        raise UserMapError("; ".join(found))

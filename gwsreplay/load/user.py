@@ -41,7 +41,7 @@ from gwsreplay.replay.users import UserMap
 
 from gwsreplay.load.driver import CopyReplay
 from gwsreplay.load.output import Part, PartWriter, merge_parts
-from gwsreplay.load.roster import check_roster, copy_users, roster, simulator_roster
+from gwsreplay.load.roster import check_roster, copy_users, simulator_facts
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,14 @@ def build_context(options: Any, host: str | None, node: str) -> LoadContext:
         raise ValueError("give --capture CAPTURE (the recorded sessions to replay)")
     target = (host or "").rstrip("/")
     plan = read_plan(options.capture)
-    sim_agents = simulator_roster(target)
-    users = (UserMap.from_toml(options.user_map, simulator=sim_agents is not None) if options.user_map
+    facts = simulator_facts(target)
+    users = (UserMap.from_toml(options.user_map, simulator=facts is not None) if options.user_map
              else UserMap.simulator())
     speed = None if str(options.speed) == "max" else float(options.speed)
     out = _out_path(options)
     engine = EngineOptions(speed=speed, wait_timeout=options.wait_timeout, drain_timeout=options.drain_timeout,
-                           can_inject=sim_agents is not None)
-    ctx = LoadContext(plan, users, target, engine, int(options.gws_iterations or 0), out, sim_agents is not None)
+                           can_inject=facts is not None)
+    ctx = LoadContext(plan, users, target, engine, int(options.gws_iterations or 0), out, facts is not None)
     if out is not None:
         ctx.sink = PartWriter(out, node, {"replay_of": plan.capture, "target": target})
     return ctx
@@ -347,8 +347,7 @@ def check_before_start(environment) -> None:
     if not copies:
         return
     plan = read_plan(options.capture)
-    target = (environment.host or "").rstrip("/")
-    sim_agents = simulator_roster(target)
-    users = (UserMap.from_toml(options.user_map, simulator=sim_agents is not None) if options.user_map
+    facts = simulator_facts((environment.host or "").rstrip("/"))
+    users = (UserMap.from_toml(options.user_map, simulator=facts is not None) if options.user_map
              else UserMap.simulator())
-    check_roster(plan, copies, roster(users, sim_agents))
+    check_roster(plan, copies, users, facts)
