@@ -144,3 +144,11 @@ def test_a_users_analysis_module_does_not_shadow_the_package(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "gwsreplay.analysis.latency"
+
+
+def test_the_architecture_page_names_every_module():
+    """docs/architecture.md is the layer diagram, one line per module: a new module gets its line."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = [m for m, path in package_sources().items()
+               if path.name != "__init__.py" and f"`{m}`" not in text and not m.endswith("__main__")]
+    assert not missing, "modules missing from docs/architecture.md: " + ", ".join(missing)
