@@ -294,12 +294,12 @@ def test_connid_addresses_the_call_and_the_error_names_it():
     sim.events.clear()
     assert sim.post(ACTOR, f"/me/calls/{conn_id}", {"operationName": "Answer"}) == (200, {"statusCode": 0})
     [error] = [(u, c, d) for u, c, d in sim.events if d.get("messageType") == "ErrorMessage"]
-    vendor = RECORDS["gws86-L4217"]["body"] if "gws86-L4217" in RECORDS else None
+    vendor = RECORDS["gws86-L4217"]["body"]
     assert error == (ACTOR, "/v2/me/calls", {
         "messageType": "ErrorMessage", "deviceUri": f"{BASE}/api/v2/devices/{sim.dev(ACTOR)}",
         "callUri": f"{BASE}/api/v2/calls/{conn_id}", "errorMessage": "Incorrect object state"})
-    if vendor is not None:
-        assert set(vendor["data"]) == set(error[2]) and vendor["channel"] == error[1]
+    assert set(vendor["data"]) == set(error[2]) and vendor["channel"] == error[1]
+    assert re.fullmatch(r".*/api/v2/calls/[0-9a-f]{16}", vendor["data"]["callUri"])
     assert sim.post(ACTOR, f"/me/calls/{conn_id}", {"operationName": "Hold"}) == (200, {"statusCode": 0})
     assert sim.cc.voice.calls[call_id].legs[0].state == "Held"
 

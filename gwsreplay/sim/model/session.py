@@ -16,7 +16,7 @@ from gwsreplay.sim.model.agents import (
 )
 from gwsreplay.sim.model.channels import MediaChannels
 from gwsreplay.sim.model.core import Core
-from gwsreplay.sim.model.devices import DIALABLE, SUPERVISOR_DEVICE_OPS, SWITCH_NAME, Devices
+from gwsreplay.sim.model.devices import SUPERVISOR_DEVICE_OPS, SWITCH_NAME, Devices
 from gwsreplay.sim.model.errors import (
     SC_FORBIDDEN, SC_INTERNAL, SC_INVALID, SC_NO_PERMISSION, SC_NOT_FOUND, SC_OK, SC_PARTIAL, VOICE_UNAVAILABLE,
     GwsError, invalid, missing, unsupported,
