@@ -116,11 +116,13 @@ def connect_cycles(con: duckdb.DuckDBPyConnection, scope: Scope | None = None) -
 def _away_sql(scope: Scope | None, max_interval_s: float | None) -> str:
     """CTE ``away``: per client, from the end of each connect (its reply, or the advised timeout
     after an unanswered one) to the client's next connect, or, when it sent none (and no
-    disconnect), to its agent's next handshake; only gaps longer than maxInterval."""
+    disconnect), to its agent's next handshake; only gaps longer than maxInterval plus the
+    interval the reply advised (CometD expires a session after both, e.g. two tabs told to wait)."""
     fixed = "NULL" if max_interval_s is None else repr(float(max_interval_s))
     return f"""{_pairs_sql(scope)},
         cyc AS (
             SELECT p.*, coalesce({fixed}, a.max_interval_s, {DEFAULT_MAX_INTERVAL_S}) AS max_interval_s,
+                   coalesce(TRY_CAST(p.advice->>'$.interval' AS DOUBLE), 0) / 1000 AS interval_s,
                    coalesce(p.replied_at, p.sent_at + to_microseconds(CAST(
                        coalesce(a.timeout_s, {DEFAULT_TIMEOUT_S}) * 1e6 AS BIGINT))) AS ended_at,
                    lead(p.sent_at) OVER w AS next_at, lead(p.successful) OVER w AS next_successful,
@@ -137,14 +139,14 @@ def _away_sql(scope: Scope | None, max_interval_s: float | None) -> str:
                   WHERE cyc.next_at IS NOT NULL OR bye.at IS NULL OR bye.at < cyc.sent_at) AS c
             ASOF LEFT JOIN hs ON hs.user_name = c.user_name AND hs.at > c.ended_at),
         away AS (
-            SELECT user_name, session_key, client_id, transport, ended_at AS away_from,
+            SELECT user_name, session_key, client_id, transport, ended_at AS away_from, interval_s,
                    coalesce(next_at, handshake_at) AS back_at,
                    {_seconds('ended_at', 'coalesce(next_at, handshake_at)')} AS gap_s, max_interval_s,
                    CASE WHEN next_at IS NOT NULL THEN 'connect' ELSE 'handshake' END AS came_back_with,
                    next_at IS NULL OR next_successful = false AS session_lost, next_error AS back_error
             FROM back
             WHERE coalesce(next_at, handshake_at) IS NOT NULL
-              AND {_seconds('ended_at', 'coalesce(next_at, handshake_at)')} > max_interval_s)"""
+              AND {_seconds('ended_at', 'coalesce(next_at, handshake_at)')} > max_interval_s + interval_s)"""
 
 
 def away_gaps(con: duckdb.DuckDBPyConnection, max_interval_s: float | None = None,

@@ -188,6 +188,10 @@ def test_away_gaps_longer_than_max_interval(con):
     # a stricter maxInterval finds agent3's 1 s between its WebSocket and long-polling clients too
     assert "agent3" in set(health.away_gaps(con, max_interval_s=0.5)["user_name"])
     assert health.away_gaps(con, max_interval_s=100).empty
+    # agent2's second tab waits 2 s after each reply: away with maxInterval 1 s, except after the reply
+    # that advised that 2 s interval (CometD gives a session maxInterval + interval)
+    tab = health.away_gaps(con, max_interval_s=1.0).query("client_id == 'c2-b'")
+    assert _times(tab, "away_from")[:2] == [34.1, 38.1] and 30.012 not in _times(tab, "away_from")
 
 
 def test_stalled_connects(con):
