@@ -4,9 +4,8 @@ One `SessionDriver` per replayed agent session runs a `SessionEngine` over a
 `GWSClient` (REST, its own cookie jar and CSRF token) and a `CometdClient`
 (the recording's transport), feeding it live answers and notifications and
 doing what it asks. Sessions that share calls share a `ReplayState` (id map
-and matchers): one per *copy* of the plan. A plain replay is one copy; a load
-replay (`agents=N`) runs N // sessions copies side by side, each with its own
-users from the pool, started over `ramp_up` seconds.
+and matchers): one per *copy* of the plan; a replay here is one copy (load
+replay, many copies as pool users, is gwsreplay.load on Locust).
 
 External events go through the simulator's control API when the target has
 one (detected with GET /sim/v1/stats); otherwise the engine says which event
@@ -48,6 +47,7 @@ from gwsreplay.replay.users import Credentials, UserMap
 log = logging.getLogger(__name__)
 
 WAKE = ("wake",)
+CLIENT_EXTENSIONS = frozenset({"ack"})   # recorded handshake ext fields not replayed (_handshake_ext)
 
 
 @dataclass
@@ -55,8 +55,6 @@ class ReplayOptions:
     target: str
     engine: EngineOptions = field(default_factory=EngineOptions)
     users: UserMap = field(default_factory=UserMap.simulator)
-    agents: int | None = None              # load: virtual agents (rounded to whole copies of the plan)
-    ramp_up: float = 0.0                   # load: seconds over which virtual agents start
     out: Path | None = None                # replay capture file (None: not recorded)
     run_id: str | None = None
     allow_recorded_host: bool = False
@@ -169,8 +167,8 @@ async def target_facts(target: str, http: aiohttp.ClientSession, simulator: bool
 async def check_before_run(plan: ReplayPlan, options: ReplayOptions, http: aiohttp.ClientSession,
                            simulator: bool) -> None:
     """Refuse (ReplayRefused) a run that would send requests whose recorded answers it cannot get:
-    users without credentials, more virtual agents than the roster, places the target does not have."""
-    found = problems(plan, options.users, options.agents, await target_facts(options.target, http, simulator))
+    users without credentials, users the target lacks, places the target does not have."""
+    found = problems(plan, options.users, None, await target_facts(options.target, http, simulator))
     if found:
         raise ReplayRefused("the replay cannot reproduce the recording:\n  - " + "\n  - ".join(found))
 
@@ -233,16 +231,15 @@ async def replay(plan: ReplayPlan, options: ReplayOptions,
             "capture": plan.capture, "target": target, "started_at": started_at, "ended_at": ended_at,
             "speed": engine_options.speed or "max", "sessions": len(plan.sessions), "agents": len(runs),
             "options": {"wait_timeout": engine_options.wait_timeout, "on_divergence": engine_options.on_divergence,
-                        "ramp_up": options.ramp_up, "simulator": simulator}}, result.divergence_rows())
+                        "simulator": simulator}}, result.divergence_rows())
     return result
 
 
 def _assign(plan: ReplayPlan, options: ReplayOptions, engine_options: EngineOptions
             ) -> tuple[list[SessionRun], list[ReplayState], list[list[int]]]:
-    """Copies of the plan, a live user for every session, and the order each live user runs its sessions."""
+    """The plan's one copy, a live user for every session, and the order each live user runs its sessions."""
     n = len(plan.sessions)
-    copies = copies_for(plan, options.agents)
-    total_agents = copies * n
+    copies = copies_for(plan, None)
     origin = min((s.started for s in plan.sessions), default=0.0)
     runs: list[SessionRun] = []
     states: list[ReplayState] = []
@@ -251,14 +248,13 @@ def _assign(plan: ReplayPlan, options: ReplayOptions, engine_options: EngineOpti
         idmap = IdMap()
         state = ReplayState(plan, idmap)
         states.append(state)
-        users: dict[str, Credentials] = session_credentials(plan, options.users, copy, options.agents)
+        users: dict[str, Credentials] = session_credentials(plan, options.users, copy, None)
         for j, session in enumerate(plan.sessions):
             creds = users[session.user_name]
             idmap.add(session.user_name, creds.user)
             agent_index = copy * n + j
-            ramp = options.ramp_up * agent_index / total_agents if options.agents and total_agents > 1 else 0.0
             offset = (session.started - origin) / engine_options.speed if engine_options.speed else 0.0
-            engine = SessionEngine(session, state, engine_options, start_delay=ramp + offset)
+            engine = SessionEngine(session, state, engine_options, start_delay=offset)
             runs.append(SessionRun(copy, session, creds, engine, agent_index))
             groups.setdefault((copy, creds.user), []).append(len(runs) - 1)
     return runs, states, list(groups.values())
@@ -402,7 +398,7 @@ class SessionDriver:
             hook = self.http.ws_message if isinstance(self.http, RecordingHttp) else None
             self.cometd = self.client.cometd(self.info.plan.transport, on_message=hook)
             try:
-                reply = await self.cometd.handshake((send.message or {}).get("ext"))
+                reply = await self.cometd.handshake(_handshake_ext(send.message))
             except CometdError as exc:
                 return {"successful": False, "error": None if exc.reply else str(exc)}
             self._spawn(self._pump(self.cometd))
@@ -454,3 +450,13 @@ class SessionDriver:
             await self.http.close()
         else:
             await session.close()
+
+
+def _handshake_ext(message: dict | None) -> dict | None:
+    """The recorded handshake's ext without what only the desktop's own CometD library speaks:
+    ``ack`` (the AckExtension) would make the server hold every event for acknowledgements
+    our client does not send. (The ReloadExtension leaves nothing in a handshake on the wire.)"""
+    ext = (message or {}).get("ext")
+    if not isinstance(ext, dict):
+        return ext
+    return {k: v for k, v in ext.items() if k not in CLIENT_EXTENSIONS} or None
