@@ -155,8 +155,8 @@ def har_entries(steps: list[tuple[str, list[dict]]], user: str = "agent1", start
                      "id": str(msg_id[0])}]
             answer = [msg, {"channel": "/meta/connect", "clientId": client_id, "successful": True,
                             "id": str(msg_id[0])}]
-            # the long-poll was waiting before the event and answers when it comes
-            entries.append(_entry(tn - timedelta(milliseconds=500), "POST", "/api/v2/notifications/connect",
+            # the long-poll was waiting before the event and answers when it comes (send 1 ms + wait 500 ms)
+            entries.append(_entry(tn - timedelta(milliseconds=501), "POST", "/api/v2/notifications/connect",
                                   user, poll, answer, 500))
     if transport == "websocket":
         ws = _entry(start - timedelta(milliseconds=900), "GET", "/api/v2/notifications", user, None, None, 5,
