@@ -4,7 +4,8 @@
    record` as child processes): log in, Ready, an inbound call injected through
    the control API, Answer, Hold/Retrieve, AttachUserData, Hangup, AfterCallWork,
    an outbound call, Not Ready, log out, with think times of --think seconds
-   (the capture benchmarks/bench_replay_load.py used for the asyncio runner);
+   (the capture benchmarks/bench_replay_load.py used for the asyncio runner; that
+   benchmark went with the runner's load mode, it is in git history at df4aba6);
 2. starts `gwsreplay sim --agents N+50` as a child process;
 3. replays that session as --agents virtual agents (agent1..agentN) at the
    recorded pace (--speed 1), started over --ramp-up seconds, with Locust
@@ -42,7 +43,7 @@ from gwsreplay.cli.processes import free_port, gwsreplay_command, stop, wait_htt
 from gwsreplay.client.desktop import Desktop  # noqa: E402
 
 LOCUSTFILE = ROOT / "gwsreplay" / "load" / "locustfile.py"
-# The asyncio runner (`gwsreplay replay --agents 500 --ramp-up 8`, benchmarks/bench_replay_load.py) on this
+# The asyncio runner (`gwsreplay replay --agents 500 --ramp-up 8`, benchmarks/bench_replay_load.py at df4aba6) on this
 # capture (think 0.8 s, simulator answer delay 0.5 s), measured on this 2-core machine, shared with other
 # work, just before it was retired. Two consecutive runs:
 ASYNCIO_RUNNER = [

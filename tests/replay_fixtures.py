@@ -12,7 +12,7 @@ complete. The script covers what replay has to get right:
   SendDtmf, Hangup; a Not Ready break with a reason code; AfterCallWork;
 * agent3: a consult transfer from agent1 (InitiateTransfer, CompleteTransfer).
 
-Used by tests/test_replay_*.py, tests/test_mock_*.py and benchmarks/bench_replay_load.py.
+Used by tests/test_replay_*.py, tests/test_mock_*.py, tests/test_load_locust.py and benchmarks/bench_load_locust.py.
 """
 
 from __future__ import annotations

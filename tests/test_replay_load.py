@@ -1,51 +1,109 @@
-"""Load replay: many virtual agents, each replaying a recorded session as its own user."""
+"""Load replay: many virtual agents, each replaying a recorded session as its own user.
+
+The runs go through `gwsreplay load` (Locust, child processes); the engine's rule
+that keeps every copy's calls within the copy is unit-tested at the end.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+
 import duckdb
 
+from conftest import gwsreplay_command
 from gwsreplay.replay.engine import EngineOptions, ReplayState, Report, Send, SessionEngine
 from gwsreplay.replay.plan import SessionPlan, Step
-from gwsreplay.replay.recorded import read_plan
-from gwsreplay.drivers.report import summary, transcript
-from gwsreplay.drivers.runner import ReplayOptions, replay
-from gwsreplay.replay.users import UserMap
-from replay_fixtures import SIM_SEED, capture
+from replay_fixtures import capture
+from test_load_locust import sim_stats, simulator
 
 
-async def test_load_replay_runs_copies_of_the_capture_as_pool_users(sim_factory, tmp_path):
-    plan = read_plan(capture("long-polling"))            # three sessions that call each other
-    sim = await sim_factory(seed=SIM_SEED, agents=9)
-    progress = []
-    out = tmp_path / "load.duckdb"
-    result = await replay(plan, ReplayOptions(
-        target=sim.url, agents=9, ramp_up=0.5, out=out, users=UserMap.simulator(),
-        engine=EngineOptions(wait_timeout=5, drain_timeout=2)), on_progress=progress.append)
-    assert not result.divergences, result.divergence_rows()[:5]
-    assert len(result.states) == 3 and len(result.runs) == 9
-    assert sorted(r.credentials.user for r in result.runs) == sorted(f"agent{k}" for k in range(1, 10))
-    # each copy calls within itself: copy 1's agent1 (agent4) dials copy 1's agent2 (agent5)
-    assert result.states[1].idmap.forward["7002"] == "7005"
-    assert result.states[2].idmap.forward["7003"] == "7009"
-    # every copy behaved exactly like the recording
-    assert transcript(result, 0) == transcript(result, 1) == transcript(result, 2)
-    info = summary(result)
-    assert info["operations"] > 9 * 10 and info["latency_p99_ms"] is not None and info["concurrent_peak"] >= 3
-    assert progress and progress[-1].sessions_done == 9
+def _load(db, url: str, users: int, tmp_path, *extra: str) -> subprocess.CompletedProcess:
+    """`gwsreplay load` (Locust in child processes: nothing here imports gevent), each copy once."""
+    return subprocess.run(gwsreplay_command() + [
+        "load", "--db", str(db), "--target", url, "--users", str(users), "--spawn-rate", "50", "--iterations", "1",
+        "--speed", "max", "--wait-timeout", "5", "--out", str(tmp_path / "load.duckdb"), *extra, "--",
+        "--only-summary", "--gws-summary", str(tmp_path / "summary.json")],
+        capture_output=True, text=True, timeout=150, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _rest_by_user(out) -> dict[str, list[tuple]]:
+    """Each live user's REST requests in order, ids templated: (method, path, operation, status, statusCode)."""
     con = duckdb.connect(str(out), read_only=True)
-    users = con.execute("SELECT count(DISTINCT user_name) FROM exchanges WHERE user_name IS NOT NULL").fetchone()[0]
+    try:
+        rows = con.execute("""
+            SELECT user_name, method, path, request_body->>'operationName', status,
+                   (response_body->>'statusCode')::INTEGER
+            FROM exchanges WHERE path LIKE '/api/v2/me%' ORDER BY ts_request_start""").fetchall()
+    finally:
+        con.close()
+    out_rows: dict[str, list[tuple]] = {}
+    for user, method, path, operation, status, code in rows:
+        template = "/".join("{id}" if any(c.isdigit() for c in seg) and len(seg) >= 8 else seg
+                            for seg in path.split("?")[0].split("/"))
+        out_rows.setdefault(user, []).append((method, template, operation, status, code))
+    return out_rows
+
+
+def _dials(out) -> list[tuple[str, str, str]]:
+    con = duckdb.connect(str(out), read_only=True)
+    try:
+        return con.execute("""
+            SELECT user_name, request_body->>'operationName',
+                   json_extract_string(request_body, '$.destination.phoneNumber')
+            FROM exchanges WHERE request_body->>'operationName' IN ('Dial', 'InitiateTransfer')
+            ORDER BY ts_request_start""").fetchall()
+    finally:
+        con.close()
+
+
+def test_load_replay_runs_copies_of_the_capture_as_pool_users(tmp_path):
+    db = capture("long-polling")                          # three sessions that call each other
+    with simulator(9, tmp_path) as url:
+        result = _load(db, url, 9, tmp_path, "--csv", str(tmp_path / "stats"))
+        rest_total = sim_stats(url)["rest"]["total"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "9 virtual agents = 3 copies" in result.stderr
+    out = tmp_path / "load.duckdb"
+    con = duckdb.connect(str(out), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM divergences").fetchone()[0] == 0
+        users = con.execute("SELECT count(DISTINCT user_name) FROM exchanges WHERE user_name IS NOT NULL").fetchone()[0]
+    finally:
+        con.close()
     assert users == 9
+    by_user = _rest_by_user(out)
+    assert sorted(by_user) == sorted(f"agent{k}" for k in range(1, 10))
+    # each copy calls within itself: copy 1's agent1 (agent4) dials copy 1's agent2 (agent5), copy 2's
+    # agent1 (agent7) transfers to copy 2's agent3 (agent9)
+    dials = _dials(out)
+    assert ("agent4", "Dial", "7005") in dials and ("agent7", "InitiateTransfer", "7009") in dials
+    assert not [d for d in dials if d[1] == "Dial" and d[2].startswith("700") and d[0] != "agent1"
+                and d[2] in ("7001", "7002", "7003")]
+    # every copy behaved exactly like the recording: the same requests with the same answers, per agent
+    for k in (1, 2, 3):
+        assert by_user[f"agent{k}"] == by_user[f"agent{k + 3}"] == by_user[f"agent{k + 6}"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["REST"]["count"] == rest_total > 9 * 10 and summary["REST"]["p99_ms"] is not None
+    assert summary["peak_copies"] == 3 and summary["divergences"] == 0
+    assert sum(1 for rows in by_user.values() for r in rows if r[2] == "EndContactCenterSession") == 9
 
 
-async def test_load_rounds_agents_to_whole_copies_and_uses_the_map_pool(sim_factory, tmp_path):
+def test_load_rounds_agents_to_whole_copies_and_uses_the_map_pool(tmp_path):
     users = tmp_path / "users.toml"
     users.write_text('password = "password"\n[pool]\nusers = ["agent8", "agent7", "agent6"]\n')
-    plan = read_plan(capture("websocket"))
-    sim = await sim_factory(seed=SIM_SEED, agents=8)
-    result = await replay(plan, ReplayOptions(target=sim.url, agents=4, users=UserMap.from_toml(users, simulator=True),
-                                              engine=EngineOptions(wait_timeout=5, drain_timeout=2)))
-    assert not result.divergences, result.divergence_rows()[:5]
-    assert [r.credentials.user for r in result.runs] == ["agent8", "agent7", "agent6"]
+    with simulator(8, tmp_path) as url:
+        result = _load(capture("websocket"), url, 4, tmp_path, "--user-map", str(users))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 virtual agents = 1 copies" in result.stderr
+    out = tmp_path / "load.duckdb"
+    assert not duckdb.connect(str(out), read_only=True).execute("SELECT * FROM divergences").fetchall()
+    # recorded agent1, agent2, agent3 -> agent8, agent7, agent6, in order
+    assert set(_rest_by_user(out)) == {"agent8", "agent7", "agent6"}
+    dials = _dials(out)
+    assert ("agent8", "Dial", "7007") in dials and ("agent7", "Dial", "15550001") in dials
+    assert ("agent8", "InitiateTransfer", "7006") in dials
 
 
 # ----------------------------------------------------------------------------- numbers within a copy

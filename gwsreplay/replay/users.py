@@ -10,7 +10,7 @@ TOML map file, or - on the simulator, whose users all have the password
     agent1 = "agent7"
     agent2 = { user = "agent8", password = "secret" }
 
-    [pool]                           # --agents N: virtual agents take these in order
+    [pool]                           # gwsreplay load --users N: virtual agents take these in order
     users = ["agent100", "agent101"] # and/or a numbered range:
     pattern = "agent{n}"
     first = 1
