@@ -193,10 +193,11 @@ def rehandshakes(con: duckdb.DuckDBPyConnection, scope: Scope | None = None) -> 
     """)
 
 
-def reconnect_storms(con: duckdb.DuckDBPyConnection, window_s: float = 30.0, min_handshakes: int = 3,
+def reconnect_storms(con: duckdb.DuckDBPyConnection, window_s: float = 30.0, min_handshakes: int = 4,
                      scope: Scope | None = None) -> pd.DataFrame:
     """Runs of at least ``min_handshakes`` handshakes by one agent, each within ``window_s`` of the
-    previous one: the desktop keeps losing its session (or keeps being refused)."""
+    previous one: the desktop keeps losing its session (or keeps being refused). Four, because
+    two tabs and one re-handshake (three) are not yet a storm."""
     return query(con, f"""
         WITH {_pairs_sql(scope)},
         hs AS (SELECT user_name, sent_at, successful, id,
