@@ -1,6 +1,10 @@
-"""`gwsreplay mock`: stand in for GWS toward a desktop, from one recorded session.
+"""`gwsreplay mock`: stand in for GWS toward desktops, from recorded sessions.
 
     gwsreplay mock --db captures/NAME.duckdb --session ID --port 8090
+    gwsreplay mock --db captures/NAME.duckdb          # every session: one desktop per agent
+
+Several sessions at once let a transfer or a conference between desktops play
+with real desktops and no GWS (each desktop logs in as its recorded user).
 
 Prints one line when listening (``gwsreplay mock listening on http://HOST:PORT ...``,
 useful with ``--port 0``), answers until SIGINT/SIGTERM, then prints what did not
@@ -28,15 +32,18 @@ from gwsreplay.replay.recorded import CaptureError, load_capture
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "mock", help="act as GWS toward a desktop, answering from one recorded session",
-        description="Serve one recorded agent session as a GWS: REST requests are matched against the recording "
+        "mock", help="act as GWS toward desktops, answering from recorded sessions",
+        description="Serve recorded agent sessions as a GWS: REST requests are matched against the recording "
                     "and answered with the recorded responses (ids rewritten), CometD is served and the recorded "
-                    "notifications are pushed in recorded order relative to the desktop's requests.")
+                    "notifications are pushed in recorded order relative to the desktops' requests. Every session "
+                    "of the capture is served at once (each desktop logs in as its recorded user), or those named "
+                    "with --session.")
     p.add_argument("--db", required=True, type=Path, help="capture file (captures/NAME.duckdb)")
-    p.add_argument("--session", help="recorded session to serve (ids as `gwsreplay replay --dry-run` lists them); "
-                                     "may be left out when the capture holds one session")
+    p.add_argument("--session", action="append",
+                   help="recorded session to serve (ids as `gwsreplay replay --dry-run` lists them); repeat for "
+                        "several desktops at once (default: every session of the capture)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8090, help="port; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--port", type=_port, default=8090, help="port; 0 picks a free one (default: %(default)s)")
     p.add_argument("--speed", default="1", help="gaps before notifications: 1 (recorded), 4, ..., or max")
     p.add_argument("--seed", type=int, default=0, help="seed for the rewritten ids (default: %(default)s)")
     p.add_argument("--log", type=Path, metavar="FILE", help="JSON lines: pushed notifications and divergences")
@@ -52,15 +59,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"capture not found: {args.db}") from None
     except CaptureError as exc:
         raise UserError(str(exc)) from None
-    ids = recorded.session_ids()
-    if args.session is None:
-        if len(ids) != 1:
-            raise UserError(f"--session is required: {args.db} holds {len(ids)} sessions ({', '.join(ids)})")
-        args.session = ids[0]
+    wanted = list(dict.fromkeys(args.session or recorded.session_ids()))
+    if not wanted:
+        raise UserError(f"{args.db} holds no recorded session")
     try:
-        plan = build_plan(recorded, [args.session])
+        plan = build_plan(recorded, wanted)
     except KeyError as exc:
         raise UserError(str(exc.args[0])) from None
+    users = [s.user_name for s in plan.sessions]
+    twice = sorted({u for u in users if users.count(u) > 1})
+    if twice:
+        raise UserError(f"sessions of the same user cannot be served at once ({', '.join(twice)}): "
+                        f"choose with --session")
     try:
         return asyncio.run(_serve(plan, args, speed))
     except OSError as exc:
@@ -74,14 +84,16 @@ async def _serve(plan, args: argparse.Namespace, speed: float | None) -> int:
     host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
     url = f"http://{host}:{sock.getsockname()[1]}"
     log_file = open(args.log, "a") if args.log else None
-    session = plan.sessions[0]
-    app = make_app(session, base_url=url, origins=plan.recorded_origins, seed=args.seed, speed=speed,
+    sessions = plan.sessions
+    app = make_app(list(sessions), base_url=url, origins=plan.recorded_origins, seed=args.seed, speed=speed,
                    log_file=log_file)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     await web.SockSite(runner, sock).start()
-    print(f"gwsreplay mock listening on {url} (session {session.id} of {args.db}: {len(session.steps)} steps, "
-          f"{len(session.notes)} notifications)", flush=True)
+    which = (f"session {sessions[0].id}" if len(sessions) == 1
+             else f"sessions {', '.join(f'{s.id} ({s.user_name})' for s in sessions)}")
+    print(f"gwsreplay mock listening on {url} ({which} of {args.db}: {sum(len(s.steps) for s in sessions)} steps, "
+          f"{sum(len(s.notes) for s in sessions)} notifications)", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -93,13 +105,27 @@ async def _serve(plan, args: argparse.Namespace, speed: float | None) -> int:
         await runner.cleanup()
         if log_file:
             log_file.close()
-    script = state.script
-    print(f"gwsreplay mock: {state.requests} requests, {script.pushed}/{len(session.notes)} notifications pushed, "
-          f"{len(script.divergences)} unmatched", file=sys.stderr)
-    for d in script.divergences[:20]:
-        print(f"  unmatched: {d.detail}", file=sys.stderr)
-    left = script.unanswered()
-    if left:
-        print(f"  never asked: {', '.join(s.label() for s in left[:10])}" + (" ..." if len(left) > 10 else ""),
-              file=sys.stderr)
-    return 1 if script.divergences else 0
+    scripts = state.scripts
+    divergences = [d for s in scripts for d in s.divergences]
+    print(f"gwsreplay mock: {state.requests} requests, {sum(s.pushed for s in scripts)}/"
+          f"{sum(len(s.notes) for s in sessions)} notifications pushed, {len(divergences)} unmatched", file=sys.stderr)
+    for script in scripts:
+        who = f"{script.plan.id}: " if len(scripts) > 1 else ""
+        for d in script.divergences[:20]:
+            print(f"  {who}unmatched: {d.detail}", file=sys.stderr)
+        left = script.unanswered()
+        if left:
+            print(f"  {who}never asked: {', '.join(s.label() for s in left[:10])}" + (" ..." if len(left) > 10 else ""),
+                  file=sys.stderr)
+    return 1 if divergences else 0
+
+
+def _port(text: str) -> int:
+    """--port: 0 (any free port) or 1-65535, else one clear line (exit 2)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise UserError(f"--port must be a number from 0 to 65535, not {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port must be from 0 to 65535 (0: any free port), not {port}")
+    return port

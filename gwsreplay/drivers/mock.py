@@ -1,4 +1,4 @@
-"""A mock GWS made from one recorded session: the desktop talks, the recording answers.
+"""A mock GWS made from recorded sessions: the desktops talk, the recording answers.
 
 `MockScript` (no I/O) holds the recorded session and decides:
 
@@ -19,6 +19,14 @@ absolute URIs point at the mock. A request that matches nothing gets a
 GWS-style error (HTTP 400, statusCode 2, the expected requests in the message)
 and is logged as a divergence.
 
+Several sessions at once (a transfer between two desktops): one `MockScript`
+per session, each desktop picked by its user name (Basic credentials), ids
+rewritten the same way in all of them (`fresh_id` depends on the recorded value
+and the seed only). A notification is then also held until every other served
+desktop has done what it had done before it in the recording, and comes at its
+recorded gap after the latest of those requests: what one desktop's action
+caused reaches the other desktop after that action, in recorded order.
+
 `make_app()` wraps it in aiohttp: a fresh JSESSIONID and CSRF token for the
 desktop, CORS for browser desktops, and the simulator's own CometD server
 (`gwsreplay.sim.server.cometd_server.CometdServer`) on /api/v2/notifications, both
@@ -28,6 +36,8 @@ transports.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 import random
@@ -155,6 +165,7 @@ class MockScript:
         self.divergences: list[MockDivergence] = []
         self.pushed = 0                                # notes delivered, in recorded order
         self.started: float | None = None
+        self.peers: list[MockScript] = []              # the other sessions served by the same mock
 
     def start(self, now: float) -> None:
         self.started = now
@@ -216,12 +227,25 @@ class MockScript:
         self.pushed += count
 
     def _note_time(self, step_index: int, ts: float) -> float | None:
-        if step_index < 0:
-            return self.started
-        base = self._step_time(step_index)
+        own = self.started if step_index < 0 else self._after(self, step_index, ts)
+        if own is None:
+            return None
+        for peer in self.peers:   # what the other desktops had done by then must be done first
+            before = [s.index for s in peer.plan.steps if s.kind == "rest" and s.ts < ts]
+            if not before:
+                continue
+            at = self._after(peer, before[-1], ts)
+            if at is None:
+                return None
+            own = max(own, at)
+        return own
+
+    def _after(self, script: MockScript, step_index: int, ts: float) -> float | None:
+        """When something recorded at `ts` is due, given the live time of `script`'s step `step_index`."""
+        base = script._step_time(step_index)
         if base is None:
             return None
-        step = self.plan.steps[step_index]
+        step = script.plan.steps[step_index]
         gap = max(0.0, ts - max(step.end_ts, step.ts))
         return base + (gap / self.speed if self.speed else 0.0)
 
@@ -264,23 +288,40 @@ class MockScript:
 
 @dataclass
 class MockState:
-    script: MockScript
+    scripts: list[MockScript]
     cometd: CometdServer
     sessions: dict[str, HttpSession] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     log_file: Any = None
     requests: int = 0
+    owner: dict[str, MockScript] = field(default_factory=dict)  # JSESSIONID -> the session it plays
+
+    @property
+    def script(self) -> MockScript:
+        """The first (with one session: the) script."""
+        return self.scripts[0]
+
+    def script_for(self, user_name: str | None) -> MockScript | None:
+        """The session a desktop logging in as `user_name` plays (any name when only one is served)."""
+        if len(self.scripts) == 1:
+            return self.scripts[0]
+        return next((s for s in self.scripts if s.plan.user_name == user_name), None)
 
 
 MOCK = web.AppKey("gwsreplay_mock", MockState)
 PUSHER = web.AppKey("gwsreplay_mock_pusher", asyncio.Task)
 
 
-def make_app(plan: SessionPlan, *, base_url: str, origins: list[str], seed: int = 0, speed: float | None = 1.0,
-             cometd_timeout_ms: int = 30000, log_file: Any = None) -> web.Application:
-    """The mock GWS for one recorded session, as an aiohttp application."""
-    state = MockState(MockScript(plan, base_url=base_url, origins=origins, seed=seed, speed=speed),
-                      CometdServer(timeout_ms=cometd_timeout_ms, seed=seed), log_file=log_file)
+def make_app(plan: SessionPlan | list[SessionPlan], *, base_url: str, origins: list[str], seed: int = 0,
+             speed: float | None = 1.0, cometd_timeout_ms: int = 30000, log_file: Any = None) -> web.Application:
+    """The mock GWS for one recorded session, or several at once (one desktop each), as an aiohttp application."""
+    plans = plan if isinstance(plan, list) else [plan]
+    scripts = [MockScript(p, base_url=base_url, origins=origins, seed=seed, speed=speed) for p in plans]
+    for script in scripts:
+        script.peers = [s for s in scripts if s is not script]
+    # No user monitor: a desktop the mock serves is never logged out behind its back.
+    state = MockState(scripts, CometdServer(timeout_ms=cometd_timeout_ms, seed=seed, logout_timeout=None),
+                      log_file=log_file)
     app = web.Application(middlewares=[_cors])
     app[MOCK] = state
     app.router.add_route("*", "/api/v2/notifications", _notifications)
@@ -315,31 +356,54 @@ async def _cors_headers(request: web.Request, response: web.StreamResponse) -> N
 
 
 def _session(request: web.Request, state: MockState, *, create: bool) -> tuple[HttpSession | None, bool]:
-    """The desktop's HTTP session: its JSESSIONID if we issued it, else a fresh one (any credentials do)."""
+    """The desktop's HTTP session: its JSESSIONID if we issued it, else a fresh one for the session
+    its Basic user name plays (with one session served, any credentials do)."""
     cookie = request.cookies.get("JSESSIONID")
     if cookie and cookie in state.sessions:
         return state.sessions[cookie], False
     if not create:
         return None, False
-    session = HttpSession(id=secrets.token_hex(13).upper(), user_name=state.script.plan.user_name,
+    script = state.script_for(_basic_user(request.headers.get(hdrs.AUTHORIZATION, "")))
+    if script is None:
+        return None, False
+    session = HttpSession(id=secrets.token_hex(13).upper(), user_name=script.plan.user_name,
                           csrf_token=str(uuid.uuid4()))
     state.sessions[session.id] = session
+    state.owner[session.id] = script
     return session, True
+
+
+def _basic_user(header: str) -> str | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(value.strip(), validate=True).decode("utf-8", "replace").partition(":")[0]
+    except (ValueError, binascii.Error):
+        return None
 
 
 async def _rest(request: web.Request) -> web.StreamResponse:
     state = request.app[MOCK]
     session, new = _session(request, state, create=True)
+    if session is None:
+        users = ", ".join(s.plan.user_name for s in state.scripts)
+        return web.json_response({"statusCode": 3, "statusMessage": f"gwsreplay mock: log in as one of {users}"},
+                                 status=401, headers={"WWW-Authenticate": 'Basic realm="gwsreplay mock"'})
+    script = state.owner[session.id]
     text = await request.text()
     try:
         body = json.loads(text) if text.strip() else None
     except ValueError:
         body = None
     loop = asyncio.get_running_loop()
-    status, answer = state.script.answer(request.method, request.path_qs, body, loop.time())
+    for other in state.scripts:           # one clock for every desktop: the first request starts it
+        if other.started is None:
+            other.start(loop.time())
+    status, answer = script.answer(request.method, request.path_qs, body, loop.time())
     state.requests += 1
     if status == 400 and isinstance(answer, dict) and "gwsreplay mock" in str(answer.get("statusMessage")):
-        _log(state, {"divergence": state.script.divergences[-1].as_dict()})
+        _log(state, {"divergence": {"session": script.plan.id, **script.divergences[-1].as_dict()}})
         log.warning(answer["statusMessage"])
     response = web.json_response(answer, status=status) if answer is not None else web.Response(status=status)
     if new:
@@ -367,24 +431,35 @@ async def _start_pusher(app: web.Application) -> None:
 async def _push(state: MockState) -> None:
     """Publish recorded notifications when due (and once the desktop has subscribed to their channel)."""
     loop = asyncio.get_running_loop()
-    script = state.script
     while True:
-        due, again = script.due(loop.time()) if script.started is not None else ([], None)
-        sent = 0
-        for item in due:
-            if not state.cometd.subscribed(None, item.channel):
-                again = loop.time() + 0.05
-                break
-            state.cometd.publish(None, item.channel, item.data)
-            _log(state, {"pushed": item.index, "channel": item.channel})
-            sent += 1
-        script.delivered(sent)
-        timeout = None if again is None else max(0.0, again - loop.time())
+        wake_at: list[float] = []
+        for script in state.scripts:
+            again = _push_due(state, script, loop.time())
+            if again is not None:
+                wake_at.append(again)
+        timeout = None if not wake_at else max(0.0, min(wake_at) - loop.time())
         state.wake.clear()
         try:
             await asyncio.wait_for(state.wake.wait(), timeout)
         except asyncio.TimeoutError:
             pass
+
+
+def _push_due(state: MockState, script: MockScript, now: float) -> float | None:
+    """Publish what is due for one session's desktop; returns when to look again (None: on the next request)."""
+    due, again = script.due(now) if script.started is not None else ([], None)
+    user = script.plan.user_name
+    sent = 0
+    for item in due:
+        if not state.cometd.subscribed(user, item.channel):
+            again = now + 0.05
+            break
+        state.cometd.publish(user, item.channel, item.data)
+        entry = {"pushed": item.index, "channel": item.channel}
+        _log(state, {**entry, "session": script.plan.id} if len(state.scripts) > 1 else entry)
+        sent += 1
+    script.delivered(sent)
+    return again
 
 
 async def _stop(app: web.Application) -> None:
