@@ -111,7 +111,10 @@ def _handshake(t: datetime, user: str, client_id: str) -> list[dict]:
     sub = [{"channel": "/meta/subscribe", "subscription": "/v2/me/*", "clientId": client_id, "id": "2"}]
     sub_r = [{"channel": "/meta/subscribe", "subscription": "/v2/me/*", "clientId": client_id,
               "successful": True, "id": "2"}]
-    return [_entry(t, "POST", "/api/v2/notifications/handshake", user, hs, hs_r, 5),
+    # a desktop reads its user first (GWS opens the session the CometD handshake needs)
+    me = {"statusCode": 0, "user": {"userName": user, "enabled": True}}
+    return [_entry(t - timedelta(seconds=1), "GET", "/api/v2/me", user, None, me, 5),
+            _entry(t, "POST", "/api/v2/notifications/handshake", user, hs, hs_r, 5),
             _entry(t + timedelta(milliseconds=20), "POST", "/api/v2/notifications", user, sub, sub_r, 5)]
 
 

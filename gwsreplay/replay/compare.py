@@ -137,9 +137,10 @@ def _kind(channel: str, message_type: str | None, notification_type: str | None,
 class Matcher:
     """Pairs one session's live notifications with its recorded ones, teaching the id map."""
 
-    def __init__(self, notes: list[Note], idmap: IdMap):
+    def __init__(self, notes: list[Note], idmap: IdMap, scope: str | None = None):
         self.notes = notes
         self.idmap = idmap
+        self.scope = scope          # the session: referenceIds are learned per session
         self.matched: dict[int, LiveNote] = {}
         self.given_up: set[int] = set()
         self.unexpected: list[tuple[LiveNote, int]] = []     # (note, step in flight when it came)
@@ -157,7 +158,7 @@ class Matcher:
             return None
         self.matched[note.index] = live
         self.given_up.discard(note.index)
-        self.idmap.learn(note.data, live.data)
+        self.idmap.learn(note.data, live.data, scope=self.scope)
         return note
 
     def _choose(self, live: LiveNote, candidates: list[int]) -> Note | None:
@@ -176,7 +177,7 @@ class Matcher:
             return None
         first_resource = self.notes[fresh[0]].resource_id
         same_resource = [i for i in fresh if self.notes[i].resource_id == first_resource]
-        wanted = _participants(self.idmap.unmap(live.data))
+        wanted = _participants(self.idmap.unmap(live.data, scope=self.scope))
         for i in fresh:
             if _participants(self.notes[i].data) == wanted:
                 return self.notes[i]

@@ -9,7 +9,12 @@ the driver passes in (seconds), so the unit tests run on a fake one.
 
 Rules, in the order `poll` applies them:
 
-1. one step at a time: the next step waits for the answer of the previous one;
+1. one step at a time: the next step waits for the answers of the steps before it,
+   except where the recording overlapped (1b): a REST request sent, in the
+   recording, before the answers of the REST requests still in flight came
+   (a start-up burst of GETs, a Hold while an AttachUserData is in flight) may
+   go while they are in flight in the replay too; what each step waits for
+   (rules 2-3) is the same either way;
 2. causality: a step waits until the recorded notifications it must not
    overtake (`Step.waits`, computed by `plan.py`) have been matched live, in any
    session of the same replay; past `wait_timeout` that is a divergence, the
@@ -95,7 +100,7 @@ class ReplayState:
     def __init__(self, plan: ReplayPlan | list[SessionPlan], idmap: IdMap | None = None):
         sessions = plan.sessions if isinstance(plan, ReplayPlan) else plan
         self.idmap = idmap or IdMap()
-        self.matchers = {s.id: Matcher(s.notes, self.idmap) for s in sessions}
+        self.matchers = {s.id: Matcher(s.notes, self.idmap, s.id) for s in sessions}
         self.notes = {s.id: s.notes for s in sessions}
         # recorded phone number -> the session whose agent it is (to be learned live within this copy)
         self.phone_owner = {p: s.id for s in sessions for p in sorted(s.phones)}
@@ -177,8 +182,8 @@ class SessionEngine:
         self.done = False
         self.finish_reason: str | None = None
         self.deadline: float | None = None
-        self._next = 0
-        self._inflight: int | None = None
+        self._next = 0                      # the next step to send
+        self._inflight: set[int] = set()    # steps sent, not answered yet
         self._ready_at: float | None = None
         self._wait_started: float | None = None
         self._satisfied_at: float | None = None
@@ -202,14 +207,13 @@ class SessionEngine:
         if isinstance(body, dict):
             outcome.status_code = body.get("statusCode") if isinstance(body.get("statusCode"), int) else None
             if isinstance(step.response, dict):
-                self.state.idmap.learn(step.response, body)
+                self.state.idmap.learn(step.response, body, scope=self.plan.id)
             if step.kind == "inject_call" and step.external.get("call_id") and isinstance(body.get("id"), str):
                 self.state.idmap.add(step.external["call_id"], body["id"])
         self._diverge(status_divergence(self.plan.id, outcome))
         self.state.answered(self.plan.id, index)
-        if self._inflight == index:
-            self._inflight = None
-            self._next = index + 1
+        if index in self._inflight:
+            self._inflight.discard(index)
             self._ready_at = now
             self._wait_started = self._satisfied_at = None
 
@@ -221,18 +225,18 @@ class SessionEngine:
     def on_notification(self, channel: str, data: Any, now: float) -> Note | None:
         """A live notification for this session; returns the recorded one it matched, if any."""
         live = LiveNote.from_message(channel, data, now)
-        step = self._inflight if self._inflight is not None else self._next - 1
+        step = self._next - 1              # the last step sent
         note = self.matcher.offer(live, step)
         self.state.version += 1
         if note is None:
             self._diverge(Divergence(self.plan.id, max(step, 0), "notification_unexpected",
                                      f"unexpected {live.label()} on {channel}", None,
-                                     normalize(self.state.idmap.unmap(live.data), Symbols()),
+                                     normalize(self.state.idmap.unmap(live.data, scope=self.plan.id), Symbols()),
                                      label=self._label(step)))
             return None
         symbols = Symbols()
         recorded = normalize(note.data, symbols)
-        observed = normalize(self.state.idmap.unmap(live.data), symbols)
+        observed = normalize(self.state.idmap.unmap(live.data, scope=self.plan.id), symbols)
         if recorded != observed:
             where = diff(recorded, observed)
             self._diverge(Divergence(self.plan.id, max(note.step, 0), "notification_differs",
@@ -245,20 +249,23 @@ class SessionEngine:
     def poll(self, now: float) -> list[Action]:
         """What to do now; afterwards `deadline` says when to poll again if nothing happens."""
         self.deadline = None
-        if not self.done and self._inflight is None and self._ready_at is not None:
+        if not self.done and self._ready_at is not None:
             self._advance(now)
         actions, self._queued = self._queued, []
         return actions
 
     def _advance(self, now: float) -> None:
-        while not self.done and self._inflight is None:
+        while not self.done:
+            if self._next >= len(self.plan.steps):
+                if not self._inflight:
+                    self._drain(now)
+                return
+            step = self.plan.steps[self._next]
+            if self._inflight and not self._overlapped(step):
+                return
             if now < self._ready_at:
                 self.deadline = self._ready_at
                 return
-            if self._next >= len(self.plan.steps):
-                self._drain(now)
-                return
-            step = self.plan.steps[self._next]
             if not self._waits_over(step, now) or not self._callee_ready(step, now):
                 return
             if self.done:
@@ -270,6 +277,12 @@ class SessionEngine:
                 self.deadline = send_at
                 return
             self._send(step, now)
+
+    def _overlapped(self, step: Step) -> bool:
+        """Rule 1b: in the recording, `step` was sent before every step now in flight was answered."""
+        steps = self.plan.steps
+        return step.kind == "rest" and all(
+            steps[i].kind == "rest" and step.ts < steps[i].end_ts for i in self._inflight)
 
     def _waits_over(self, step: Step, now: float) -> bool:
         pending = [w for w in step.waits if not self.state.satisfied(w)]
@@ -316,7 +329,9 @@ class SessionEngine:
         idmap = self.state.idmap
         outcome = self.outcomes[step.index]
         outcome.sent_at = now
-        self._inflight = step.index
+        self._inflight.add(step.index)
+        self._next = step.index + 1
+        self._wait_started = self._satisfied_at = None
         self.state.sent(self.plan.id, step.index)
         if step.kind in EXTERNAL_KINDS:
             external = dict(step.external)
@@ -340,7 +355,7 @@ class SessionEngine:
             self._queued.append(Send(
                 step, method=step.method, path=idmap.substitute_path(step.path or ""),
                 query={k: idmap.live(v, k) if isinstance(v, str) else v for k, v in (step.query or {}).items()},
-                body=idmap.substitute(step.body)))
+                body=idmap.substitute(step.body, scope=self.plan.id)))
             return
         self._queued.append(Send(step, message=idmap.substitute(step.message)))
 

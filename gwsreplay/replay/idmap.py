@@ -75,10 +75,11 @@ class IdMap:
         self.reverse: dict[str, str] = {}   # live -> recorded
         self.kinds: dict[str, str] = {}     # recorded value -> "id" | "phone"
         self.origins: dict[str, str] = {}   # recorded scheme://host:port -> live
-        # referenceIds are the server's request counter (numbers, 1, 2, 3...): a namespace of their own,
-        # so that recorded 1 -> live 8 never touches an id "1"; values keep their JSON type
-        self.references: dict[str, Any] = {}        # str(recorded) -> live
-        self.references_back: dict[str, Any] = {}   # str(live) -> recorded
+        # referenceIds are the server's request counter (numbers, 1, 2, 3...), counted per session: a
+        # namespace of their own per scope (the replayed session), so that recorded 1 -> live 8 never
+        # touches an id "1" nor another agent's 1; values keep their JSON type
+        self.references: dict[str | None, dict[str, Any]] = {}        # scope -> str(recorded) -> live
+        self.references_back: dict[str | None, dict[str, Any]] = {}   # scope -> str(live) -> recorded
         self.conflicts = 0
 
     # ------------------------------------------------------------------ learning
@@ -97,25 +98,28 @@ class IdMap:
         self.kinds[recorded] = kind
         return True
 
-    def add_reference(self, recorded: Any, live: Any) -> bool:
-        """Pair a recorded referenceId with the live one the server gave the same request."""
+    def add_reference(self, recorded: Any, live: Any, scope: str | None = None) -> bool:
+        """Pair a recorded referenceId with the live one the server gave the same request (in ``scope``)."""
         if not (_is_reference(recorded) and _is_reference(live)):
             return False
-        have = self.references.get(str(recorded), _NONE)
+        forward = self.references.setdefault(scope, {})
+        back = self.references_back.setdefault(scope, {})
+        have = forward.get(str(recorded), _NONE)
         if have is not _NONE:
             return str(have) == str(live)
-        if str(live) in self.references_back:
+        if str(live) in back:
             self.conflicts += 1
             return False
-        self.references[str(recorded)] = live
-        self.references_back[str(live)] = recorded
+        forward[str(recorded)] = live
+        back[str(live)] = recorded
         return True
 
     def add_origin(self, recorded: str, live: str) -> None:
         """Map an absolute URI base ('http://gws-prod:8080') to the live one."""
         self.origins.setdefault(recorded.rstrip("/"), live.rstrip("/"))
 
-    def learn(self, recorded: Any, live: Any, key: str | None = None, *, phones: bool = False) -> None:
+    def learn(self, recorded: Any, live: Any, key: str | None = None, *, phones: bool = False,
+              scope: str | None = None) -> None:
         """Walk two documents of the same shape and pair the values under identifier keys.
 
         Phone numbers are learned only from device resources (an agent's own
@@ -125,7 +129,7 @@ class IdMap:
         if key in SKIP_KEYS:
             return
         if key == REFERENCE_KEY:
-            self.add_reference(recorded, live)
+            self.add_reference(recorded, live, scope)
             return
         if key == "devices":
             phones = True
@@ -134,11 +138,11 @@ class IdMap:
         if isinstance(recorded, dict) and isinstance(live, dict):
             for k, value in recorded.items():
                 if k in live:
-                    self.learn(value, live[k], k, phones=phones)
+                    self.learn(value, live[k], k, phones=phones, scope=scope)
         elif isinstance(recorded, list) and isinstance(live, list):
             if len(recorded) == len(live):
                 for r, v in zip(recorded, live):
-                    self.learn(r, v, key, phones=phones)
+                    self.learn(r, v, key, phones=phones, scope=scope)
         elif isinstance(recorded, str) and isinstance(live, str):
             kind = _kind(key)
             if kind == "id" or (kind == "phone" and phones):
@@ -207,14 +211,14 @@ class IdMap:
         segments = [self.forward.get(s, s) if self.kinds.get(s) != "phone" else s for s in path.split("/")]
         return "/".join(segments) + sep + query
 
-    def substitute(self, document: Any, key: str | None = None) -> Any:
+    def substitute(self, document: Any, key: str | None = None, scope: str | None = None) -> Any:
         """A copy of a recorded request body with every known value replaced by its live one."""
         if key == REFERENCE_KEY and _is_reference(document):
-            return self.references.get(str(document), document)
+            return self.references.get(scope, {}).get(str(document), document)
         if isinstance(document, dict):
-            return {k: self.substitute(v, k) for k, v in document.items()}
+            return {k: self.substitute(v, k, scope) for k, v in document.items()}
         if isinstance(document, list):
-            return [self.substitute(v, key) for v in document]
+            return [self.substitute(v, key, scope) for v in document]
         if isinstance(document, str):
             return self.live(document, key)
         return document
@@ -236,14 +240,14 @@ class IdMap:
         path, sep, query = path.partition("?")
         return "/".join(self.reverse.get(s, s) for s in path.split("/")) + sep + query
 
-    def unmap(self, document: Any, key: str | None = None) -> Any:
+    def unmap(self, document: Any, key: str | None = None, scope: str | None = None) -> Any:
         """A copy of a live document in recorded terms, for comparing with the recording."""
         if key == REFERENCE_KEY and _is_reference(document):
-            return self.references_back.get(str(document), document)
+            return self.references_back.get(scope, {}).get(str(document), document)
         if isinstance(document, dict):
-            return {k: self.unmap(v, k) for k, v in document.items()}
+            return {k: self.unmap(v, k, scope) for k, v in document.items()}
         if isinstance(document, list):
-            return [self.unmap(v, key) for v in document]
+            return [self.unmap(v, key, scope) for v in document]
         if isinstance(document, str):
             return self.recorded(document)
         return document
@@ -256,4 +260,4 @@ class IdMap:
     def summary(self) -> dict:
         changed = {k: v for k, v in self.forward.items() if k != v}
         return {"pairs": len(self.forward), "changed": len(changed), "origins": dict(self.origins),
-                "references": len(self.references), "conflicts": self.conflicts}
+                "references": sum(len(r) for r in self.references.values()), "conflicts": self.conflicts}
