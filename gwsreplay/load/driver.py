@@ -46,9 +46,7 @@ class Reporter(Protocol):
 def operation_name(step: Step) -> str:
     """A step's entry in the statistics: 'POST /me/calls/{id} Answer' (ids templated, one entry per operation)."""
     if step.kind != "rest":
-        sub = (step.message or {}).get("subscription")
-        return step.label() if step.kind in ("inject_call", "far_end_hangup", "control") else \
-            f"{step.operation}" + (f" {sub}" if sub else "")
+        return step.label()       # '/meta/subscribe /v2/me/*', 'external: call 5551234 -> 7001', ...
     path = (step.path or "").split("?")[0]
     if path.startswith("/api/v2/"):
         path = path[len("/api/v2"):]

@@ -6,9 +6,10 @@
 `--host` is the GWS to replay against; `-u` counts *copies* of the capture (a
 copy is all its recorded agents, who call each other; `gwsreplay load --users N`
 counts virtual agents and does the division). Run `--master` here and
-`--worker --master-host HOST` (same options) on other machines to add load.
-Options of this file (declared through Locust's own command-line hook, so they
-appear in `locust --help` and travel from the master to the workers):
+`--worker --master-host HOST` on other machines to add load. The options below
+(`--capture`, `--user-map`, `--speed`, `--out`, `--gws-iterations`, ...) are
+declared through Locust's own command-line hook, so the master sends them to
+its workers. See docs/replay.md, "Load".
 """
 
 from __future__ import annotations
