@@ -30,6 +30,11 @@ from urllib.parse import parse_qsl, urlencode
 
 MASK = "<redacted>"
 DEFAULT_BODY_FIELDS = ("password", "agentLoginPassword")
+#: any field, query parameter or header whose name contains one of these is a secret too
+SECRET_NAME_PARTS = ("password", "passwd", "passw", "token", "secret", "apikey", "api-key", "api_key")
+_SECRET_PART_RE = "|".join(re.escape(x) for x in SECRET_NAME_PARTS)
+# headers whose value is a URL (its query may carry ?password=...)
+URL_HEADERS = ("referer", "location", "content-location", "origin", "link")
 DEFAULT_HASH_HEADERS = ("x-csrf-token",)
 SESSION_COOKIES = ("jsessionid",)
 
@@ -56,13 +61,19 @@ class Redactor:
             elif parts:
                 self.paths.append(parts)
         names = "|".join(re.escape(n) for n in sorted(self.field_names, key=len, reverse=True))
+        names = f"{names}|[\\w.-]*(?:{_SECRET_PART_RE})[\\w.-]*" if names else f"[\\w.-]*(?:{_SECRET_PART_RE})[\\w.-]*"
         # "name" : "value"   (JSON text that did not parse, e.g. truncated)
         self._text_re = re.compile(
-            r'("(?i:%s)"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]+)' % names) if names else None
+            r'("(?i:%s)"\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s]+)' % names)
         # name=value in forms / query strings
-        self._form_re = re.compile(r'(?i)(^|[&;?\s])(%s)=([^&;\s]*)' % names) if names else None
-        # pre-check needles: a name that contains another one adds nothing ("agentloginpassword")
-        needles = {n.encode() for n in self.field_names}
+        self._form_re = re.compile(r'(?i)(^|[&;?\s])(%s)=([^&;\s]*)' % names)
+        # multipart/form-data: the value of a part named like a secret
+        self._multipart_re = re.compile(
+            r'(?i)(content-disposition:[^\r\n]*\bname="?(?:%s)"?[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n)([^\r\n]*)'
+            % names)
+        # pre-check needles: a name that contains another one adds nothing ("agentloginpassword");
+        # a \\u escape may hide a name (passw\\u006frd): such bodies are parsed and checked by key
+        needles = {n.encode() for n in self.field_names} | {x.encode() for x in SECRET_NAME_PARTS} | {b"\\u"}
         self._needles = tuple(n for n in needles if not any(m != n and m in n for m in needles))
         self._hashes: dict[bytes, str] = {}    # the same cookies and tokens come back on every request
 
@@ -87,11 +98,21 @@ class Redactor:
             return self._authorization(value)
         if n == "cookie":
             return "; ".join(self._cookie_pair(p) for p in value.split(";") if p.strip())
-        if n == "set-cookie":
-            first, sep, attrs = value.partition(";")
-            return self._cookie_pair(first) + (sep + attrs if sep else "")
-        if n in self.hash_headers:
+        if n == "set-cookie":      # also folded: "a=1; Path=/, JSESSIONID=...; HttpOnly"
+            out = []
+            for one in split_set_cookie(value):
+                first, sep, attrs = one.partition(";")
+                out.append(self._cookie_pair(first) + (sep + attrs if sep else ""))
+            return ", ".join(out)
+        if n in self.hash_headers or is_secret_name(n):
             return self.hash(value.strip())
+        if n in URL_HEADERS and "?" in value:
+            base, _, q = value.partition("?")
+            frag = ""
+            if "#" in q:
+                q, _, frag = q.partition("#")
+                frag = "#" + frag
+            return f"{base}?{self.query(q)}{frag}"
         return value
 
     def headers(self, fields: Iterable[tuple[str, str]]) -> list[list[str]]:
@@ -134,7 +155,7 @@ class Redactor:
         if isinstance(obj, dict):
             for k in list(obj):
                 v = obj[k]
-                if isinstance(k, str) and k.lower() in self.field_names and v not in (None, "", MASK):
+                if isinstance(k, str) and self.is_secret_field(k) and v not in (None, "", MASK):
                     obj[k] = MASK
                     changed[0] = True
                 elif isinstance(v, (dict, list)):
@@ -149,19 +170,23 @@ class Redactor:
         """Mask ``"password": "..."`` and ``password=...`` in text that is not valid JSON."""
         if not self.enabled:
             return text
-        if self._text_re is not None:
-            text = self._text_re.sub(lambda m: m.group(1) + '"' + MASK + '"', text)
-        if self._form_re is not None:
-            text = self._form_re.sub(lambda m: f"{m.group(1)}{m.group(2)}={MASK}", text)
+        text = self._text_re.sub(lambda m: m.group(1) + '"' + MASK + '"', text)
+        text = self._form_re.sub(lambda m: f"{m.group(1)}{m.group(2)}={MASK}", text)
+        if "name=" in text:
+            text = self._multipart_re.sub(lambda m: m.group(1) + MASK, text)
         return text
 
+    def is_secret_field(self, name: str) -> bool:
+        low = name.lower()
+        return low in self.field_names or is_secret_name(low)
+
     def query(self, query: str) -> str:
-        if not self.enabled or not query or self._form_re is None:
+        if not self.enabled or not query:
             return query
         pairs = parse_qsl(query, keep_blank_values=True)
-        if not any(k.lower() in self.field_names for k, _ in pairs):
+        if not any(self.is_secret_field(k) for k, _ in pairs):
             return query
-        return urlencode([(k, MASK if k.lower() in self.field_names else v) for k, v in pairs])
+        return urlencode([(k, MASK if self.is_secret_field(k) else v) for k, v in pairs])
 
     def config(self) -> dict[str, Any]:
         """What is redacted (never the key), for the meta table."""
@@ -188,7 +213,23 @@ def basic_user(value: str | None) -> str | None:
     except (binascii.Error, ValueError):
         return None
     text = raw.decode("utf-8", "replace")
+    if ":" not in text:         # not user:password: the whole credential is a secret, no user name
+        return None
     return text.split(":", 1)[0]
+
+
+_FOLDED_COOKIES = re.compile(r",\s*(?=[^;,=\s]+=)")
+
+
+def split_set_cookie(value: str) -> list[str]:
+    """The cookies of a Set-Cookie value, also when several were folded into one with commas."""
+    return _FOLDED_COOKIES.split(value)
+
+
+def is_secret_name(name: str) -> bool:
+    """A field or header name that says it holds a secret (*password*, *token*, *secret*...)."""
+    low = name.lower()
+    return any(part in low for part in SECRET_NAME_PARTS)
 
 
 def cookie_value(header_value: str, name: str) -> str | None:

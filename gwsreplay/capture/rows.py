@@ -23,7 +23,7 @@ from gwsreplay.capture.records import (DEFAULT_MAX_BODY, Body, ErrorRecord, Head
                                        WsEndRecord, WsFrameRecord, complete_json_array, dumps, get_header,
                                        get_headers, header_list, is_utf8, make_body, parse_json)
 from gwsreplay.capture.records import us as _us
-from gwsreplay.capture.redact import SESSION_COOKIES, Redactor, basic_user, cookie_value
+from gwsreplay.capture.redact import SESSION_COOKIES, Redactor, basic_user, cookie_value, split_set_cookie
 from gwsreplay.capture.schema import (BayeuxMessageRow, CaptureErrorRow, ExchangeRow, WebsocketConnectionRow,
                                       WebsocketFrameRow)
 
@@ -138,11 +138,12 @@ class RowBuilder:
                         session_key = rd.hash(v)
         else:
             for sc in get_headers(h, "set-cookie"):
-                first = sc.split(";", 1)[0]
-                for name in SESSION_COOKIES:
-                    v = cookie_value(first, name)
-                    if v:
-                        session_key = rd.hash(v)
+                for one in split_set_cookie(sc):
+                    first = one.split(";", 1)[0]
+                    for name in SESSION_COOKIES:
+                        v = cookie_value(first, name)
+                        if v:
+                            session_key = rd.hash(v)
         hit = (h, dumps(rd.headers(h)), user, session_key)
         if key is not None:
             if len(cache) >= 4096:
