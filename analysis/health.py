@@ -361,7 +361,7 @@ def _rows(kind: str, df: pd.DataFrame, detail, until: str | None = None, client:
     return pd.DataFrame({
         "kind": kind, "label": LABELS[kind], "ts": df["ts"],
         "until": df[until] if until else pd.NaT, "user_name": df["user_name"],
-        "session_key": df["session_key"] if "session_key" in df else None,
+        "session_key": df.get("session_key"),
         "client_id": df[client] if client else None,
         "detail": [detail(r) for r in df.itertuples()],
     })

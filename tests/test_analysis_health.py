@@ -109,7 +109,7 @@ def health_capture(tmp_path_factory):
     # agent1: away from 80 s (the reply) to 95 s (the next connect): 15 s > maxInterval 10 s
     a1 = Tab(b, "agent1", "s1")
     a1.handshake(0, "c1-a", maxInterval=10000)
-    t = a1.poll(0.01, 80)
+    a1.poll(0.01, 80)
     a1.connect(95, 0.002, error="402::Unknown client")
     a1.handshake(95.1, "c1-b", maxInterval=10000)
     a1.poll(95.2, 120)

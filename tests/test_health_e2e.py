@@ -174,9 +174,9 @@ async def _record(db: Path) -> Recording:
     proxy = None
     try:
         rec.multiple_clients = await probe_multiple_clients(sim.url)
-        proxy = subprocess.Popen(gwsreplay_command() + ["record", "--upstream", sim.url, "--listen-port", str(port),
-                                                        "--db", str(db), "--quiet"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proxy = await asyncio.to_thread(
+            subprocess.Popen, [*gwsreplay_command(), "record", "--upstream", sim.url, "--listen-port", str(port),
+                               "--db", str(db), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await asyncio.to_thread(_wait_port, port, proxy)
         url = f"http://127.0.0.1:{port}"
         scripts = [network_cut(url, rec), second_tab(url, rec), websocket_fallback(url, rec)]
