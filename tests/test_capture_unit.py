@@ -829,6 +829,7 @@ def test_bayeux_contentview(tmp_path):
     text = bayeux_view.render(body)
     assert "CallStateChangeMessage/StatusChange" in text and "call 013V08JRL498H10I04000VTAES000015 -> Established" in text
     assert "/meta/connect  id=7  ok" in text
+    assert '\n        "notificationType": "StatusChange",' in text        # the data, indented JSON
     assert "(!)" in bayeux_view.render(body[:-20])
     f = tflow.tflow(resp=True)
     f.request.path = "/api/v2/notifications/connect"

@@ -4,7 +4,8 @@
 
 Each message of a long-poll body or WebSocket frame is shown with its channel, id,
 clientId, successful/error and, for GWS notifications, messageType, notificationType
-and the resource and state it concerns (the capture's classification). Works with
+and the resource and state it concerns (the capture's classification), followed by its
+data as indented JSON. Works with
 mitmproxy 11 (``contentviews.View``) and 12 (``contentviews.Contentview``).
 """
 
@@ -16,6 +17,8 @@ from mitmproxy import contentviews
 
 from gwsreplay.capture import bayeux_extract
 from gwsreplay.capture.classify import classify_bayeux
+
+MAX_DATA_LINES = 200     # per message: a long chat transcript stays readable, a hostile one bounded
 
 
 def render(data: bytes) -> str:
@@ -43,10 +46,19 @@ def render(data: bytes) -> str:
             parts.append(f"error={c.error_message!r}")
         lines.append("  ".join(parts))
         if c.data is not None:
-            lines.append("      " + json.dumps(c.data, ensure_ascii=False)[:2000])
+            lines.extend(_pretty(c.data))
     if err:
         lines.append(f"(!) {err}")
     return "\n".join(lines) if lines else "(no Bayeux messages)"
+
+
+def _pretty(data, limit: int = MAX_DATA_LINES) -> list[str]:
+    """The message's data as indented JSON (what people read in mitmweb), cut after `limit` lines."""
+    text = json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False).splitlines()
+    shown = ["      " + line for line in text[:limit]]
+    if len(text) > limit:
+        shown.append(f"      ... ({len(text) - limit} more lines)")
+    return shown
 
 
 def _is_bayeux(data: bytes, flow) -> float:
