@@ -8,6 +8,7 @@ recorded order, with the ids the mock made up (the same ids on both desktops).
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 
 import pytest
@@ -22,7 +23,13 @@ from jsdesktop import JsDesktop, node_available
 from replay_fixtures import capture
 from test_mock_js import _query, start_mock
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
+
+try:  # two Chromium pages: the browser desktop's fixtures (skipped without playwright)
+    import test_browser_desktop as bd
+    from test_browser_desktop import browser, record_proxy, static_desktop  # noqa: F401 - fixtures
+except pytest.skip.Exception:
+    bd = None
 
 
 def scripts(speed=None):
@@ -135,3 +142,53 @@ def test_mock_refuses_a_bad_port_in_one_line():
                           capture_output=True, text=True, cwd=str(ROOT), timeout=60)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "--port must be from 0 to 65535" in proc.stderr
+
+
+async def _call_between_two_pages(p1, p2, transport: str, base_url: str | None) -> None:
+    """agent1 dials agent2 (7002), agent2 answers, agent1 hangs up; both log out."""
+    await p1.login(transport, base_url, user="agent1")
+    await p2.login(transport, base_url, user="agent2")
+    await p1.agent_state("btn-ready", "Ready")
+    await p2.agent_state("btn-ready", "Ready")
+    await p1.page.fill("#dial-number", "7002")
+    await p1.page.click("#btn-dial")
+    await p2.page.wait_for_selector("li.call[data-state='Ringing']")
+    await p2.call_operation("Answer", "Established")
+    await p1.page.wait_for_selector("li.call[data-state='Established']")
+    await p1.call_operation("Hangup", "Released")
+    await p2.page.wait_for_selector("li.call[data-state='Released']")
+    await p1.logout()
+    await p2.logout()
+
+
+@pytest.mark.skipif(bd is None or not os.path.exists(bd.CHROMIUM if bd else ""), reason="no playwright/Chromium")
+async def test_two_chromium_desktops_against_one_mock(browser, sim_process, record_proxy, static_desktop, tmp_path):
+    transport = "long-polling"
+    sim = await sim_process("--agents", "3", "--answer-delay", "0.05")
+    db = tmp_path / "two-pages.duckdb"
+    proxy = await record_proxy(sim.url, db)
+    pages = [await bd.DesktopPage.open(browser, proxy.url + "/sim/desktop/", f"multi-rec-{k}") for k in (1, 2)]
+    await _call_between_two_pages(*pages, transport, None)
+    recorded = [[bd.notification_key(n["channel"], n["data"]) for n in await p.notifications()] for p in pages]
+    for p in pages:
+        await p.close()
+    assert await proxy.stop() == 0, proxy.output()
+    await sim.stop()
+    assert all(recorded) and any(k[2] == "Ringing" for k in recorded[1] if len(k) > 2)
+
+    _, help_text = await asyncio.to_thread(bd.mock_help)
+    mock = bd.MockProcess(db, tmp_path / "mock.log", help_text)     # every session of the capture
+    try:
+        await mock.wait_listening()
+        origin = await bd.page_origin_for(mock.url, static_desktop)
+        pages = [await bd.DesktopPage.open(browser, origin + "/sim/desktop/", f"multi-mock-{k}") for k in (1, 2)]
+        await _call_between_two_pages(*pages, transport, mock.url)
+        replayed = [[bd.notification_key(n["channel"], n["data"]) for n in await p.notifications()] for p in pages]
+        errors = [e for p in pages for e in p.errors]
+        for p in pages:
+            await p.close()
+    finally:
+        code = await asyncio.to_thread(mock.stop)
+    assert replayed == recorded
+    assert errors == [], errors
+    assert code == 0, mock.output()
