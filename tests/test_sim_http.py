@@ -133,14 +133,17 @@ async def test_gws_response_headers(sim):
     assert response.headers["Server"].startswith("Jetty(")
 
 
-async def test_session_ids_and_tokens_follow_the_seed(sim_factory):
+async def test_session_secrets_are_random_even_with_the_same_seed(sim_factory):
+    """Ids follow --seed, session secrets never: a seeded JSESSIONID would be guessable."""
     seen = []
-    for seed in (5, 5, 6):
+    for seed in (5, 5):
         server = await sim_factory(seed=seed)
         client = server.client()
         await client.me()
         seen.append((client.session_id, client.csrf_token))
-    assert seen[0] == seen[1] != seen[2]
+    (id1, token1), (id2, token2) = seen
+    assert id1 != id2 and token1 != token2
+    assert re.fullmatch(r"[0-9a-z]{26}", id1) and uuid.UUID(token1).version == 4
 
 
 # ---------------------------------------------------------------------- CSRF
@@ -237,6 +240,23 @@ async def test_cors_headers_on_answers(sim):
     assert status == 401 and headers["Access-Control-Allow-Origin"] == origin  # the page can read the 401
     status, _, headers = await raw("GET", sim.url + "/api/v2/me", headers=basic())
     assert "Access-Control-Allow-Origin" not in headers  # no Origin, no CORS
+
+
+async def test_the_control_api_takes_no_orders_from_other_origins(sim):
+    """A web page on another origin cannot drive the simulator: no CORS on /sim/v1, cross-origin POSTs refused."""
+    call = json.dumps({"from": "5551234", "to": "7001"})
+    status, _, headers = await raw("OPTIONS", sim.url + "/sim/v1/calls", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert status == 403 and "Access-Control-Allow-Origin" not in headers
+    status, text, headers = await raw("POST", sim.url + "/sim/v1/calls", data=call, headers={
+        "Origin": "https://evil.example", "Content-Type": "text/plain"})
+    assert status == 403 and "other origins" in text and "Access-Control-Allow-Origin" not in headers
+    status, _, headers = await raw("GET", sim.url + "/sim/v1/stats", headers={"Origin": "https://evil.example"})
+    assert status == 200 and "Access-Control-Allow-Origin" not in headers      # the page cannot read it
+    own = sim.url.rstrip("/")
+    status, _, _ = await raw("POST", sim.url + "/sim/v1/calls", data=call, headers={
+        "Origin": own, "Content-Type": "application/json"})
+    assert status == 200                                                        # the desktop page's own origin
 
 
 # ---------------------------------------------------------------------- bad input never gives a 500

@@ -19,7 +19,7 @@ import asyncio
 import base64
 import binascii
 import logging
-import random
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 GWS_VERSION = "8.6.000.24"
 SERVER_HEADER = "Jetty(9.4.51.v20230217)"
 API = "/api/v2"
+CONTROL = "/sim/v1/"
 NOTIFICATIONS = "/api/v2/notifications"
 CSRF_HEADER = "X-CSRF-TOKEN"
 CSRF_FAILURE = "Missing or invalid Csrf token"  # protocol.md §2.3, verbatim
@@ -95,7 +96,8 @@ def make_app(
     )
     front = Front(contact_center, cometd, seed=seed, csrf=csrf, session_timeout=session_timeout)
 
-    app = web.Application(middlewares=[front.count_rest, front.last_resort, front.preflight])
+    app = web.Application(middlewares=[front.count_rest, front.last_resort, front.control_api_guard,
+                                       front.preflight])
     app[FRONT] = front
     app[CONTACT_CENTER] = contact_center
     app[COMETD] = cometd
@@ -124,6 +126,14 @@ def make_app(
     # --- multimedia control API (issue 6; see gwsreplay.sim.server.media_control) ---
     add_media_routes(app)  # POST /sim/v1/chats, /sim/v1/chats/{id}/messages|leave, /emails, /workitems, /openmedia/{t}
     return app
+
+
+def _same_origin(request: web.Request) -> bool:
+    """No Origin (curl, scripts, the tests) or this server's own origin (the desktop page)."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if not origin:
+        return True
+    return origin.rstrip("/").lower() == f"{request.scheme}://{request.host}".lower()
 
 
 async def _close_cometd(app: web.Application) -> None:
@@ -169,10 +179,6 @@ class Front:
         # T-Server keeps the login; logging out is the user monitor's job (log_out_user).
         self.session_timeout = session_timeout
         self._last_used: dict[str, float] = {}
-        # Session ids and tokens come from the seed so that two runs with the same
-        # seed and the same request sequence are byte-identical. This is a test
-        # double, not a security boundary.
-        self._rng = random.Random(f"gws-http-sessions/{seed}")
         self.rest_total = 0
         self.rest_by_user: Counter[str] = Counter()
         self.internal_errors = 0
@@ -220,10 +226,22 @@ class Front:
             return gws_error(503, 4, "Internal error")
 
     @web.middleware
+    async def control_api_guard(self, request: web.Request, handler) -> web.StreamResponse:
+        """The control API (/sim/v1) has no auth, so it takes no orders from web pages of other
+        origins: a browser sends Origin on cross-site POSTs, and CORS is never granted there."""
+        if (request.path.startswith(CONTROL) and request.method not in ("GET", "HEAD")
+                and not _same_origin(request)):
+            return gws_error(403, 3, "The control API refuses requests from other origins")
+        return await handler(request)
+
+    @web.middleware
     async def preflight(self, request: web.Request, handler) -> web.StreamResponse:
-        """Answer CORS preflights (any OPTIONS) without auth; decorate_response adds the rest."""
+        """Answer CORS preflights under /api/v2 without auth (decorate_response adds the rest);
+        nothing else is open to other origins."""
         if request.method != "OPTIONS":
             return await handler(request)
+        if not request.path.startswith(API):
+            return web.Response(status=403, text="CORS is not granted outside /api/v2")
         return web.Response(
             status=200,
             headers={
@@ -237,7 +255,7 @@ class Front:
     async def decorate_response(self, request: web.Request, response: web.StreamResponse) -> None:
         """Headers every response gets, added just before they are sent (WebSocket upgrades too)."""
         origin = request.headers.get(hdrs.ORIGIN)
-        if origin:
+        if origin and request.path.startswith(API):
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Allow-Credentials"] = "true"
             response.headers["Access-Control-Expose-Headers"] = "X-CSRF-HEADER, X-CSRF-TOKEN"
@@ -267,8 +285,10 @@ class Front:
         return self.sessions.get(session_id) if session_id else None
 
     def _new_session(self, user_name: str) -> HttpSession:
-        session_id = "".join(self._rng.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(26))
-        token = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        """Session secrets are random even when --seed makes every id reproducible: a seeded
+        JSESSIONID or CSRF token would be guessable from another simulator with the same seed."""
+        session_id = "".join(secrets.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(26))
+        token = str(uuid.UUID(int=secrets.randbits(128), version=4))
         session = HttpSession(id=session_id, user_name=user_name, csrf_token=token)
         self.sessions[session_id] = session
         return session
