@@ -27,10 +27,11 @@ from typing import Iterable
 
 import duckdb
 import pandas as pd
-
 from gwsreplay.analysis import catalog
 from gwsreplay.analysis.db import WHOLE, Scope, query, scoped, sql_list
 from gwsreplay.analysis.state_models import ELEMENTS, MODELS, NEW, StateModel
+
+from gwsreplay.core.sqltext import sql_literal
 
 
 def resolve_models(models: str | Iterable[str] | None) -> list[StateModel]:
@@ -40,10 +41,6 @@ def resolve_models(models: str | Iterable[str] | None) -> list[StateModel]:
     if isinstance(models, str):
         models = [models]
     return [MODELS[m] for m in models]
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _element_groups(models: list[StateModel]) -> dict[str, list[StateModel]]:
@@ -78,7 +75,7 @@ def _column_obs_sql(models: list[StateModel], user_filter: str, *, notification_
 
 
 def _user_filter(user: str | None) -> str:
-    return f" AND m.user_name = {_lit(user)}" if user is not None else ""
+    return f" AND m.user_name = {sql_literal(user)}" if user is not None else ""
 
 
 def observations_sql(models: list[StateModel], user: str | None = None) -> str:

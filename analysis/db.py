@@ -15,10 +15,11 @@ from typing import Any, Iterable
 
 import duckdb
 import pandas as pd
-
 from gwsreplay.analysis import sources
-from gwsreplay.capture import opindex
 
+from gwsreplay.capture import opindex
+from gwsreplay.core import sqltext
+from gwsreplay.core.sqltext import sql_literal
 
 #: The time column of each relation a Scope filters (its user column is ``user_name``).
 TIME_COLUMNS = {"exchanges": "ts_request_start", "bayeux_messages": "ts", "operations": "requested_at",
@@ -99,9 +100,7 @@ def timestamp_literal(t: datetime) -> str:
     return f"TIMESTAMP '{t.isoformat(sep=' ')}'"
 
 
-def literal(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + str(value).replace("'", "''") + "'"
+literal = sql_literal     # a SQL string literal (gwsreplay.core.sqltext, the one definition)
 
 
 class CaptureNotFound(FileNotFoundError):
@@ -222,5 +221,5 @@ def capture_info(con: duckdb.DuckDBPyConnection, scope: Scope | None = None) -> 
 
 
 def sql_list(values: Iterable[str]) -> str:
-    """A SQL list literal of strings, for constants that come from our own code."""
-    return "(" + ", ".join(literal(v) for v in values) + ")"
+    """A parenthesised SQL list of string literals, for constants that come from our own code."""
+    return f"({sqltext.sql_list(values)})"

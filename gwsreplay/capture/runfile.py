@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from gwsreplay.capture import opindex, schema
+from gwsreplay.core.sqltext import sql_literal
 
 RUNS = [("run_id", "VARCHAR"), ("capture", "VARCHAR"), ("target", "VARCHAR"), ("started_at", "TIMESTAMP"),
         ("ended_at", "TIMESTAMP"), ("speed", "VARCHAR"), ("sessions", "INTEGER"), ("agents", "INTEGER"),
@@ -46,7 +47,7 @@ def merge_tables(con: duckdb.DuckDBPyConnection, tmp: Path, run_id: str) -> None
         "websocket_frames": f"id + {offsets['websocket_frames']} AS id, exchange_id + {ex} AS exchange_id",
         "websocket_connections": f"exchange_id + {ex} AS exchange_id",
     }
-    con.execute(f"ATTACH '{_sql_str(str(tmp))}' AS replay_tmp (READ_ONLY)")
+    con.execute(f"ATTACH {sql_literal(str(tmp))} AS replay_tmp (READ_ONLY)")
     try:
         _add_missing_columns(con)
         con.execute("BEGIN TRANSACTION")
@@ -100,8 +101,5 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
 def _ddl(name: str, columns: list[tuple[str, str]]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(f'{c} {t}' for c, t in columns)})"
 
-
-def _sql_str(s: str) -> str:
-    return s.replace("'", "''")
 
 

@@ -25,6 +25,7 @@ from typing import Callable
 
 from gwsreplay.client.control import ControlApi
 from gwsreplay.client.desktop import Desktop
+from gwsreplay.core.uris import resource_id
 
 MEDIA_CHANNELS = ("chat", "email", "workitem", "im")
 # messageType -> (store name, resource key)
@@ -73,12 +74,12 @@ class InteractionMirror:
             if isinstance(resource, dict) and resource.get("id"):
                 getattr(self, store)[resource["id"]] = resource
         elif kind == "MessageLogUpdated":
-            chat_id = str(data.get("chatUri", "")).rstrip("/").rsplit("/", 1)[-1]
+            chat_id = resource_id(data.get("chatUri")) or ""
             log = self.chat_messages.setdefault(chat_id, [])
             known = {m.get("index") for m in log}
             log.extend(m for m in data.get("messages", []) if m.get("index") not in known)
         elif kind == "IMLogUpdateMessage":
-            im_id = str(data.get("imSessionPath", "")).rstrip("/").rsplit("/", 1)[-1]
+            im_id = resource_id(data.get("imSessionPath")) or ""
             self.im_messages.setdefault(im_id, []).append(data.get("message"))
         elif kind == "ChannelStateChangeMessageV2":
             for entry in data.get("channels", []):
@@ -255,9 +256,9 @@ async def wrap_up_media(desktop: Desktop, mirror: InteractionMirror) -> None:
     for store, ids in mirror.active().items():
         if store not in paths:
             continue
-        for resource_id in ids:
-            resource = getattr(mirror, store)[resource_id]
+        for item_id in ids:
+            resource = getattr(mirror, store)[item_id]
             capabilities = resource.get("capabilities") or []
             operation = next((op for op in ("Complete", "Cancel", "Reject") if op in capabilities), None)
             if operation:
-                await desktop.operation(paths[store] + resource_id, operation, check=False)
+                await desktop.operation(paths[store] + item_id, operation, check=False)

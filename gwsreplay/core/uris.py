@@ -43,6 +43,15 @@ def id_from_uri(uri: Any) -> str | None:
     return unquote(m.group(1)) if m else None
 
 
+def resource_id(value: Any) -> str | None:
+    """The id a request names: the last segment of a URI or path, or the value itself when it is
+    a bare id (bodies carry both forms: ``"otherCallUri": ".../calls/ID"`` and ``"ID"``)."""
+    text = jtext(value)
+    if not text:
+        return None
+    return id_from_uri(text) if "/" in text else text
+
+
 def id_from_uri_sql(expr: str) -> str:
     """The SQL (DuckDB) of :func:`id_from_uri` applied to the VARCHAR expression ``expr``."""
     return f"url_decode(nullif(regexp_extract({expr}, {sql_literal(ID_FROM_URI_PATTERN)}, 1), ''))"

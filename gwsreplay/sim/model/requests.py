@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from gwsreplay.core.uris import resource_id
 from gwsreplay.sim.model.errors import SC_OK, invalid, missing, unsupported
 
 #: Voice resources (/me, devices, calls): page titles that differ from their operationName.
@@ -48,8 +49,8 @@ def handler_for(op: str, table: Mapping[str, str], owner: object) -> Callable:
 
 
 def last_segment(value: Any) -> str:
-    """``/api/v2/devices/abc/`` -> ``abc``."""
-    return str(value).rstrip("/").rsplit("/", 1)[-1]
+    """``/api/v2/devices/abc/`` -> ``abc`` (gwsreplay.core.uris.resource_id; "" for nothing)."""
+    return resource_id(value) or ""
 
 
 def string_param(body: Mapping, name: str, *, required: bool = True) -> str | None:

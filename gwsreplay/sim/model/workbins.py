@@ -10,12 +10,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from gwsreplay.core.uris import resource_id
 from gwsreplay.sim.model.agents import Agent
 from gwsreplay.sim.model.channels import MediaChannels
 from gwsreplay.sim.model.core import Core
-from gwsreplay.sim.model.errors import SC_NOT_FOUND, SC_OK, GwsError, invalid, missing, unsupported
+from gwsreplay.sim.model.errors import (
+    SC_NOT_FOUND,
+    SC_OK,
+    GwsError,
+    invalid,
+    missing,
+    unsupported,
+)
 from gwsreplay.sim.model.interactions import KINDS, Desk, Interaction, singular
-from gwsreplay.sim.model.requests import MEDIA_ALIASES, operation_name, project, split, string_param
+from gwsreplay.sim.model.requests import (
+    MEDIA_ALIASES,
+    operation_name,
+    project,
+    split,
+    string_param,
+)
 from gwsreplay.sim.model.states import IN_WORKBIN
 
 CH_WORKBINS = "/v2/me/workbins"
@@ -179,7 +193,7 @@ class Workbins:
             raise missing("uri")
         if not isinstance(ref_value, str) or not ref_value.strip("/"):
             raise invalid("uri", "must be an interaction URI or id")
-        ix_id = ref_value.rstrip("/").rsplit("/", 1)[-1]
+        ix_id = resource_id(ref_value) or ""
         ix = self.desk.interactions.get(ix_id)
         kind = self._op_kind(op)
         if ix is None or (kind != "openmedia" and ix.kind != kind) or (kind == "openmedia" and op != "AddInteraction"
@@ -201,7 +215,7 @@ class Workbins:
             raise missing("id")
         if not isinstance(ref_value, str) or not ref_value.strip("/"):
             raise invalid("id", "must be an interaction id")
-        ix_id = ref_value.rstrip("/").rsplit("/", 1)[-1]
+        ix_id = resource_id(ref_value) or ""
         ix = self.desk.interactions.get(ix_id)
         kind = self._op_kind(op)
         if ix is None or ix.workbin != wb.id or (kind != "openmedia" and ix.kind != kind):
