@@ -62,6 +62,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     add_redaction_args(p)
     p.add_argument("--max-body", type=int, default=None, help="bytes of each body kept (default 1 MiB)")
     p.add_argument("--flush-ms", type=int, default=200, help="writer flush interval (default 200 ms)")
+    p.add_argument("--writer", choices=("process", "thread"), default=None,
+                   help="where the capture writer runs: process (default; a child process, so decoding, "
+                        "classification and DuckDB do not take the proxy's GIL) or thread (in the proxy's process)")
     p.add_argument("--body-size-limit", default=DEFAULT_BODY_SIZE_LIMIT, metavar="SIZE",
                    help="refuse bodies larger than this (k/m/g suffixes; the desktop gets a 502 and the refusal "
                         "is recorded in capture_errors), default: %(default)s; GWS bodies are small")
@@ -138,6 +141,8 @@ def _status_text(cap, started: float) -> str:
         line += f"  refused bodies {s['refused']}"
     if s.get("bad_records"):
         line += f"  bad records {s['bad_records']}"
+    if s.get("writer_restarts"):
+        line += f"  WRITER PROCESS RESTARTED {s['writer_restarts']}x"
     return line
 
 
@@ -170,6 +175,8 @@ async def _record(args) -> int:
                capture_flush_ms=args.flush_ms)
     if args.max_body:
         upd["capture_max_body"] = args.max_body
+    if args.writer:
+        upd["capture_writer"] = args.writer
     if args.upstream_ca:
         upd["ssl_verify_upstream_trusted_ca"] = str(Path(args.upstream_ca).expanduser().resolve())
     if args.ssl_insecure:

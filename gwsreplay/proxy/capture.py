@@ -11,6 +11,8 @@ Options (``--set name=value``):
     capture_redact             redact secrets (default true; false is the explicit opt-out)
     capture_redact_headers     extra headers whose values are replaced by keyed hashes
     capture_redact_json_paths  extra JSON paths (``$.a.b``, ``a[*].b``) or field names to mask
+    capture_writer             ``process`` (default: the writer runs in a child process, off mitmproxy's
+                               GIL) or ``thread`` (in this process); default from $GWSREPLAY_CAPTURE_WRITER
 
 With mitmproxy's default ``connection_strategy=eager`` an unreachable upstream drops
 the desktop before its request is read; that is logged in ``capture_errors``. Add
@@ -27,6 +29,7 @@ Schema: docs/schema.md.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 
@@ -37,15 +40,17 @@ from gwsreplay.capture.flows import http_record, ws_end_record, ws_frame_record
 from gwsreplay.capture.records import DEFAULT_MAX_BODY, ErrorRecord, LateErrorRecord
 from gwsreplay.capture.redact import Redactor
 from gwsreplay.capture.writer import CaptureWriter
+from gwsreplay.capture.writer_process import ProcessWriter
 
 logger = logging.getLogger(__name__)
 
 _RECORDED = "gwsreplay.capture.recorded"
+WRITERS = {"process": ProcessWriter, "thread": CaptureWriter}
 
 
 class Capture:
     def __init__(self) -> None:
-        self.writer: CaptureWriter | None = None
+        self.writer: CaptureWriter | ProcessWriter | None = None
         self._db: str | None = None
         self._ws_frames: dict[str, int] = {}
         self._ws_errors: dict[str, str] = {}
@@ -68,13 +73,17 @@ class Capture:
                           "Extra header names whose values are stored as keyed hashes.")
         loader.add_option("capture_redact_json_paths", Sequence[str], [],
                           "Extra JSON paths ($.a.b, a[*].b) or field names to mask in bodies.")
+        default_writer = os.environ.get("GWSREPLAY_CAPTURE_WRITER", "process")
+        loader.add_option("capture_writer", str, default_writer if default_writer in WRITERS else "process",
+                          "Where the capture writer runs: process (a child process, off mitmproxy's GIL) or "
+                          "thread (in the proxy's process).", choices=sorted(WRITERS))
 
     def configure(self, updated: set[str]) -> None:
         if not any(k.startswith("capture_") for k in updated):
             return
         db = ctx.options.capture_db
         if self.writer is not None and (db != self._db or updated & {
-                "capture_max_body", "capture_flush_ms", "capture_redact",
+                "capture_max_body", "capture_flush_ms", "capture_redact", "capture_writer",
                 "capture_redact_headers", "capture_redact_json_paths"}):
             self.writer.close()
             self.writer = None
@@ -84,7 +93,7 @@ class Capture:
                 headers=ctx.options.capture_redact_headers,
                 json_paths=ctx.options.capture_redact_json_paths,
             )
-            self.writer = CaptureWriter(
+            self.writer = WRITERS[ctx.options.capture_writer](
                 db,
                 redactor=redactor,
                 max_body=ctx.options.capture_max_body,
