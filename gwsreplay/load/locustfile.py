@@ -19,6 +19,7 @@ import sys
 from typing import Any
 
 from locust import events
+from locust.stats import StatsCSVFileWriter
 
 from gwsreplay.replay.users import UserMapError
 
@@ -56,6 +57,22 @@ def _init(environment, **_: Any) -> None:
         _refuse(f"capture not found: {exc}")
     except (UserMapError, ValueError) as exc:
         _refuse(str(exc))
+
+
+_locust_stats_writer = StatsCSVFileWriter.stats_writer
+
+
+def _stats_writer_until_closed(self: StatsCSVFileWriter) -> None:
+    """Locust 2.47 closes its CSV files at exit while this writer greenlet still runs, which then
+    printed "I/O operation on closed file" tracebacks after `--csv` runs: the writer ends quietly."""
+    try:
+        _locust_stats_writer(self)
+    except ValueError:
+        if not self.requests_csv_filehandle.closed:
+            raise
+
+
+StatsCSVFileWriter.stats_writer = _stats_writer_until_closed
 
 
 def _refuse(text: str) -> None:
