@@ -1,13 +1,13 @@
 """`gwsreplay mock`: stand in for GWS toward desktops, from recorded sessions.
 
-    gwsreplay mock --db captures/NAME.duckdb --session ID --port 8090
+    gwsreplay mock --db captures/NAME.duckdb --session ID --listen-port 8090
     gwsreplay mock --db captures/NAME.duckdb          # every session: one desktop per agent
 
 Several sessions at once let a transfer or a conference between desktops play
 with real desktops and no GWS (each desktop logs in as its recorded user).
 
 Prints one line when listening (``gwsreplay mock listening on http://HOST:PORT ...``,
-useful with ``--port 0``), answers until SIGINT/SIGTERM, then prints what did not
+useful with ``--listen-port 0``), answers until SIGINT/SIGTERM, then prints what did not
 match. Exit code 1 when a request matched nothing in the recording.
 """
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gwsreplay.capture.guard import check_capture
+from gwsreplay.cli.options import add_listen_args, listen_error, probe_listen
 from gwsreplay.cli.replay import parse_speed
 from gwsreplay.core.errors import UserError
 from gwsreplay.drivers.mock import MOCK, make_app
@@ -42,8 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--session", action="append",
                    help="recorded session to serve (ids as `gwsreplay replay --dry-run` lists them); repeat for "
                         "several desktops at once (default: every session of the capture)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port, default=8090, help="port; 0 picks a free one (default: %(default)s)")
+    add_listen_args(p, 8090, old_names=True)
     p.add_argument("--speed", default="1", help="gaps before notifications: 1 (recorded), 4, ..., or max")
     p.add_argument("--seed", type=int, default=0, help="seed for the rewritten ids (default: %(default)s)")
     p.add_argument("--log", type=Path, metavar="FILE", help="JSON lines: pushed notifications and divergences")
@@ -71,17 +71,18 @@ def run(args: argparse.Namespace) -> int:
     if twice:
         raise UserError(f"sessions of the same user cannot be served at once ({', '.join(twice)}): "
                         f"choose with --session")
+    probe_listen(args.listen_host, args.listen_port)
     try:
         return asyncio.run(_serve(plan, args, speed))
     except OSError as exc:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+        raise listen_error(args.listen_host, args.listen_port, exc) from None
 
 
 async def _serve(plan, args: argparse.Namespace, speed: float | None) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
-    host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
+    sock.bind((args.listen_host, args.listen_port))
+    host = "127.0.0.1" if args.listen_host in ("0.0.0.0", "") else args.listen_host
     url = f"http://{host}:{sock.getsockname()[1]}"
     log_file = open(args.log, "a") if args.log else None
     sessions = plan.sessions
@@ -118,14 +119,3 @@ async def _serve(plan, args: argparse.Namespace, speed: float | None) -> int:
             print(f"  {who}never asked: {', '.join(s.label() for s in left[:10])}" + (" ..." if len(left) > 10 else ""),
                   file=sys.stderr)
     return 1 if divergences else 0
-
-
-def _port(text: str) -> int:
-    """--port: 0 (any free port) or 1-65535, else one clear line (exit 2)."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise UserError(f"--port must be a number from 0 to 65535, not {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise UserError(f"--port must be from 0 to 65535 (0: any free port), not {port}")
-    return port

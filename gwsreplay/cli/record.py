@@ -29,7 +29,9 @@ from rich.live import Live
 
 from gwsreplay.capture.guard import check_capture
 from gwsreplay.cli.import_capture import add_redaction_args
+from gwsreplay.cli.options import add_listen_args, probe_listen
 from gwsreplay.core.errors import UserError
+from gwsreplay.proxy.allow_hosts import AllowHosts, parse_entry
 from gwsreplay.proxy.capture import Capture
 
 
@@ -40,13 +42,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "exchange and Bayeux message into a DuckDB capture (docs/schema.md).")
     p.add_argument("--upstream", help="GWS base URL to forward to (reverse mode), e.g. http://127.0.0.1:8090 "
                                       "or https://gws.example.com")
-    p.add_argument("--listen-host", default="127.0.0.1",
-                   help="address to listen on (default: %(default)s, this machine only; mitmdump's own "
-                        "default is every interface: give 0.0.0.0 for desktops on other machines)")
-    p.add_argument("--listen-port", type=int, default=8080, help="(default: %(default)s)")
+    add_listen_args(p, 8080, host_help="mitmdump's own default is every interface")
     p.add_argument("--db", required=True, help="capture file, e.g. captures/NAME.duckdb (appended to if it exists)")
     p.add_argument("--mode", default=None,
-                   help="mitmproxy mode instead of reverse:UPSTREAM (e.g. 'regular' for an explicit proxy)")
+                   help="mitmproxy mode instead of reverse:UPSTREAM (e.g. 'regular' for an explicit proxy, "
+                        "which needs --allow-host or --upstream)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]",
+                   help="with --mode regular (or any mode but reverse): an upstream host the proxy forwards to "
+                        "(repeatable; HOST alone: any port); requests to other hosts get a 403, are counted and "
+                        "logged in capture_errors (host_refused). Default: the host:port of --upstream; with "
+                        "neither, regular mode refuses to start")
+    p.add_argument("--allow-any-host", action="store_true",
+                   help="with --mode regular: forward to any host (an open proxy: only on a trusted network)")
     verify = p.add_mutually_exclusive_group()
     verify.add_argument("--upstream-ca", metavar="FILE",
                         help="verify an HTTPS GWS against this PEM CA file (e.g. an internal CA, or the one "
@@ -86,11 +93,45 @@ def run(args) -> int:
         raise UserError(f"--upstream must look like http://HOST:PORT, not {args.upstream!r}")
     if args.upstream_ca and not Path(args.upstream_ca).expanduser().is_file():
         raise UserError(f"--upstream-ca {args.upstream_ca}: no such file")
+    args.allow_hosts = allowed_hosts(args)
     check_capture(args.db, "write")
+    probe_listen(args.listen_host, args.listen_port)     # before the capture file is made
+    existed = Path(args.db).exists()
     try:
         return asyncio.run(_record(args))
     except SystemExit as exc:   # mitmproxy's errorcheck exits when the proxy cannot start
-        raise UserError(f"the proxy could not start (port {args.listen_port} in use?)") from exc
+        if not existed:         # nothing was recorded: leave no half-made capture behind
+            for made in (Path(args.db), Path(f"{args.db}.wal")):
+                made.unlink(missing_ok=True)
+        raise UserError(f"the proxy could not start on {args.listen_host}:{args.listen_port} (see the "
+                        f"lines above)") from exc
+
+
+def allowed_hosts(args) -> list[str]:
+    """The upstream allow-list of a forward-proxy mode ([] in reverse mode, or with --allow-any-host)."""
+    reverse = not args.mode or args.mode.startswith("reverse:")
+    if reverse:
+        if args.allow_host or args.allow_any_host:
+            raise UserError("--allow-host and --allow-any-host apply to --mode regular (a reverse proxy only "
+                            "forwards to --upstream)")
+        return []
+    if args.allow_any_host:
+        if args.allow_host:
+            raise UserError("give --allow-host HOST or --allow-any-host, not both")
+        return []
+    hosts = list(args.allow_host)
+    if not hosts and args.upstream:
+        u = urlsplit(args.upstream)
+        hosts = [f"{u.hostname}:{u.port or (443 if u.scheme in ('https', 'wss') else 80)}"]
+    if not hosts:
+        raise UserError(f"--mode {args.mode} forwards to any host a client names (an open proxy): name the GWS "
+                        f"with --allow-host HOST[:PORT] (repeatable) or --upstream URL, or give --allow-any-host")
+    for text in hosts:
+        try:
+            parse_entry(text)
+        except ValueError as exc:
+            raise UserError(f"--allow-host {exc}") from None
+    return hosts
 
 
 def _apply_sets(opts: options.Options, specs: list[str]) -> None:
@@ -125,7 +166,7 @@ def trust_help(opts: options.Options, mode: str) -> list[str]:
     return lines
 
 
-def _status_text(cap, started: float) -> str:
+def _status_text(cap, started: float, allow: AllowHosts | None = None) -> str:
     s = cap.stats()
     written = s.get("written", {})
     line = (f"flows {s.get('flows', 0)}  bayeux {written.get('bayeux_messages', 0)}  "
@@ -143,6 +184,8 @@ def _status_text(cap, started: float) -> str:
         line += f"  bad records {s['bad_records']}"
     if s.get("writer_restarts"):
         line += f"  WRITER PROCESS RESTARTED {s['writer_restarts']}x"
+    if allow is not None and allow.refused:
+        line += f"  refused hosts {allow.refused}"
     return line
 
 
@@ -169,10 +212,11 @@ async def _record(args) -> int:
     opts.update(termlog_verbosity="warn", keep_host_header=args.keep_host_header, connection_strategy="lazy")
     cap = Capture()
     cap.close_progress = _close_progress
-    master.addons.add(cap)
+    allow = AllowHosts(report=lambda record: cap.writer.submit(record) if cap.writer is not None else None)
+    master.addons.add(allow, cap)       # allow first: a refused request is not recorded as an exchange
     upd = dict(body_size_limit=args.body_size_limit, capture_redact=not args.no_redact,
                capture_redact_headers=args.redact_header, capture_redact_json_paths=args.redact_json_path,
-               capture_flush_ms=args.flush_ms)
+               capture_flush_ms=args.flush_ms, proxy_allow_hosts=args.allow_hosts)
     if args.max_body:
         upd["capture_max_body"] = args.max_body
     if args.writer:
@@ -200,19 +244,24 @@ async def _record(args) -> int:
                   f"(redaction {'off' if args.no_redact else 'on'}); Ctrl-C to stop")
     for line in trust_help(opts, mode):
         console.print(line, highlight=False, soft_wrap=True)
+    if args.allow_hosts:
+        console.print(f"forwarding only to {', '.join(args.allow_hosts)} (--allow-host); other hosts get a 403",
+                      highlight=False, soft_wrap=True)
+    elif not mode.startswith("reverse:"):
+        console.print("forwarding to ANY host (--allow-any-host): an open proxy", highlight=False, soft_wrap=True)
 
     async def status() -> None:
         if args.quiet:
             return
         if console.is_terminal:
-            with Live(_status_text(cap, started), console=console, refresh_per_second=4, transient=False) as live:
+            with Live(_status_text(cap, started, allow), console=console, refresh_per_second=4, transient=False) as live:
                 while True:
                     await asyncio.sleep(0.5)
-                    live.update(_status_text(cap, started))
+                    live.update(_status_text(cap, started, allow))
         else:
             while True:
                 await asyncio.sleep(10)
-                console.print(_status_text(cap, started))
+                console.print(_status_text(cap, started, allow))
 
     task = asyncio.create_task(status())
     try:
@@ -220,7 +269,7 @@ async def _record(args) -> int:
     finally:
         task.cancel()
     # Master.run() has called `done` on the addons: the writer is closed and flushed.
-    print(_final_line(cap, args.db), file=sys.stderr)
+    print(_final_line(cap, args.db, allow), file=sys.stderr)
     unwritten = cap.stats().get("unwritten", 0)
     if unwritten:
         print(f"gwsreplay record: error: {unwritten} record(s) are not in {args.db} (see capture_errors "
@@ -241,11 +290,12 @@ def _close_progress(pending: int) -> None:
     print(f"writing the last {pending} record(s) into the capture...", file=sys.stderr, flush=True)
 
 
-def _final_line(cap, db: str) -> str:
+def _final_line(cap, db: str, allow: AllowHosts | None = None) -> str:
     s = cap.stats()
     w = s.get("written", {})
     return (f"capture closed: {db}: {w.get('exchanges', 0)} exchanges, {w.get('bayeux_messages', 0)} Bayeux "
             f"messages, {s.get('agents', 0)} agents, dropped {s.get('dropped', 0)}, lost {s.get('lost', 0)}, "
             f"not written at close {s.get('abandoned', 0)}, bad records {s.get('bad_records', 0)}, "
             f"upstream errors {s.get('upstream_errors', 0)}, refused bodies {s.get('refused', 0)}"
+            + (f", refused hosts {allow.refused}" if allow is not None and allow.refused else "")
     )

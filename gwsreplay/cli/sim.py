@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gwsreplay.cli.options import add_listen_args, listen_error
 from gwsreplay.cli.tls import DEFAULT_TLS_DIR, SimCertificates, certificate_hosts, generated_context, server_context
 from gwsreplay.core.errors import UserError
 from gwsreplay.sim.model.roster import Roster
@@ -28,12 +29,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Run a GWS 8.6 simulator: /api/v2 REST, CometD at /api/v2/notifications "
                     "and the control API at /sim/v1, on one HTTP port. See docs/simulator.md.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT,
-                   help="port to listen on; 0 picks a free one (default: %(default)s)")
+    add_listen_args(p, DEFAULT_PORT, old_names=True)
     p.add_argument("--agents", type=int, default=10, help="default roster size agent1..agentN (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for every generated id (default: %(default)s)")
-    p.add_argument("--users", metavar="FILE", help="TOML roster ([[users]] tables) instead of --agents")
+    p.add_argument("--roster", metavar="FILE", help="TOML roster ([[users]] tables) instead of --agents")
+    p.add_argument("--users", dest="roster", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # older name
     p.add_argument("--no-csrf", action="store_true", help="no CSRF token handed out and none checked")
     p.add_argument("--answer-delay", type=float, default=1.0, metavar="SECONDS",
                    help="how long an external party takes to answer (default: %(default)s)")
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.answer_delay < 0:
         raise UserError("--answer-delay must be >= 0")
     tls = _tls(args)
-    sock = _bind(args.host, args.port)
+    sock = _bind(args.listen_host, args.listen_port)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(_serve(args, roster, sock, tls))
@@ -73,15 +73,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_roster(args: argparse.Namespace):
-    if args.users:
+    if args.roster:
         try:
-            roster = Roster.from_toml(args.users)
+            roster = Roster.from_toml(args.roster)
         except UserError:
             raise
         except Exception as exc:  # any parse/validation failure is the file's fault
-            raise UserError(f"cannot load --users {args.users}: {exc}") from None
+            raise UserError(f"cannot load --roster {args.roster}: {exc}") from None
         if not roster.users:
-            raise UserError(f"--users {args.users} defines no users")
+            raise UserError(f"--roster {args.roster} defines no users")
         return roster
     if args.agents < 1:
         raise UserError("--agents must be at least 1")
@@ -96,7 +96,7 @@ def _tls(args: argparse.Namespace) -> tuple[SimCertificates, ssl.SSLContext] | N
         files = SimCertificates(ca=None, cert=Path(args.tls_cert), key=Path(args.tls_key))
         return files, server_context(files.cert, files.key)
     if args.tls:
-        return generated_context(Path(args.tls_dir), certificate_hosts(args.host))
+        return generated_context(Path(args.tls_dir), certificate_hosts(args.listen_host))
     return None
 
 
@@ -108,8 +108,10 @@ def _bind(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+    except socket.gaierror as exc:
+        raise UserError(f"cannot listen on {host}:{port}: unknown host ({exc.strerror})") from None
     except OSError as exc:
-        raise UserError(f"cannot listen on {host}:{port}: {exc}") from None
+        raise listen_error(host, port, exc) from None
     sock.listen(1024)
     sock.setblocking(False)
     return sock
@@ -137,7 +139,7 @@ def _trust_line(files: SimCertificates) -> str:
 async def _serve(args: argparse.Namespace, roster, sock: socket.socket,
                  tls: tuple[SimCertificates, ssl.SSLContext] | None) -> None:
     port = sock.getsockname()[1]
-    local_url = f"{'https' if tls else 'http'}://{_url_host(args.host)}:{port}"
+    local_url = f"{'https' if tls else 'http'}://{_url_host(args.listen_host)}:{port}"
     app = make_app(
         roster,
         seed=args.seed,
