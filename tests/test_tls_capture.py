@@ -243,7 +243,8 @@ async def test_explicit_proxy_python_agents(tmp_path, tls_sim, recorder, transpo
     """--mode regular: the agents CONNECT through the proxy to https://127.0.0.1:SIM and
     trust mitmproxy's CA; mitmproxy verifies the simulator with --upstream-ca."""
     db = tmp_path / f"regular-{transport}.duckdb"
-    proxy = await recorder(db, "--mode", "regular", "--upstream-ca", str(tls_sim.ca))
+    proxy = await recorder(db, "--mode", "regular", "--allow-host", tls_sim.url.split("//")[1],
+                           "--upstream-ca", str(tls_sim.ca))
     out = proxy.output()
     assert str(proxy.ca) in out and 'certutil -d sql:$HOME/.pki/nssdb -A -t "C,," -n mitmproxy' in out, out
     assert f"NODE_EXTRA_CA_CERTS={proxy.ca}" in out, out
@@ -377,7 +378,8 @@ async def test_explicit_proxy_official_js_client(tmp_path, tls_sim, recorder, mo
     """Two Node desktops (npm cometd) reach https://127.0.0.1:SIM through the explicit proxy:
     a CONNECT tunnel by https-proxy-agent, mitmproxy's CA in NODE_EXTRA_CA_CERTS."""
     db = tmp_path / f"js-{transport}.duckdb"
-    proxy = await recorder(db, "--mode", "regular", "--upstream-ca", str(tls_sim.ca))
+    proxy = await recorder(db, "--mode", "regular", "--allow-host", tls_sim.url.split("//")[1],
+                           "--upstream-ca", str(tls_sim.ca))
     monkeypatch.setenv("NODE_EXTRA_CA_CERTS", str(proxy.ca))
     monkeypatch.setenv("GWSREPLAY_HTTPS_PROXY", proxy.url)
     monkeypatch.setenv("NODE_OPTIONS", f"--import={PROXY_PRELOAD.as_uri()}")
@@ -454,7 +456,8 @@ async def test_explicit_proxy_chromium_http2(tmp_path, tls_sim, recorder, transp
     if not Path(CHROMIUM).exists() or not COMETD_JS.exists():
         pytest.skip("no Chromium or node_modules/cometd (make chromium node)")
     db = tmp_path / f"chromium-{transport}.duckdb"
-    proxy = await recorder(db, "--mode", "regular", "--upstream-ca", str(tls_sim.ca))
+    proxy = await recorder(db, "--mode", "regular", "--allow-host", tls_sim.url.split("//")[1],
+                           "--upstream-ca", str(tls_sim.ca))
     page_url = tls_sim.url + "/sim/desktop/"
     async with playwright_api.async_playwright() as pw:
         untrusting = tmp_path / "home-untrusting"
