@@ -190,3 +190,58 @@ def test_ctrl_c_with_desktops_connected_is_quiet(tmp_path, upstream):
                            ).fetchone()[0] == 5
     finally:
         con.close()
+
+
+# ----------------------------------------------------------------------------- ports and targets
+
+
+def server_args(command: str, tmp_path: Path, port_option: str, port: str) -> list[str]:
+    """sim, mock or record with everything right but the port."""
+    if command == "sim":
+        return ["sim", port_option, port]
+    if command == "mock":
+        return ["mock", "--db", str(make_capture(tmp_path / "m.duckdb", n=2)), port_option, port]
+    return ["record", "--upstream", "http://127.0.0.1:9", "--no-upstream-check", "--db", str(tmp_path / "r.duckdb"),
+            port_option, port]
+
+
+@pytest.mark.parametrize("command, port_option", [
+    ("sim", "--port"), ("sim", "--listen-port"), ("mock", "--port"), ("mock", "--listen-port"),
+    ("record", "--listen-port")])
+@pytest.mark.parametrize("port", ["99999", "65536", "-1", "eighty"])
+def test_a_port_outside_0_65535(tmp_path, command, port_option, port):
+    """`sim --port 99999` used to listen on 34463 (99999 mod 65536) without a word."""
+    args = server_args(command, tmp_path, port_option, port)
+    before = files(tmp_path)
+    result = run(*args, timeout=30)
+    one_line(result, command, port_option, "0 to 65535", port)
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert files(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["sim", "mock", "record"])
+def test_a_port_already_in_use(tmp_path, command):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        args = server_args(command, tmp_path, "--listen-port", str(port))
+        before = files(tmp_path)
+        result = run(*args, timeout=30)
+    one_line(result, command, f"cannot listen on 127.0.0.1:{port}", f"port {port} is already in use",
+             "--listen-port")
+    assert files(tmp_path) == before                # record made no capture file
+
+
+@pytest.mark.parametrize("via_proxy", [False, True])
+def test_agents_against_a_dead_target(via_proxy):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    url = f"http://127.0.0.1:{dead}"
+    args = ["agents", "--agents", "1", "--duration", "1"]
+    args += ["--target", "http://127.0.0.1:8090", "--proxy", url] if via_proxy else ["--target", url]
+    result = run(*args, timeout=30)
+    line = one_line(result, "agents", f"cannot reach {'the proxy ' if via_proxy else ''}{url}: connection refused",
+                    "gwsreplay record" if via_proxy else "is the simulator / GWS running?")
+    assert "ClientConnectorError" not in result.stderr + result.stdout, line

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from gwsreplay.cli.options import check_reachable
 from gwsreplay.client.agents import (
     CHANNELS,
     SCENARIOS,
@@ -99,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     unknown = set(filter(None, args.scenarios.split(","))) - set(SCENARIOS)
     if unknown:
         raise UserError(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")
+    if args.proxy:
+        check_reachable(args.proxy, what="the proxy", hint="is `gwsreplay record` running there?")
+    else:
+        check_reachable(args.target, hint="is the simulator / GWS running?")
     summary = run_with_progress(config_from_args(args))
     print_summary(summary)
     if summary.logged_in == 0:

@@ -52,6 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     speed = parse_speed(args.speed)
+    probe_listen(args.listen_host, args.listen_port)
     check_capture(args.db, "read")
     try:
         recorded = load_capture(args.db)
@@ -71,7 +72,6 @@ def run(args: argparse.Namespace) -> int:
     if twice:
         raise UserError(f"sessions of the same user cannot be served at once ({', '.join(twice)}): "
                         f"choose with --session")
-    probe_listen(args.listen_host, args.listen_port)
     try:
         return asyncio.run(_serve(plan, args, speed))
     except OSError as exc:
