@@ -22,11 +22,20 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from test_capture_proxy import (
+    MITMDUMP,
+    ROOT,
+    Proxy,
+    Upstream,
+    free_port,
+    req,
+    wait_port,
+)
 
 from gwsreplay.capture.records import HttpRecord
 from gwsreplay.capture.writer import CaptureWriter
-from gwsreplay.capture.writer_process import ProcessWriter, pack, unpack
-from test_capture_proxy import MITMDUMP, ROOT, Proxy, Upstream, free_port, req, wait_port
+from gwsreplay.capture.writer_child import pack, unpack
+from gwsreplay.capture.writer_process import ProcessWriter
 
 
 def poll(i: int, user: str = "agent1") -> HttpRecord:
@@ -173,7 +182,7 @@ def test_addon_with_the_thread_writer(tmp_path):
         try:
             for i in range(20):
                 req(proxy.url("/api/v2/notifications"), "POST", [{"channel": "/meta/connect", "id": str(i)}])
-            children = subprocess.run(["pgrep", "-P", str(proxy.proc.pid)], capture_output=True, text=True).stdout
+            children = subprocess.run(["pgrep", "-P", str(proxy.proc.pid)], check=False, capture_output=True, text=True).stdout
             assert children.strip() == ""            # no writer process
         finally:
             assert proxy.stop(signal.SIGINT) == 0
@@ -191,7 +200,7 @@ def test_ctrl_c_to_the_process_group_loses_nothing(tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             wait_port(port)
-            children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            children = subprocess.run(["pgrep", "-P", str(proc.pid)], check=False, capture_output=True, text=True).stdout.split()
             assert len(children) == 1                # the writer process
             for i in range(30):
                 req(f"http://127.0.0.1:{port}/api/v2/notifications", "POST",

@@ -2,7 +2,7 @@
 
 ``ProcessWriter`` has the interface of :class:`gwsreplay.capture.writer.CaptureWriter`
 (``start``, ``submit``, ``flush``, ``close``, ``stats``, ``db_path``); its child process
-(``python -m gwsreplay.capture.writer_process``) runs a ``CaptureWriter``, which does all
+(``python -m gwsreplay.capture.writer_child``) runs a ``CaptureWriter``, which does all
 the decoding, redaction, classification, Arrow and DuckDB work and answers snapshot
 requests as before. The proxy's side only does what cannot be avoided:
 
@@ -43,63 +43,20 @@ import dataclasses
 import logging
 import os
 import pickle
-import signal
-import struct
 import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from operator import attrgetter
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import Any
 
 from gwsreplay.capture import schema
-from gwsreplay.capture.records import (DEFAULT_MAX_BODY, ErrorRecord, HttpRecord, LateErrorRecord, WsEndRecord,
-                                       WsFrameRecord)
+from gwsreplay.capture.records import DEFAULT_MAX_BODY, HttpRecord, WsFrameRecord
 from gwsreplay.capture.redact import Redactor
-from gwsreplay.capture.writer import CaptureWriter
+from gwsreplay.capture.writer_child import pack, read_frame, write_frame
 
 log = logging.getLogger(__name__)
-
-_HEADER = struct.Struct("<I")
-_RECORD_TYPES: tuple[type, ...] = (HttpRecord, WsFrameRecord, WsEndRecord, ErrorRecord, LateErrorRecord)
-_GETTERS = {cls: (i, attrgetter(*(f.name for f in dataclasses.fields(cls)))) for i, cls in enumerate(_RECORD_TYPES)}
-
-
-# ---------------------------------------------------------------------- wire format
-
-def pack(record: Any) -> tuple:
-    """A record as ``(type index, field values...)``: pickles far faster than the object."""
-    entry = _GETTERS.get(type(record))
-    if entry is None:
-        return (-1, record)
-    i, getter = entry
-    return (i, *getter(record))
-
-
-def unpack(values: tuple) -> Any:
-    if values[0] < 0:
-        return values[1]
-    return _RECORD_TYPES[values[0]](*values[1:])
-
-
-def write_frame(out: BinaryIO, msg: Any) -> None:
-    data = pickle.dumps(msg, protocol=5)
-    out.write(_HEADER.pack(len(data)))
-    out.write(data)
-    out.flush()
-
-
-def read_frame(inp: BinaryIO) -> Any:
-    """The next message, or None at end of file (the other side is gone)."""
-    head = inp.read(_HEADER.size)
-    if len(head) < _HEADER.size:
-        return None
-    (n,) = _HEADER.unpack(head)
-    data = inp.read(n)
-    if len(data) < n:
-        return None
-    return pickle.loads(data)
 
 
 # ---------------------------------------------------------------------- parent side
@@ -144,7 +101,7 @@ class ProcessWriterStats:
 
 
 class _Control:
-    __slots__ = ("kind", "arg")
+    __slots__ = ("arg", "kind")
 
     def __init__(self, kind: str, arg: Any = None) -> None:
         self.kind, self.arg = kind, arg
@@ -212,7 +169,7 @@ class ProcessWriter:
     # ------------------------------------------------------------------ child lifetime
     def _spawn(self) -> None:
         """Start a child and wait for it to open the capture (its error is raised here)."""
-        proc = subprocess.Popen([sys.executable, "-m", "gwsreplay.capture.writer_process"],
+        proc = subprocess.Popen([sys.executable, "-m", "gwsreplay.capture.writer_child"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, close_fds=True)
         write_frame(proc.stdin, ("init", self._config))
         first = read_frame(proc.stdout)
@@ -226,7 +183,7 @@ class ProcessWriter:
         self._last_heard = time.monotonic()
         threading.Thread(target=self._read_child, args=(proc,), name="gws-writer-reader", daemon=True).start()
 
-    def start(self) -> "ProcessWriter":
+    def start(self) -> ProcessWriter:
         if self._sender is None:
             self._sender = threading.Thread(target=self._send_loop, name="gws-writer-sender", daemon=True)
             self._sender.start()
@@ -283,6 +240,7 @@ class ProcessWriter:
                 return
             self._closed = True
             self._buf.append(_Control("close", timeout))
+        self.start()                     # (never started: the sender still hands the buffer over)
         self._wake.set()
         told = 0.0
         while not self._finished.wait(0.2):
@@ -525,14 +483,14 @@ class _Totals:
         return self.committed + self.lost + self.dropped
 
     @classmethod
-    def from_child(cls, d: dict) -> "_Totals":
+    def from_child(cls, d: dict) -> _Totals:
         return cls(dropped=d.get("dropped", 0), lost=d.get("lost", 0), abandoned=d.get("abandoned", 0),
                    committed=d.get("committed", 0), bad_records=d.get("bad_records", 0),
                    flushes=d.get("flushes", 0), snapshots=d.get("snapshots", 0), agents=d.get("agents", 0),
                    queued=d.get("queued", 0), lag_ms=d.get("lag_ms", 0.0), max_lag_ms=d.get("max_lag_ms", 0.0),
                    last_error=d.get("last_error"), written=dict(d.get("written", {})))
 
-    def __add__(self, o: "_Totals") -> "_Totals":
+    def __add__(self, o: _Totals) -> _Totals:
         w = dict(self.written)
         for k, v in o.written.items():
             w[k] = w.get(k, 0) + v
@@ -557,109 +515,3 @@ def _record_bytes(rec: Any) -> int:
     if t is WsFrameRecord:
         return len(rec.content or b"")
     return 0
-
-
-# ---------------------------------------------------------------------- child side
-
-class _Child:
-    """The child's main thread: records from the pipe into a CaptureWriter, figures back."""
-
-    def __init__(self, inp: BinaryIO, out: BinaryIO) -> None:
-        self.inp, self.out = inp, out
-        self.out_lock = threading.Lock()
-        self.writer: CaptureWriter | None = None
-        self.lock_fd: int | None = None
-
-    def send(self, msg: Any) -> None:
-        with self.out_lock:
-            try:
-                write_frame(self.out, msg)
-            except (OSError, ValueError):
-                pass          # the proxy is gone; the pipe's end-of-file tells the main loop
-
-    def report(self) -> dict:
-        w = self.writer
-        d = w.stats.as_dict()
-        d["committed"] = w.stats.committed
-        d["convert_s"] = round(w.stats.convert_s, 4)     # for the benchmarks: where the child's time goes
-        d["insert_s"] = round(w.stats.insert_s, 4)
-        return d
-
-    def run(self) -> int:
-        first = read_frame(self.inp)
-        if first is None or first[0] != "init":
-            return 2
-        cfg = first[1]
-        try:
-            self.writer = CaptureWriter(
-                cfg["db_path"], redactor=cfg["redactor"], max_body=cfg["max_body"],
-                flush_interval=cfg["flush_interval"], max_queue=cfg["max_queue"],
-                max_queue_bytes=cfg["max_queue_bytes"], meta=cfg["meta"],
-                on_flush=lambda _stats: self.send(("stats", self.report())))
-        except Exception as exc:  # noqa: BLE001 - said by the proxy's side
-            self.send(("error", f"{type(exc).__name__}: {exc}"))
-            return 1
-        # Our own descriptor on the file: closing it releases this process's POSIX locks on
-        # it, DuckDB's included, at once when the proxy died and nothing is pending.
-        self.lock_fd = os.open(cfg["db_path"], os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            self.writer.con.execute("SET enable_progress_bar = false")   # a long statement's bar on stderr
-        except Exception:  # noqa: BLE001
-            pass
-        w = self.writer.start()
-        self.send(("ready", self.report()))
-        while True:
-            msg = read_frame(self.inp)
-            if msg is None:
-                return self.orphaned()
-            kind = msg[0]
-            if kind == "records":
-                for values in msg[1]:
-                    w.submit(unpack(values))
-            elif kind == "losses":
-                note_losses(w, dropped=msg[1], lost=msg[2], why=msg[3])
-            elif kind == "flush":
-                w.flush()
-                self.send(("flushed", msg[1], self.report()))
-            elif kind == "close":
-                w.close(msg[1], progress=lambda pending: self.send(("progress", pending)))
-                self.send(("closed", self.report()))
-                return 0
-
-    def orphaned(self) -> int:
-        """The proxy's end of the pipe closed without a close request: it died. Write what
-        arrived; with nothing pending, let go of the file at once."""
-        w = self.writer
-        if w.stats.pending == 0:
-            os.close(self.lock_fd)        # releases DuckDB's lock before the process teardown
-            os._exit(0)
-        log.warning("gws capture: the proxy is gone; writing the %d record(s) it handed over", w.stats.pending)
-        w.close(60.0)
-        return 0
-
-
-def note_losses(w: CaptureWriter, *, dropped: int, lost: int, why: str) -> None:
-    """Records the proxy's side refused (``dropped``) or a dead writer process did not write
-    (``lost``): recorded in ``capture_errors`` at the child's next commit, as its own losses
-    would be, without being counted again in its figures (the proxy's side counts them)."""
-    with w._loss_lock:
-        w._dropped_unreported += dropped
-        if lost:
-            w._lost_unreported += lost
-            w._lost_why = why[:500]
-
-
-def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the whole group: the proxy closes us
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    # The figures' pipe gets a descriptor of its own and descriptor 1 becomes stderr: nothing
-    # else (DuckDB's progress bar on a long statement, a stray print) may write into the frames.
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return _Child(sys.stdin.buffer, out).run()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
