@@ -25,18 +25,18 @@ from gwsreplay.core.errors import UserError
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("agents", help="run scripted agent desktops against a GWS",
                               description="Run N scripted agents through realistic voice sessions.")
-    p.add_argument("--target", default="http://127.0.0.1:8090", help="GWS base URL (default: %(default)s)")
-    p.add_argument("--agents", type=int, default=5, help="number of agents, agent1..agentN (default: %(default)s)")
-    p.add_argument("--first-agent", type=int, default=1, help="number of the first agent (default: %(default)s)")
-    p.add_argument("--duration", type=float, default=60, help="seconds of activity before logging out (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=1, help="scenario choices (default: %(default)s)")
+    p.add_argument("--target", default="http://127.0.0.1:8090", help="GWS base URL")
+    p.add_argument("--agents", type=int, default=5, help="number of agents, agent1..agentN")
+    p.add_argument("--first-agent", type=int, default=1, help="number of the first agent")
+    p.add_argument("--duration", type=float, default=60, help="seconds of activity before logging out")
+    p.add_argument("--seed", type=int, default=1, help="scenario choices")
     p.add_argument("--transport", choices=["long-polling", "websocket"], default="long-polling")
     p.add_argument("--password", default="password")
     p.add_argument("--channels", default="voice", metavar="LIST",
-                   help=f"comma-separated channels to log in to: {', '.join(CHANNELS)} (default: %(default)s)")
+                   help=f"comma-separated channels to log in to: {', '.join(CHANNELS)}")
     p.add_argument("--scenarios", default="", metavar="LIST",
                    help=f"comma-separated subset of: {', '.join(SCENARIOS)} (default: all)")
-    p.add_argument("--think-time", type=float, default=0.3, help="seconds between steps (default: %(default)s)")
+    p.add_argument("--think-time", type=float, default=0.3, help="seconds between steps")
     p.add_argument("--ca", metavar="FILE",
                    help="verify an https:// target against this PEM CA file (e.g. the one `gwsreplay sim --tls` "
                         "prints, or mitmproxy's CA behind `gwsreplay record`) instead of the system's CAs")

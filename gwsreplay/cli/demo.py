@@ -31,12 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser("demo", help="simulator + capture proxy + scripted agents + report, end to end",
                               description="Record scripted agents through the capture proxy in front of the "
                                           "simulator into captures/demo.duckdb, summarise it and render a report.")
-    p.add_argument("--agents", type=int, default=6)
-    p.add_argument("--duration", type=float, default=20.0, help="seconds of agent activity (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--transport", choices=["long-polling", "websocket"], default="long-polling")
+    p.add_argument("--agents", type=int, default=6, help="simulated agents, agent1..agentN")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds of agent activity")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulator's ids and the agents' choices")
+    p.add_argument("--transport", choices=["long-polling", "websocket"], default="long-polling",
+                   help="the agents' CometD transport")
     p.add_argument("--out", type=Path, default=Path("captures"),
-                   help="output folder, relative to the current directory (default: captures/)")
+                   help="output folder, relative to the current directory")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     return p
 
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     console.rule("[bold]gwsreplay demo")
     console.print(f"simulator      {sim_url}  ({args.agents} agents, seed {args.seed})")
     console.print(f"capture proxy  {proxy_url}  -> {db.relative_to(Path.cwd()) if db.is_relative_to(Path.cwd()) else db}")
-    sim_cmd = gwsreplay_command() + ["sim", "--port", str(sim_port), "--agents", str(args.agents),
+    sim_cmd = gwsreplay_command() + ["sim", "--listen-port", str(sim_port), "--agents", str(args.agents),
                                      "--seed", str(args.seed), "--answer-delay", "0.3"]
     proxy_cmd = gwsreplay_command() + ["record", "--upstream", sim_url, "--listen-port", str(proxy_port),
                                        "--db", str(db), "--quiet"]

@@ -32,7 +32,7 @@ def replay_demo_capture(db: Path, *, agents: int, seed: int, answer_delay: float
         stale.unlink(missing_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = gwsreplay_command() + ["sim", "--port", str(port), "--agents", str(agents), "--seed", str(seed),
+    command = gwsreplay_command() + ["sim", "--listen-port", str(port), "--agents", str(agents), "--seed", str(seed),
                                      "--answer-delay", str(answer_delay)]
     plan = read_plan(db)
     console.print(f"replay         {len(plan.sessions)} recorded session(s) against a fresh simulator {url} "

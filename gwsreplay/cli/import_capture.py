@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gwsreplay.capture import importer
 from gwsreplay.capture.guard import check_capture
+from gwsreplay.capture.records import DEFAULT_MAX_BODY
 from gwsreplay.capture.redact import Redactor
 from gwsreplay.core.errors import UserError
 
@@ -25,9 +26,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--append", action="store_true",
                    help="import FILE even if this capture already holds it (same SHA-256); without it a second "
                         "import of the same file is refused")
-    p.add_argument("--format", choices=["auto", "har", "mitm"], default="auto")
+    p.add_argument("--format", choices=["auto", "har", "mitm"], default="auto",
+                   help="what FILE is (auto: by its content)")
     add_redaction_args(p)
-    p.add_argument("--max-body", type=int, default=None, help="bytes of each body kept (default 1 MiB)")
+    p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="bytes of each body kept")
     return p
 
 

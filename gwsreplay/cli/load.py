@@ -47,12 +47,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--csv", metavar="PREFIX", help="write Locust's CSV statistics (PREFIX_stats.csv, ...)")
     p.add_argument("--html", metavar="FILE", help="write Locust's HTML report")
     p.add_argument("--web", action="store_true", help="Locust's web UI (live charts) instead of headless")
-    p.add_argument("--speed", default="1", help="1 (recorded pace, default), 4, any factor, or max")
+    p.add_argument("--speed", default="1", help="1 (recorded pace), 4, any factor, or max")
     p.add_argument("--user-map", type=Path, metavar="FILE", help="TOML user map whose [pool] gives the users")
     p.add_argument("--out", type=Path, help="replay output file (default: NAME-load.duckdb next to the capture)")
     p.add_argument("--no-out", action="store_true", help="do not write the replay output file")
     p.add_argument("--wait-timeout", type=float, default=10.0, metavar="S",
-                   help="seconds a request may wait for the notifications that preceded it (default: %(default)s)")
+                   help="seconds a request may wait for the notifications that preceded it")
     p.add_argument("--allow-recorded-host", action="store_true",
                    help="allow replaying to the host the capture was recorded from")
     p.add_argument("locust_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

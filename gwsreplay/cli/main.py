@@ -17,6 +17,7 @@ import sys
 import traceback
 
 from gwsreplay import __version__
+from gwsreplay.cli.options import show_defaults
 from gwsreplay.core.errors import UserError
 
 # subcommand -> (module providing add_parser/run, one-line summary)
@@ -55,7 +56,9 @@ def build_parser(command: str) -> argparse.ArgumentParser:
     module = importlib.import_module(SUBCOMMANDS[command][0])
     parser = argparse.ArgumentParser(prog="gwsreplay", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    module.add_parser(sub).set_defaults(_run=module.run)
+    command_parser = module.add_parser(sub)
+    command_parser.set_defaults(_run=module.run)
+    show_defaults(command_parser)
     return parser
 
 

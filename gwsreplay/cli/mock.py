@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "several desktops at once (default: every session of the capture)")
     add_listen_args(p, 8090, old_names=True)
     p.add_argument("--speed", default="1", help="gaps before notifications: 1 (recorded), 4, ..., or max")
-    p.add_argument("--seed", type=int, default=0, help="seed for the rewritten ids (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the rewritten ids")
     p.add_argument("--log", type=Path, metavar="FILE", help="JSON lines: pushed notifications and divergences")
     return p
 

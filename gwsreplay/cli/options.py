@@ -100,3 +100,30 @@ def check_reachable(url: str, *, what: str = "", hint: str = "is the simulator /
                if isinstance(exc, ConnectionRefusedError) else "unknown host" if isinstance(exc, socket.gaierror)
                else (exc.strerror or str(exc)))
         raise UserError(f"cannot reach {what + ' ' if what else ''}{url}: {why}; {hint}") from None
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's default in its --help line, as argparse.ArgumentDefaultsHelpFormatter does, but not
+    the defaults that say nothing (None, False of a flag, the empty list of a repeatable option)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if shows_default(action) and "%(default)" not in text:
+            text += (" " if text else "") + "(default: %(default)s)"
+        return text
+
+
+def shows_default(action: argparse.Action) -> bool:
+    """Whether ``action`` has a default worth printing in --help."""
+    default = action.default
+    return (action.help is not argparse.SUPPRESS and default is not argparse.SUPPRESS
+            and default is not None and default is not False and default != [] and default != ""
+            and bool(action.option_strings or action.nargs in ("?", "*")))
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` the defaults formatter; an option with a default and no help still gets a line."""
+    parser.formatter_class = DefaultsHelpFormatter
+    for action in parser._actions:
+        if action.help is None and shows_default(action):
+            action.help = "(default: %(default)s)"

@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.live import Live
 
 from gwsreplay.capture.guard import check_capture
+from gwsreplay.capture.records import DEFAULT_MAX_BODY
 from gwsreplay.cli.import_capture import add_redaction_args
 from gwsreplay.cli.options import add_listen_args, probe_listen
 from gwsreplay.core.errors import UserError
@@ -67,14 +68,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--keep-host-header", action="store_true",
                    help="forward the desktop's Host header (GWS then builds absolute uris with the proxy's address)")
     add_redaction_args(p)
-    p.add_argument("--max-body", type=int, default=None, help="bytes of each body kept (default 1 MiB)")
-    p.add_argument("--flush-ms", type=int, default=200, help="writer flush interval (default 200 ms)")
+    p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="bytes of each body kept")
+    p.add_argument("--flush-ms", type=int, default=200, help="writer flush interval in milliseconds")
     p.add_argument("--writer", choices=("process", "thread"), default=None,
                    help="where the capture writer runs: process (default; a child process, so decoding, "
                         "classification and DuckDB do not take the proxy's GIL) or thread (in the proxy's process)")
     p.add_argument("--body-size-limit", default=DEFAULT_BODY_SIZE_LIMIT, metavar="SIZE",
                    help="refuse bodies larger than this (k/m/g suffixes; the desktop gets a 502 and the refusal "
-                        "is recorded in capture_errors), default: %(default)s; GWS bodies are small")
+                        "is recorded in capture_errors); GWS bodies are small")
     p.add_argument("--no-upstream-check", action="store_true",
                    help="start even if the upstream does not answer now (its requests are then recorded as "
                         "errors and counted in the live line)")

@@ -1,6 +1,6 @@
 """`gwsreplay replay`: recorded agent sessions, again, against a GWS (or the simulator).
 
-    gwsreplay replay --db captures/NAME.duckdb --target http://127.0.0.1:8090 [--session ID ... | --all]
+    gwsreplay replay --db captures/NAME.duckdb --target http://127.0.0.1:8090 [--session ID ...]
                      [--speed 1|4|max] [--user-map FILE] [--out captures/NAME-replay.duckdb]
                      [--report FILE] [--on-divergence continue|stop] [--allow-recorded-host] [--dry-run]
 
@@ -54,9 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--target", required=True, help="GWS base URL to replay against, e.g. http://127.0.0.1:8090")
     p.add_argument("--session", action="append", default=[], metavar="ID",
                    help="session to replay (repeatable; ids as --dry-run lists them: agent1, agent1#2, ...)")
-    p.add_argument("--all", action="store_true", help="replay every session (the default)")
+    p.add_argument("--all", action="store_true", help=argparse.SUPPRESS)   # every session is the default
     p.add_argument("--speed", default="max", help="1 (recorded pace), 4 (four times faster), any factor, "
-                                                  "or max (think times dropped; default)")
+                                                  "or max (think times dropped)")
     p.add_argument("--user-map", type=Path, metavar="FILE",
                    help="TOML: recorded user -> replay user and password "
                         "(default on the simulator: same users, password 'password')")
@@ -65,16 +65,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-out", action="store_true", help="do not record the replay")
     p.add_argument("--report", type=Path, metavar="FILE", help="write the divergence report as JSON")
     p.add_argument("--on-divergence", choices=["continue", "stop"], default="continue",
-                   help="what a session does after a divergence (default: %(default)s)")
+                   help="what a session does after a divergence")
     p.add_argument("--allow-recorded-host", action="store_true",
                    help="allow replaying to the host the capture was recorded from")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--agents", type=int, metavar="N", help=argparse.SUPPRESS)    # moved to `gwsreplay load`
     p.add_argument("--ramp-up", type=float, default=None, metavar="S", help=argparse.SUPPRESS)
     p.add_argument("--wait-timeout", type=float, default=10.0, metavar="S",
-                   help="seconds a request may wait for the notifications that preceded it (default: %(default)s)")
+                   help="seconds a request may wait for the notifications that preceded it")
     p.add_argument("--external-timeout", type=float, default=60.0, metavar="S",
-                   help="... when they depend on an external event on a real GWS (default: %(default)s)")
+                   help="... when they depend on an external event on a real GWS")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     return p
 
@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"load replay is `gwsreplay load --db {args.db} --target {args.target} --users "
                         f"{args.agents or 'N'} --spawn-rate R --run-time T` (Locust); `gwsreplay replay` replays "
                         f"the capture once")
+    if args.all and args.session:
+        raise UserError("--session names the sessions to replay, --all asks for every one: give one of them")
     check_capture(args.db, "read")
     try:
         recorded = load_capture(args.db)
@@ -167,21 +169,44 @@ def run_with_progress(plan, options, *, quiet: bool = False, console=None):
                                   on_announce=lambda t: progress.console.print(f"[yellow]{t}[/]")))
 
 
+PLAN_COLUMNS = ("#", "at s", "think s", "step", "recorded", "waits for")
+
+
 def print_plan(plan, console) -> None:
-    """--dry-run: every session's steps, with what each waits for."""
-    console.print(f"[bold]plan[/] for {plan.capture} (recorded from {', '.join(plan.recorded_origins) or '?'})")
+    """--dry-run: every session's steps, with what each waits for: rich tables on a terminal, plain
+    tab-separated lines when piped or redirected (a table would be cut to 80 columns there)."""
+    header = f"plan for {plan.capture} (recorded from {', '.join(plan.recorded_origins) or '?'})"
+    if not console.is_terminal:
+        lines = [header]
+        for session in plan.sessions:
+            lines += ["", _session_title(session), "\t".join(PLAN_COLUMNS)]
+            lines += ["\t".join(row) for row in _plan_rows(plan, session)]
+        print("\n".join(lines), file=console.file)
+        return
+    console.print(f"[bold]plan[/] {header.removeprefix('plan ')}")
     for session in plan.sessions:
-        table = Table(title=f"session {session.id}: {session.user_name}, {session.transport}, "
-                            f"phones {', '.join(sorted(session.phones)) or '-'}, {len(session.notes)} notifications")
-        for column in ("#", "at s", "think s", "step", "recorded", "waits for"):
+        table = Table(title=_session_title(session))
+        for column in PLAN_COLUMNS:
             table.add_column(column, overflow="fold")
-        for step in session.steps:
-            recorded = (f"{step.status} / {step.status_code}" if step.status is not None
-                        else ("ok" if step.successful else "" if step.successful is None else "refused"))
-            waits = ", ".join(f"{w.session}: {plan.session(w.session).notes[w.note].label()}" for w in step.waits)
-            label = step.label() + (" (inferred)" if step.inferred else "")
-            table.add_row(str(step.index), f"{step.ts:.3f}", f"{step.think:.3f}", label, recorded, waits)
+        for row in _plan_rows(plan, session):
+            table.add_row(*row)
         console.print(table)
+
+
+def _session_title(session) -> str:
+    return (f"session {session.id}: {session.user_name}, {session.transport}, "
+            f"phones {', '.join(sorted(session.phones)) or '-'}, {len(session.notes)} notifications")
+
+
+def _plan_rows(plan, session) -> list[tuple[str, ...]]:
+    rows = []
+    for step in session.steps:
+        recorded = (f"{step.status} / {step.status_code}" if step.status is not None
+                    else ("ok" if step.successful else "" if step.successful is None else "refused"))
+        waits = ", ".join(f"{w.session}: {plan.session(w.session).notes[w.note].label()}" for w in step.waits)
+        label = step.label() + (" (inferred)" if step.inferred else "")
+        rows.append((str(step.index), f"{step.ts:.3f}", f"{step.think:.3f}", label, recorded, waits))
+    return rows
 
 
 def plan_json(plan) -> str:

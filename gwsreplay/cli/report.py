@@ -41,11 +41,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--agent", help="analyse one agent (user name) only; the session explorer shows it "
                                    "(default: every agent, the session explorer shows the busiest)")
     p.add_argument("--plotly", choices=PLOTLY_MODES, default="inline",
-                   help=f"how the page loads plotly.js: inline (default; 4.8 MB, works offline), cdn (from "
+                   help=f"how the page loads plotly.js: inline (4.8 MB, works offline), cdn (from "
                         f"cdn.plot.ly, needs the network), file (writes {PLOTLY_FILE} beside the report)")
     p.add_argument("--notebooks", default=",".join(n.removesuffix(".ipynb") for n in NOTEBOOKS),
-                   help="comma-separated notebooks to include (default: all)")
-    p.add_argument("--timeout", type=float, default=600, help="seconds allowed per notebook cell (default 600)")
+                   help="comma-separated notebooks to include")
+    p.add_argument("--timeout", type=float, default=600, help="seconds allowed per notebook cell")
     return p
 
 

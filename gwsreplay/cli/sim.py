@@ -30,21 +30,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                     "and the control API at /sim/v1, on one HTTP port. See docs/simulator.md.",
     )
     add_listen_args(p, DEFAULT_PORT, old_names=True)
-    p.add_argument("--agents", type=int, default=10, help="default roster size agent1..agentN (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed for every generated id (default: %(default)s)")
+    p.add_argument("--agents", type=int, default=10, help="default roster size agent1..agentN")
+    p.add_argument("--seed", type=int, default=0, help="seed for every generated id")
     p.add_argument("--roster", metavar="FILE", help="TOML roster ([[users]] tables) instead of --agents")
     p.add_argument("--users", dest="roster", default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # older name
     p.add_argument("--no-csrf", action="store_true", help="no CSRF token handed out and none checked")
     p.add_argument("--answer-delay", type=float, default=1.0, metavar="SECONDS",
-                   help="how long an external party takes to answer (default: %(default)s)")
+                   help="how long an external party takes to answer")
     p.add_argument("--session-timeout", type=float, default=1800.0, metavar="SECONDS",
-                   help="forget HTTP sessions idle this long with no CometD client (default: %(default)s)")
+                   help="forget HTTP sessions idle this long with no CometD client")
     p.add_argument("--sync-errors", action="store_true",
                    help="refuse an operation outside the resource's capabilities at once (HTTP 400, statusCode 2) "
                         "instead of GWS's statusCode 0 followed by an error notification")
     p.add_argument("--logout-timeout", type=float, default=60.0, metavar="SECONDS",
                    help="log an agent out this long after its last CometD session went away, as GWS's user "
-                        "monitor does; negative: never (default: %(default)s)")
+                        "monitor does; negative: never")
     p.add_argument("--public-url", metavar="URL",
                    help="base of the absolute uris in resources (default: http(s)://HOST:PORT)")
     tls = p.add_argument_group("TLS (HTTPS and WSS on the same port)")
@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                      help="serve HTTPS/WSS with a certificate issued by a private CA kept in --tls-dir "
                           "(made on first use); prints the CA file clients must trust")
     tls.add_argument("--tls-dir", metavar="DIR", default=str(DEFAULT_TLS_DIR),
-                     help="folder of the generated CA and server certificate (default: %(default)s)")
+                     help="folder of the generated CA and server certificate")
     tls.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain) instead")
     tls.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
     return p
