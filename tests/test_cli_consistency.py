@@ -6,6 +6,7 @@ Walks every subcommand's parser as `gwsreplay COMMAND --help` builds it (cli.mai
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from conftest import gwsreplay_command
 from gwsreplay.cli.main import SUBCOMMANDS, build_parser
 from gwsreplay.cli.options import shows_default
+from replay_fixtures import capture
 
 SERVERS = ("sim", "mock", "record")          # listen on --listen-host / --listen-port
 CLIENTS = ("agents", "replay", "load")        # name the GWS with --target
@@ -102,3 +104,23 @@ def test_replay_all_is_hidden_and_contradicts_session():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stderr.strip() == (
         "gwsreplay replay: error: --session names the sessions to replay, --all asks for every one: give one of them")
+
+
+def test_dry_run_is_readable_when_piped():
+    """Piped, --dry-run is plain tab-separated lines, nothing cut at 80 columns (rich tables were)."""
+    db = capture("long-polling")
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")}
+    result = subprocess.run(gwsreplay_command() + ["replay", "--db", str(db), "--target", "http://127.0.0.1:9",
+                                                   "--dry-run", "--session", "agent1"],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"plan for {db} (recorded from http://")
+    assert "session agent1: agent1, long-polling" in result.stdout
+    header = lines.index("#\tat s\tthink s\tstep\trecorded\twaits for")
+    steps = [ln.split("\t") for ln in lines[header + 1:] if ln]
+    assert steps and all(len(s) == 6 for s in steps), steps[:3]
+    assert [int(s[0]) for s in steps] == list(range(len(steps)))
+    assert any(s[3] == "POST /me StartContactCenterSession" for s in steps), [s[3] for s in steps][:10]
+    assert "…" not in result.stdout and "┃" not in result.stdout and "\x1b[" not in result.stdout
+    assert any(len(ln) > 80 for ln in lines) or all(len(s[5]) == 0 for s in steps)
