@@ -75,9 +75,9 @@ MAKE_TARGETS: dict[str, tuple[str | None, str]] = {
 
 #: servers: (program, subcommand) -> (the option that names their port, the README's default)
 SERVERS: dict[tuple[str, str | None], tuple[str, int]] = {
-    ("gwsreplay", "sim"): ("--port", 8090),
+    ("gwsreplay", "sim"): ("--listen-port", 8090),
     ("gwsreplay", "record"): ("--listen-port", 8080),
-    ("gwsreplay", "mock"): ("--port", 8090),
+    ("gwsreplay", "mock"): ("--listen-port", 8090),
     ("gwsreplay", "load"): ("--web-port", 8089),          # only with --web; a Locust option after --
     ("mitmdump", None): ("-p", 8080),
     ("mitmweb", None): ("-p", 8080),
@@ -452,7 +452,7 @@ def make_fixtures(env: Env, readme: str) -> None:
     (work / "home" / ".curlrc").write_text(f'write-out = "\\n{HTTP_STATUS} %{{http_code}}\\n"\n')
     (work / "users.toml").write_text(USERS_TOML)
     (work / "roster.toml").write_text(roster_toml())
-    sim = env.start(env.ports.command("gwsreplay sim --port 8090 --agents 10 --seed 0 --answer-delay 0.05"),
+    sim = env.start(env.ports.command("gwsreplay sim --listen-port 8090 --agents 10 --seed 0 --answer-delay 0.05"),
                     "the simulator of the recording examples")
     proxy = env.start(f"gwsreplay record --upstream http://127.0.0.1:{sim.port} --listen-port {free_port()} "
                       "--db captures/shift.duckdb --quiet --set save_stream_file=flows.mitm "
