@@ -16,8 +16,8 @@ directory on 127.0.0.1, one test per section, sharing one module-scoped environm
   command names the capture it records into ("Ctrl-C flushes and closes the file"), or
   at the end, and must then exit 0 with no traceback. Any other command must exit 0 (or
   the code an annotation states) within FOREGROUND_TIMEOUT, with no traceback; a curl
-  must get an HTTP status below 400. Durations above DURATION_CAP seconds are shortened
-  (the same command, less waiting).
+  must get an HTTP status below 400. Durations above DURATION_CAP seconds and load above
+  LOAD_USERS_CAP virtual agents are cut down (the same command, less waiting).
 * ```python blocks run with the venv's python and must print something.
 * ```toml blocks must parse, and a roster or user map must load as the tool loads it.
 
@@ -46,7 +46,9 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.request import urlopen
 
+import duckdb
 import pytest
 from replay_fixtures import _in_thread, scripted_session
 
@@ -69,8 +71,8 @@ MAKE_TARGETS: dict[str, tuple[str | None, str]] = {
     "test": (None, "runs this very suite"),
     "lab": (None, "JupyterLab is a server for a browser (and installs the lab extras)"),
     "lock": (None, "resolves new versions from the package index"),
-    "demo": ("gwsreplay demo --duration 5", "the demo in the working directory, shorter: make demo runs it "
-                                            "in the checkout after installing the venv"),
+    "demo": ("gwsreplay demo --duration 5",
+             "the demo in the working directory, shorter: make demo runs it in the checkout after installing"),
 }
 
 #: servers: (program, subcommand) -> (the option that names their port, the README's default)
@@ -88,6 +90,8 @@ HOST_PORT = re.compile(r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1\]):(\d{4,5})
 OPTION_PORT = re.compile(r"(?<!\S)(--port|--listen-port|--web-port|-p)(=|\s+)(\d{4,5})\b")
 DURATION = re.compile(r"(?<!\S)(--duration|--run-time|-t)(=|\s+)(\d+)([smh]?)(?!\S)")
 UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
+LOAD_USERS = re.compile(r"(?<!\S)(--users)(=|\s+)(\d+)(?!\S)")
+LOAD_USERS_CAP = 60         # virtual agents: the suite shares two cores
 HTTP_STATUS = "readme-test-http-status:"
 
 
@@ -119,7 +123,7 @@ class Section:
 
 def parse_readme(text: str) -> list[Block]:
     blocks: list[Block] = []
-    section, notes, fence, body, start = "(top)", [], None, [], 0
+    section, notes, fence, lang, body, start = "(top)", [], None, "", [], 0
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if fence is not None:
@@ -274,6 +278,7 @@ class Ports:
         if prog == ("gwsreplay", "agents") and option(argv, "--target") is None:
             command = re.sub(r"(\bagents)(?=\s|$)", r"\1 --target http://127.0.0.1:8090", command, count=1)
         command = DURATION.sub(_capped, command)
+        command = LOAD_USERS.sub(lambda m: f"{m.group(1)}{m.group(2)}{min(int(m.group(3)), LOAD_USERS_CAP)}", command)
         return self.rewrite(command)
 
 
@@ -287,6 +292,7 @@ class Server:
     log: Path
     holds: str | None          # the capture file it records into
     where: str
+    recorded_before: int = -1  # exchanges in `holds` before it started (a probe went through it)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -336,7 +342,8 @@ class Env:
         with log.open("wb") as out:
             proc = subprocess.Popen(["bash", "-c", command], cwd=self.work, env=self.env, stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        server = Server(command, proc, int(port), log, holds, where)
+        before = exchanges(self.work / holds) if holds else -1
+        server = Server(command, proc, int(port), log, holds, where, before)
         self.servers.append(server)
         deadline = time.monotonic() + LISTEN_TIMEOUT
         while time.monotonic() < deadline:
@@ -346,34 +353,42 @@ class Env:
                                      f"{port}:\n{server.output()[-3000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", int(port)), timeout=0.5):
-                    return server
+                    break
             except OSError:
                 time.sleep(0.1)
-        raise AssertionError(f"{where}: `{command}` did not listen on {port} within {LISTEN_TIMEOUT:.0f} s:\n"
-                             f"{server.output()[-3000:]}")
+        else:
+            raise AssertionError(f"{where}: `{command}` did not listen on {port} within {LISTEN_TIMEOUT:.0f} s:\n"
+                                 f"{server.output()[-3000:]}")
+        if holds:                # a recorder: a desktop's first request goes through it
+            with urlopen(f"http://127.0.0.1:{port}/api/v2/diagnostics/version", timeout=30) as answer:
+                assert answer.status == 200, f"{where}: the recorder answered {answer.status}"
+        return server
 
-    def stop(self, server: Server, why: str) -> int:
-        """SIGINT (Ctrl-C: the process group, as a terminal sends it), then wait."""
+    def stop(self, server: Server, why: str, check: bool = True) -> int:
+        """SIGINT (Ctrl-C: the process group, as a terminal sends it), then wait; it must exit 0, quietly."""
+        self.servers.remove(server)
         if server.proc.poll() is None:
-            try:
-                os.killpg(server.proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+            os.killpg(server.proc.pid, signal.SIGINT)
             try:
                 server.proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 os.killpg(server.proc.pid, signal.SIGKILL)
                 server.proc.wait()
-                self.stopped.append((server, -999))
-                self.servers.remove(server)
-                return -999
-        self.servers.remove(server)
-        self.stopped.append((server, server.proc.returncode))
-        return server.proc.returncode
+        code = server.proc.returncode
+        self.stopped.append((server, code))
+        if check:
+            output = server.output()[-3000:]
+            assert code == 0, f"{server.where}: `{server.command}` exited with {code} after SIGINT ({why}):\n{output}"
+            assert "Traceback" not in server.output(), f"{server.where}: `{server.command}` printed a traceback:\n{output}"
+            if server.holds:
+                after = exchanges(self.work / server.holds)
+                assert after > server.recorded_before, (f"{server.where}: `{server.command}` recorded nothing into "
+                                                        f"{server.holds} ({after} exchanges):\n{output}")
+        return code
 
-    def stop_all(self) -> None:
+    def stop_all(self, check: bool = True) -> None:
         for server in list(reversed(self.servers)):
-            self.stop(server, "the end of the README")
+            self.stop(server, "the end of the README", check)
 
     def release(self, command: str, where: str) -> None:
         """Stop the recorders of the capture this command names: the README has them Ctrl-C'ed first."""
@@ -411,6 +426,13 @@ class Env:
 def _capped(m: re.Match) -> str:
     seconds = int(m.group(3)) * UNIT[m.group(4)]
     return m.group(0) if seconds <= DURATION_CAP else f"{m.group(1)}{m.group(2)}{DURATION_CAP}{m.group(4) and 's'}"
+
+
+def exchanges(capture: Path) -> int:
+    if not capture.exists():
+        return 0
+    with duckdb.connect(str(capture), read_only=True) as con:
+        return con.execute("SELECT count(*) FROM exchanges").fetchone()[0]
 
 
 def _set_values(argv: list[str]) -> list[str]:
@@ -459,7 +481,6 @@ def make_fixtures(env: Env, readme: str) -> None:
                       "--set hardump=agent-desktop.har", "the fixture recording")
     _in_thread(scripted_session(f"http://127.0.0.1:{proxy.port}"))
     assert env.stop(proxy, "fixture recorded") == 0, proxy.output()
-    env.stopped.clear()
     for name in ("captures/shift.duckdb", "flows.mitm", "agent-desktop.har"):
         assert (work / name).stat().st_size > 0, name
     for name in sorted(set(re.findall(r"captures/(proxy-[\w-]+\.duckdb)", readme))):
@@ -477,7 +498,7 @@ def readme_env(tmp_path_factory):
         make_fixtures(env, README.read_text())
         yield env
     finally:
-        env.stop_all()
+        env.stop_all(check=False)          # the last test checks; here only nothing is left running
 
 
 # ---------------------------------------------------------------------------- running a block
@@ -570,9 +591,29 @@ def test_readme_servers_stop_cleanly(readme_env: Env):
     """Ctrl-C ends every server the README started with exit code 0 and no traceback; few blocks are skipped."""
     readme_env.stop_all()
     assert readme_env.stopped, "the README started no server"
-    for server, code in readme_env.stopped:
-        output = server.output()
-        assert code == 0, f"{server.where}: `{server.command}` exited with {code} after SIGINT:\n{output[-3000:]}"
-        assert "Traceback" not in output, f"{server.where}: `{server.command}` printed a traceback:\n{output[-3000:]}"
     skipped = [b.where for b in BLOCKS if b.skip]
     assert len(skipped) * 3 <= len(BLOCKS), f"{len(skipped)} of {len(BLOCKS)} README blocks are skipped: run them"
+
+
+def test_readme_conventions_parse():
+    """The machinery on a made-up README: annotations, fences, continuations, comments, ports, caps."""
+    text = ("# A\n\n<!-- readme-test: skip: no GWS here -->\n```\nmake lab\n```\n\n## B\nSay:\n\n"
+            "<!-- readme-test: exit 1 -->\n```sh\ngwsreplay sim &   # in the background\n"
+            "curl -s -d '{\"a\": \"#1\"}' \\\n     http://127.0.0.1:8090/x   # comment\n```\n"
+            "<!-- readme-test: skip: stale -->\ntext between\n```python\nprint(1)\n```\n")
+    blocks = parse_readme(text)
+    assert [(b.section, b.lang, b.skip, b.exit_code) for b in blocks] == [
+        ("A", "", "no GWS here", 0), ("B", "sh", None, 1), ("B", "python", None, 0)]
+    assert shell_commands(blocks[1].text) == ["gwsreplay sim &", "curl -s -d '{\"a\": \"#1\"}' http://127.0.0.1:8090/x"]
+    assert [s.slug for s in sections(blocks)] == ["a", "b"]
+    ports = Ports()
+    sim = ports.command("gwsreplay sim")
+    assert sim == f"gwsreplay sim --listen-port {ports[8090]}" and ports[8090] != 8090
+    assert ports.command("curl http://127.0.0.1:8090/x") == f"curl http://127.0.0.1:{ports[8090]}/x"
+    assert ports.command("mitmdump -s a.py -p 8080") == f"mitmdump -s a.py -p {ports[8080]}"
+    assert ports.command("gwsreplay agents --duration 60 --seed 1") == (
+        f"gwsreplay agents --target http://127.0.0.1:{ports[8090]} --duration {DURATION_CAP} --seed 1")
+    assert ports.command("gwsreplay load --db c --target http://127.0.0.1:8091 --users 1000 --run-time 10m") == (
+        f"gwsreplay load --db c --target http://127.0.0.1:{ports[8091]} --users {LOAD_USERS_CAP} "
+        f"--run-time {DURATION_CAP}s")
+    assert is_server(argv_of("gwsreplay load --db c --web")) and not is_server(argv_of("gwsreplay load --db c"))
