@@ -75,14 +75,15 @@ MAKE_TARGETS: dict[str, tuple[str | None, str]] = {
              "the demo in the working directory, shorter: make demo runs it in the checkout after installing"),
 }
 
-#: servers: (program, subcommand) -> (the option that names their port, the README's default)
-SERVERS: dict[tuple[str, str | None], tuple[str, int]] = {
-    ("gwsreplay", "sim"): ("--listen-port", 8090),
-    ("gwsreplay", "record"): ("--listen-port", 8080),
-    ("gwsreplay", "mock"): ("--listen-port", 8090),
-    ("gwsreplay", "load"): ("--web-port", 8089),          # only with --web; a Locust option after --
-    ("mitmdump", None): ("-p", 8080),
-    ("mitmweb", None): ("-p", 8080),
+#: servers: (program, subcommand) -> (the options that name their port, the first spelled out when
+#: missing; the README's default port)
+SERVERS: dict[tuple[str, str | None], tuple[tuple[str, ...], int]] = {
+    ("gwsreplay", "sim"): (("--listen-port", "--port"), 8090),
+    ("gwsreplay", "record"): (("--listen-port",), 8080),
+    ("gwsreplay", "mock"): (("--listen-port", "--port"), 8090),
+    ("gwsreplay", "load"): (("--web-port",), 8089),          # only with --web; a Locust option after --
+    ("mitmdump", None): (("-p", "--listen-port"), 8080),
+    ("mitmweb", None): (("-p", "--listen-port"), 8080),
 }
 
 ANNOTATION = re.compile(r"^<!--\s*readme-test:\s*(skip|exit)\b:?\s*(.*?)\s*-->\s*$")
@@ -267,9 +268,9 @@ class Ports:
         prog = program(argv)
         key = prog if prog in SERVERS else (prog[0], None)
         if key in SERVERS and is_server(argv):
-            opt, default = SERVERS[key]
-            names = (opt, "--listen-port") if key[0] in ("mitmdump", "mitmweb") else (opt,)
-            if option(argv, *names) is None and not any(a.startswith(opt + "=") for a in argv):
+            names, default = SERVERS[key]
+            opt = names[0]
+            if option(argv, *names) is None:
                 if key == ("gwsreplay", "load"):
                     command += f" {'' if ' -- ' in command else '-- '}{opt} {default}"
                 else:
@@ -329,8 +330,7 @@ class Env:
         argv = argv_of(command)
         prog = program(argv)
         key = prog if prog in SERVERS else (prog[0], None)
-        opt = SERVERS[key][0]
-        port = option(argv, opt, *(("--listen-port",) if key[0] in ("mitmdump", "mitmweb") else ()))
+        port = option(argv, *SERVERS[key][0])
         assert port and port.isdigit(), f"{where}: which port does `{command}` listen on?"
         for server in [s for s in self.servers if s.port == int(port)]:
             self.stop(server, f"{where} wants its port")
