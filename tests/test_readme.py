@@ -316,7 +316,6 @@ class Env:
     env: dict[str, str]
     servers: list[Server] = field(default_factory=list)
     stopped: list[tuple[Server, int]] = field(default_factory=list)
-    ran: list[Outcome] = field(default_factory=list)
     skipped: list[tuple[Block, str]] = field(default_factory=list)
     logs: int = 0
 
@@ -409,9 +408,7 @@ class Env:
             out, _ = proc.communicate()
             raise AssertionError(f"{where}: `{command}` did not finish within {timeout:.0f} s:\n"
                                  f"{out.decode(errors='replace')[-3000:]}") from None
-        outcome = Outcome(where, command, proc.returncode, out.decode(errors="replace"))
-        self.ran.append(outcome)
-        return outcome
+        return Outcome(where, command, proc.returncode, out.decode(errors="replace"))
 
     def link_inputs(self, argv: list[str]) -> None:
         """Files of the checkout a command names (proxy_addons/capture.py, ...) are visible in the work dir."""
