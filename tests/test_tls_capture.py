@@ -372,19 +372,11 @@ async def test_sim_tls_keeps_its_ca_and_takes_a_given_certificate(tmp_path, sim_
 # ----------------------------------------------------------------------------- the official CometD JS client
 
 
-@pytest.mark.skipif(not node_available(), reason="node or node_modules/cometd missing (run make node)")
-@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
-async def test_explicit_proxy_official_js_client(tmp_path, tls_sim, recorder, monkeypatch, transport):
-    """Two Node desktops (npm cometd) reach https://127.0.0.1:SIM through the explicit proxy:
-    a CONNECT tunnel by https-proxy-agent, mitmproxy's CA in NODE_EXTRA_CA_CERTS."""
-    db = tmp_path / f"js-{transport}.duckdb"
-    proxy = await recorder(db, "--mode", "regular", "--allow-host", tls_sim.url.split("//")[1],
-                           "--upstream-ca", str(tls_sim.ca))
-    monkeypatch.setenv("NODE_EXTRA_CA_CERTS", str(proxy.ca))
-    monkeypatch.setenv("GWSREPLAY_HTTPS_PROXY", proxy.url)
-    monkeypatch.setenv("NODE_OPTIONS", f"--import={PROXY_PRELOAD.as_uri()}")
-    async with JsDesktop(tls_sim.url, "agent1", transport=transport) as a1, \
-               JsDesktop(tls_sim.url, "agent2", transport=transport) as a2:
+async def js_call(base_url: str, transport: str) -> None:
+    """Two Node desktops (npm cometd) at base_url: log in, agent1 dials agent2, who answers and
+    hangs up; CometD disconnect and end of session, with no failed meta message on the way."""
+    async with JsDesktop(base_url, "agent1", transport=transport) as a1, \
+               JsDesktop(base_url, "agent2", transport=transport) as a2:
         device1 = await log_in(a1)
         await log_in(a2)
         dial = await a1.rest("POST", f"/api/v2/me/devices/{device1}/calls",
@@ -402,16 +394,54 @@ async def test_explicit_proxy_official_js_client(tmp_path, tls_sim, recorder, mo
             end = await desktop.rest("POST", "/api/v2/me", {"operationName": "EndContactCenterSession"})
             assert end["body"] == {"statusCode": 0}
             assert not [e for e in desktop.events if e["event"] in ("meta", "error") and not e.get("successful")]
-    stats = await tls_sim.stats()
-    await proxy.stop()
-    assert_zero_loss(db, stats, agents={"agent1", "agent2"})
+
+
+def transports_and_schemes(db: Path) -> tuple[set[str], set[str]]:
     con = duckdb.connect(str(db), read_only=True)
     try:
         transports = {r[0] for r in con.execute("SELECT DISTINCT transport FROM bayeux_messages").fetchall()}
         schemes = {r[0] for r in con.execute("SELECT DISTINCT scheme FROM exchanges").fetchall()}
     finally:
         con.close()
-    assert transports == {transport} and schemes == {"https"}
+    return transports, schemes
+
+
+@pytest.mark.skipif(not node_available(), reason="node or node_modules/cometd missing (run make node)")
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+async def test_explicit_proxy_official_js_client(tmp_path, tls_sim, recorder, monkeypatch, transport):
+    """Two Node desktops (npm cometd) reach https://127.0.0.1:SIM through the explicit proxy:
+    a CONNECT tunnel by https-proxy-agent, mitmproxy's CA in NODE_EXTRA_CA_CERTS."""
+    db = tmp_path / f"js-{transport}.duckdb"
+    proxy = await recorder(db, "--mode", "regular", "--allow-host", tls_sim.url.split("//")[1],
+                           "--upstream-ca", str(tls_sim.ca))
+    monkeypatch.setenv("NODE_EXTRA_CA_CERTS", str(proxy.ca))
+    monkeypatch.setenv("GWSREPLAY_HTTPS_PROXY", proxy.url)
+    monkeypatch.setenv("NODE_OPTIONS", f"--import={PROXY_PRELOAD.as_uri()}")
+    await js_call(tls_sim.url, transport)
+    stats = await tls_sim.stats()
+    await proxy.stop()
+    assert_zero_loss(db, stats, agents={"agent1", "agent2"})
+    assert transports_and_schemes(db) == ({transport}, {"https"})
+
+
+@pytest.mark.skipif(not node_available(), reason="node or node_modules/cometd missing (run make node)")
+@pytest.mark.parametrize("transport", ["long-polling", "websocket"])
+async def test_reverse_proxy_official_js_client(tmp_path, tls_sim, recorder, monkeypatch, transport):
+    """Reverse mode over TLS on both legs: the Node desktops' base URL is the proxy's https URL
+    (no proxy agent), trusting only mitmproxy's CA from the confdir given with --set confdir=
+    (NODE_EXTRA_CA_CERTS); mitmproxy verifies the simulator with --upstream-ca."""
+    db = tmp_path / f"js-reverse-{transport}.duckdb"
+    proxy = await recorder(db, "--upstream", tls_sim.url, "--upstream-ca", str(tls_sim.ca))
+    assert proxy.ca.is_file() and proxy.ca.parent == proxy.confdir, proxy.ca
+    monkeypatch.setenv("NODE_EXTRA_CA_CERTS", str(proxy.ca))
+    monkeypatch.delenv("NODE_OPTIONS", raising=False)
+    monkeypatch.delenv("GWSREPLAY_HTTPS_PROXY", raising=False)
+    await js_call(f"https://127.0.0.1:{proxy.port}", transport)
+    stats = await tls_sim.stats()
+    await proxy.stop()
+    assert_zero_loss(db, stats, agents={"agent1", "agent2"})
+    assert transports_and_schemes(db) == ({transport}, {"https"})
+    assert set(http_versions(db)) == {"HTTP/1.1"}
 
 
 # ----------------------------------------------------------------------------- Chromium, HTTP/2
