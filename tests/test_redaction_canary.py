@@ -1,17 +1,20 @@
 """A canary corpus: every way a secret reached a capture before (issue 14) must not reach the file,
-its WAL, nor a Parquet export (bytes and decoded values)."""
+its WAL, a Parquet export (bytes and decoded values), the HTML report, nor a replay output file."""
 
 from __future__ import annotations
 
 import base64
 import json
+import subprocess
 from pathlib import Path
 
 import duckdb
+from replay_fixtures import ANSWER_DELAY, SIM_AGENTS, SIM_SEED, capture
 
 from gwsreplay.capture.export import export_parquet
 from gwsreplay.capture.records import HttpRecord, WsEndRecord, WsFrameRecord
 from gwsreplay.capture.writer import CaptureWriter
+from gwsreplay.cli.processes import child, free_port, gwsreplay_command
 
 T0 = 1_700_000_000.0
 C = {name: f"Canary{name}{i:02d}x7q" for i, name in enumerate([
@@ -94,3 +97,56 @@ def test_no_canary_reaches_the_capture_or_its_parquet_export(tmp_path):
         assert_no_canary(f.read_bytes(), f.name)
         rows = duckdb.sql(f"SELECT * FROM read_parquet('{f}')").fetchall()
         assert_no_canary(json.dumps(rows, default=str).encode(), f"{f.name} (decoded)")
+
+
+# ----------------------------------------------------------------------------- the report and a replay
+
+REPLAY_PASSWORD = "CanaryReplayPassw0rd9z"
+
+
+def test_no_canary_reaches_the_html_report(tmp_path):
+    """The report renders exchanges, bodies and errors: none of the canaries may be in it."""
+    db = tmp_path / "canary.duckdb"
+    records = corpus()
+    records[-3].is_websocket = True
+    w = CaptureWriter(db)
+    w.write_records(records)
+    w.close()
+    out = tmp_path / "canary.html"
+    result = subprocess.run(gwsreplay_command() + ["report", "--db", str(db), "--out", str(out),
+                                                   "--plotly", "cdn"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert_no_canary(out.read_bytes(), "the HTML report")
+
+
+def test_the_replay_output_holds_no_replay_password(tmp_path):
+    """A replay logs in with the user map's passwords; its output file (capture schema) must not keep them."""
+    db = capture("long-polling")
+    users = [f"agent{k}" for k in range(1, SIM_AGENTS + 1)]
+    roster = tmp_path / "roster.toml"
+    roster.write_text("".join(f'[[users]]\nuser_name = "{u}"\npassword = "{REPLAY_PASSWORD}"\n\n' for u in users))
+    user_map = tmp_path / "users.toml"
+    user_map.write_text(f'password = "{REPLAY_PASSWORD}"\n')
+    out = tmp_path / "replay.duckdb"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    sim = gwsreplay_command() + ["sim", "--port", str(port), "--users", str(roster), "--seed", str(SIM_SEED),
+                                 "--answer-delay", str(ANSWER_DELAY)]
+    with child(sim, f"{url}/api/v2/diagnostics/version", log=tmp_path / "sim.log", cwd=tmp_path):
+        result = subprocess.run(gwsreplay_command() + ["replay", "--db", str(db), "--target", url, "--speed", "max",
+                                                       "--user-map", str(user_map), "--out", str(out)],
+                                capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode in (0, 1), result.stderr[-3000:]
+    assert out.exists()
+    blob = out.read_bytes() + (Path(str(out) + ".wal").read_bytes() if Path(str(out) + ".wal").exists() else b"")
+    con = duckdb.connect(str(out), read_only=True)
+    try:
+        replayed = con.execute("SELECT count(*) FROM exchanges").fetchone()[0]
+    finally:
+        con.close()
+    assert replayed > 0                                     # the replay did log in and work
+    for user in users:
+        basic = base64.b64encode(f"{user}:{REPLAY_PASSWORD}".encode())
+        for needle in (REPLAY_PASSWORD.encode(), basic, REPLAY_PASSWORD.encode("utf-16-le")):
+            assert needle not in blob, f"the replay password of {user} leaked into the replay output"
