@@ -6,7 +6,8 @@ Reverse-proxy mode by default (desktops point at the proxy instead of GWS), to a
 HTTP or HTTPS GWS (``--upstream-ca FILE`` verifies it against a private CA,
 ``--ssl-insecure`` explicitly does not); ``--mode regular`` records desktops that use
 the proxy explicitly (HTTPS GWS through mitmproxy's CA, whose file and trust commands
-are printed); ``--set NAME=VALUE`` passes any other mitmproxy option. A live line shows
+are printed), forwarding only to the ``--allow-host`` hosts (default: ``--upstream``'s;
+other hosts get a 403, counted; ``--allow-any-host`` is the explicit open proxy); ``--set NAME=VALUE`` passes any other mitmproxy option. A live line shows
 flows, Bayeux messages, agents and write lag. SIGINT/SIGTERM shut the proxy down and
 flush everything before exiting.
 """
