@@ -12,7 +12,8 @@ against a CA file (aiohttp's SSL context, NODE_EXTRA_CA_CERTS, an NSS db for Chr
 * ``--set NAME=VALUE`` reaches mitmproxy (http2=false changes what ALPN offers), and an
   unknown option or a bad value is one line and exit 2, with no capture file made;
 * clients: the scripted Python agents, the official CometD JS client (long-polling and
-  websocket, through a proxy agent) and Debian's Chromium, which speaks HTTP/2 to the proxy:
+  websocket; a proxy agent in explicit mode, the proxy's https URL in reverse mode) and
+  Debian's Chromium (both modes), which speaks HTTP/2 to the proxy unless --set http2=false:
   its exchanges are recorded with http_version HTTP/2.0 (long-polls on h2 streams) exactly
   as HTTP/1.1 ones.
 
@@ -462,15 +463,49 @@ def nss_db(home: Path, ca: Path | None) -> Path:
 GOOGLE_BACKGROUND = ("*.google.com", "*.googleapis.com", "*.gstatic.com", "*.gvt1.com", "*.googleusercontent.com")
 
 
-async def launch_chromium(pw: Any, home: Path, proxy: Recorder) -> Any:
-    """Debian's Chromium with `home` as $HOME (its NSS db) and `proxy` as its explicit proxy;
-    `<-loopback>` lifts Chromium's implicit bypass of 127.0.0.1."""
+async def launch_chromium(pw: Any, home: Path, proxy: Recorder | None = None) -> Any:
+    """Debian's Chromium with `home` as $HOME (its NSS db) and `proxy` (if any) as its explicit
+    proxy; `<-loopback>` lifts Chromium's implicit bypass of 127.0.0.1."""
     from test_browser_desktop import CHROMIUM, CHROMIUM_ARGS
 
     bypass = ";".join(("<-loopback>", *GOOGLE_BACKGROUND))
+    via = [f"--proxy-server={proxy.url}", f"--proxy-bypass-list={bypass}"] if proxy else []
     return await pw.chromium.launch(
         executable_path=CHROMIUM, timeout=60_000, env={**os.environ, "HOME": str(home)},
-        args=[*CHROMIUM_ARGS, f"--proxy-server={proxy.url}", f"--proxy-bypass-list={bypass}"])
+        args=[*CHROMIUM_ARGS, *via])
+
+
+def chromium_or_skip() -> Any:
+    """Playwright's async API, or a skip when Chromium, Playwright or the npm cometd is missing."""
+    playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
+    from test_browser_desktop import CHROMIUM, COMETD_JS
+
+    if not Path(CHROMIUM).exists() or not COMETD_JS.exists():
+        pytest.skip("no Chromium or node_modules/cometd (make chromium node)")
+    return playwright_api
+
+
+async def chromium_desktop(pw: Any, home: Path, page_url: str, tls_sim: TlsSim, transport: str,
+                           proxy: Recorder | None = None) -> list[dict]:
+    """The desktop page's whole scenario in a Chromium trusting what `home`'s NSS db holds;
+    the notifications the page saw. The login form's base URL is the page's origin."""
+    from test_browser_desktop import DesktopPage, run_scenario
+
+    browser = await launch_chromium(pw, home, proxy)
+    try:
+        desktop = await DesktopPage.open(browser, page_url, f"tls-{home.name}-{transport}")
+        try:
+            assert await desktop.page.input_value("#login-base-url") == page_url.split("/sim/")[0]
+            await run_scenario(desktop, transport, lambda: tls_sim.inject_call("5551234", "7001"))
+        except BaseException:
+            await desktop.shot("failure")
+            raise
+        seen = await desktop.notifications()
+        assert desktop.errors == [], desktop.errors
+        await desktop.close()
+    finally:
+        await browser.close()
+    return seen
 
 
 @pytest.mark.skipif(CERTUTIL is None, reason="no certutil (apt-get install libnss3-tools; `make chromium`)")
@@ -480,11 +515,9 @@ async def test_explicit_proxy_chromium_http2(tmp_path, tls_sim, recorder, transp
     Chromium trusting mitmproxy's CA from an NSS db (a Chromium without it refuses the page).
     Chromium speaks HTTP/2 to the proxy: REST and long-polls are h2 streams in the capture
     (the WebSocket, as browsers open it, an HTTP/1.1 upgrade), and the counts still match."""
-    playwright_api = pytest.importorskip("playwright.async_api", reason="playwright is not installed")
-    from test_browser_desktop import CHROMIUM, COMETD_JS, DesktopPage, check_capture, run_scenario
+    playwright_api = chromium_or_skip()
+    from test_browser_desktop import check_capture
 
-    if not Path(CHROMIUM).exists() or not COMETD_JS.exists():
-        pytest.skip("no Chromium or node_modules/cometd (make chromium node)")
     db = tmp_path / f"chromium-{transport}.duckdb"
     proxy = await recorder(db, "--mode", "regular", "--allow-host", tls_sim.url.split("//")[1],
                            "--upstream-ca", str(tls_sim.ca))
@@ -502,20 +535,7 @@ async def test_explicit_proxy_chromium_http2(tmp_path, tls_sim, recorder, transp
 
         trusting = tmp_path / "home"
         nss_db(trusting, proxy.ca)
-        browser = await launch_chromium(pw, trusting, proxy)
-        try:
-            desktop = await DesktopPage.open(browser, page_url, f"tls-{transport}")
-            try:
-                assert await desktop.page.input_value("#login-base-url") == tls_sim.url
-                await run_scenario(desktop, transport, lambda: tls_sim.inject_call("5551234", "7001"))
-            except BaseException:
-                await desktop.shot("failure")
-                raise
-            seen = await desktop.notifications()
-            assert desktop.errors == [], desktop.errors
-            await desktop.close()
-        finally:
-            await browser.close()
+        seen = await chromium_desktop(pw, trusting, page_url, tls_sim, transport, proxy)
     stats = await tls_sim.stats()
     await proxy.stop()
     con = duckdb.connect(str(db), read_only=True)
@@ -537,5 +557,44 @@ async def test_explicit_proxy_chromium_http2(tmp_path, tls_sim, recorder, transp
     assert pseudo == 0 and hosts == [("127.0.0.1", int(tls_sim.url.rsplit(":", 1)[1]))], hosts
     if transport == "long-polling":
         assert h2_polls > 3 and held > 3, (h2_polls, held)
+    else:
+        assert versions[True] == ["HTTP/1.1"], versions
+
+
+@pytest.mark.skipif(CERTUTIL is None, reason="no certutil (apt-get install libnss3-tools; `make chromium`)")
+@pytest.mark.parametrize("transport, http2", [("long-polling", None), ("websocket", None),
+                                              ("long-polling", "false"), ("websocket", "false")])
+async def test_reverse_proxy_chromium(tmp_path, tls_sim, recorder, transport, http2):
+    """Reverse mode over TLS on both legs: Chromium loads the desktop page from the proxy's own
+    https URL (no browser proxy), trusting mitmproxy's CA (from the --set confdir) in an NSS db;
+    mitmproxy verifies the simulator with --upstream-ca. Chromium speaks HTTP/2 to the proxy
+    unless `--set http2=false` is passed through, and then everything is HTTP/1.1."""
+    playwright_api = chromium_or_skip()
+    from test_browser_desktop import check_capture
+
+    db = tmp_path / f"chromium-reverse-{transport}-{http2}.duckdb"
+    extra = ["--set", f"http2={http2}"] if http2 else []
+    proxy = await recorder(db, "--upstream", tls_sim.url, "--upstream-ca", str(tls_sim.ca), *extra)
+    home = tmp_path / "home-reverse"
+    nss_db(home, proxy.ca)
+    async with playwright_api.async_playwright() as pw:
+        seen = await chromium_desktop(pw, home, f"https://127.0.0.1:{proxy.port}/sim/desktop/", tls_sim, transport)
+    stats = await tls_sim.stats()
+    await proxy.stop()
+    assert_zero_loss(db, stats, agents={"agent1"})
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        check_capture(con, stats, seen, transport)
+        versions = dict(con.execute("SELECT is_websocket, list(DISTINCT http_version) FROM exchanges "
+                                    "GROUP BY ALL").fetchall())
+        h2_polls = con.execute("SELECT count(*) FROM exchanges WHERE is_bayeux AND http_version = 'HTTP/2.0' "
+                               "AND path LIKE '/api/v2/notifications%'").fetchone()[0]
+        schemes = con.execute("SELECT DISTINCT scheme FROM exchanges").fetchall()
+    finally:
+        con.close()
+    assert schemes == [("https",)], schemes
+    assert versions[False] == ["HTTP/1.1" if http2 else "HTTP/2.0"], versions
+    if transport == "long-polling":
+        assert (h2_polls > 3) == (http2 is None), h2_polls
     else:
         assert versions[True] == ["HTTP/1.1"], versions
