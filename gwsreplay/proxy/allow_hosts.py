@@ -30,12 +30,9 @@ from mitmproxy import ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from gwsreplay.capture.records import ErrorRecord
+from gwsreplay.proxy.capture import RECORDED_MARK
 
 logger = logging.getLogger(__name__)
-
-# The capture addon skips flows carrying this mark (it records each flow once).
-_CAPTURE_DONE = "gwsreplay.capture.recorded"
-
 
 class AllowedHost(NamedTuple):
     """One allow-list entry: ``port`` None allows every port of ``host``."""
@@ -138,7 +135,7 @@ class AllowHosts:
         flow.response = http.Response.make(
             403, f"gwsreplay record: {where} is not an allowed upstream host; this proxy forwards only to "
                  f"{', '.join(map(str, self.allow.entries))}\n", {"Content-Type": "text/plain; charset=utf-8"})
-        flow.metadata[_CAPTURE_DONE] = True     # refused here: not an exchange of the capture
+        flow.metadata[RECORDED_MARK] = True     # refused here: not an exchange of the capture
         what = f"CONNECT {where}" if req.method == "CONNECT" else f"{req.method} {req.scheme}://{where}{req.path[:200]}"
         self._refused(what, flow.id)
 

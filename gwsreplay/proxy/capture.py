@@ -44,7 +44,7 @@ from gwsreplay.capture.writer_process import ProcessWriter
 
 logger = logging.getLogger(__name__)
 
-_RECORDED = "gwsreplay.capture.recorded"
+RECORDED_MARK = "gwsreplay.capture.recorded"   # flow.metadata: recorded (or refused) once, skip it
 WRITERS = {"process": ProcessWriter, "thread": CaptureWriter}
 
 
@@ -113,7 +113,7 @@ class Capture:
         self._record(flow)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        if flow.metadata.get(_RECORDED):
+        if flow.metadata.get(RECORDED_MARK):
             if flow.error is None:
                 return
             if flow.websocket is not None:
@@ -178,8 +178,8 @@ class Capture:
             return
         # requests seen whose answer never came (held long-polls at shutdown)
         for flow in list(self._inflight.values()):
-            if not flow.metadata.get(_RECORDED):
-                flow.metadata[_RECORDED] = True
+            if not flow.metadata.get(RECORDED_MARK):
+                flow.metadata[RECORDED_MARK] = True
                 w.submit(http_record(flow, error="capture ended before the response"))
         self._inflight.clear()
         for fid, n in list(self._ws_frames.items()):
@@ -197,9 +197,9 @@ class Capture:
     def _record(self, flow: http.HTTPFlow) -> None:
         self._inflight.pop(flow.id, None)
         w = self.writer
-        if w is None or flow.metadata.get(_RECORDED):
+        if w is None or flow.metadata.get(RECORDED_MARK):
             return
-        flow.metadata[_RECORDED] = True
+        flow.metadata[RECORDED_MARK] = True
         self.flows += 1
         try:
             rec = http_record(flow)
