@@ -150,8 +150,11 @@ class Matcher:
 
     def offer(self, live: LiveNote, step: int) -> Note | None:
         """Match a live notification; None (and remembered as unexpected) when nothing fits."""
+        # only notes of steps already sent: a live message cannot answer a request not made yet (an
+        # unrecorded login notification must not take the place of a later NotReady's)
         candidates = [i for i in self._by_kind.get(_kind(live.channel, live.message_type, live.notification_type,
-                                                         live.state), []) if i not in self.matched]
+                                                         live.state), [])
+                      if i not in self.matched and self.notes[i].step <= step]
         note = self._choose(live, candidates)
         if note is None:
             self.unexpected.append((live, step))

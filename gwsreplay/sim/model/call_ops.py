@@ -95,7 +95,7 @@ class CallOps:
     # ================================================================== control API
 
     def inject_call(self, from_number: str, to_number: str, user_data: dict | None = None) -> dict:
-        """An external caller rings an agent (Inbound call, via a queue)."""
+        """A caller rings an agent: Inbound from outside (via a queue), Internal from a DN of the roster."""
         self.core.require_voice()
         from_number, to_number = str(from_number), str(to_number)
         if not from_number:
@@ -110,9 +110,12 @@ class CallOps:
         dest_agent, dest_number = self.flow.resolve_destination(to_number)
         if dest_agent is not None and dest_agent.dnd:
             raise GwsError(SC_IN_USE, f"Destination {dest_number} is busy (do not disturb)")
-        call = self.calls.new_call(dnis=to_number, ani=from_number, user_data=user_data)
-        self.calls.add_leg(call, from_number, None, DIALING, INBOUND)
-        self.flow.deliver(call, dest_number, dest_agent, INBOUND, rejectable=True)
+        # T-Server's rule: a caller that is a DN of the switch makes an Internal call, without ani (L1128)
+        call_type = INTERNAL if from_number in self.core.agents_by_phone else INBOUND
+        call = self.calls.new_call(dnis=to_number, ani=None if call_type == INTERNAL else from_number,
+                                   user_data=user_data)
+        self.calls.add_leg(call, from_number, None, DIALING, call_type)
+        self.flow.deliver(call, dest_number, dest_agent, call_type, rejectable=True)
         return {"statusCode": SC_OK, "id": call.id}
 
     def far_end_hangup(self, call_id: str) -> dict:
