@@ -31,6 +31,8 @@ MASKED_KEYS = frozenset({"duration", "timestamp", "time", "startTime", "endTime"
 SET_KEYS = frozenset({"capabilities"})
 # resources whose "participants" tell two new ones of the same kind apart (matching by order and participants)
 PARTICIPANT_RESOURCES = ("call", "imSession")
+# resources of the session's own agent (its device, its media channels)
+AGENT_RESOURCES = ("device", "channel")
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -150,11 +152,13 @@ class Matcher:
 
     def offer(self, live: LiveNote, step: int) -> Note | None:
         """Match a live notification; None (and remembered as unexpected) when nothing fits."""
-        # only notes of steps already sent: a live message cannot answer a request not made yet (an
-        # unrecorded login notification must not take the place of a later NotReady's)
         candidates = [i for i in self._by_kind.get(_kind(live.channel, live.message_type, live.notification_type,
-                                                         live.state), [])
-                      if i not in self.matched and self.notes[i].step <= step]
+                                                         live.state), []) if i not in self.matched]
+        if live.resource_type in AGENT_RESOURCES:
+            # the agent's own state changes only on its own requests: never a note of a step not sent yet
+            # (an unrecorded login notification must not take the place of a later NotReady's). Calls and
+            # interactions may come early: another party's doing (a colleague's IM, a ring).
+            candidates = [i for i in candidates if self.notes[i].step <= step]
         note = self._choose(live, candidates)
         if note is None:
             self.unexpected.append((live, step))
