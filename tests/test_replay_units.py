@@ -451,3 +451,23 @@ def test_a_recorded_name_that_does_not_resolve_is_compared_by_name():
     check_target(recorded, "http://127.0.0.1:8090")
     with pytest.raises(ReplayRefused, match="http"):
         check_target(recorded, "ftp://127.0.0.1")
+
+
+def test_an_agent_notification_matches_up_to_the_next_state_changing_step():
+    """Recorded: the login's NotReady arrived after the desktop had already sent GET /me/devices and
+    Ready (note.step = Ready). Live it may come before Ready leaves: it must still match. A NotReady
+    recorded after After Call Work (steps later) must not take an unrecorded login notification."""
+    dev = "dev-rec-1111111111"
+    steps = [rest(0, 0.0, "/api/v2/me", "StartContactCenterSession"),
+             rest(1, 0.1, "/api/v2/me/devices"),
+             rest(2, 0.2, "/api/v2/me/channels/voice", "Ready"),
+             rest(3, 5.0, "/api/v2/me/channels/voice", "NotReady")]
+    notes = [note("a1", 0, 0.3, device_data(dev, "NotReady"), 2),
+             note("a1", 1, 0.4, device_data(dev, "Ready"), 2),
+             note("a1", 2, 5.1, device_data(dev, "NotReady"), 3)]
+    matcher = Matcher(notes, IdMap(), "a1", steps)
+    live = LiveNote.from_message("/v2/me/devices", device_data("dev-live", "NotReady"), 0.3)
+    assert matcher.offer(live, 0).index == 0               # only the login sent: still within reach
+    unrecorded = LiveNote.from_message("/v2/me/devices", device_data("dev-live", "NotReady"), 0.35)
+    assert matcher.offer(unrecorded, 0) is None            # the next NotReady is beyond Ready: unexpected
+    assert matcher.offer(unrecorded, 3).index == 2         # once NotReady is sent, it is its answer

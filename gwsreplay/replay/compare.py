@@ -132,6 +132,26 @@ class LiveNote:
         return " ".join(parts)
 
 
+def _passive(step: Step) -> bool:
+    """A step that cannot change the agent's state: a GET, or a Bayeux meta step."""
+    if step.kind == "rest":
+        return (step.method or "").upper() in ("GET", "HEAD")
+    return step.kind in ("handshake", "subscribe", "unsubscribe")
+
+
+def _reach(steps: list[Step]) -> list[int]:
+    """reach[r + 1]: with steps up to r sent, the last step a notification of the agent may have been
+    recorded after: the next state-changing step after r (the passive steps before it included)."""
+    last = len(steps) - 1
+    reach = [last] * (len(steps) + 1)
+    first_active = last
+    for j in range(last, -1, -1):
+        if not _passive(steps[j]):
+            first_active = j
+        reach[j] = first_active
+    return reach
+
+
 def _kind(channel: str, message_type: str | None, notification_type: str | None, state: str | None) -> tuple:
     return (channel, message_type, notification_type, state)
 
@@ -139,10 +159,11 @@ def _kind(channel: str, message_type: str | None, notification_type: str | None,
 class Matcher:
     """Pairs one session's live notifications with its recorded ones, teaching the id map."""
 
-    def __init__(self, notes: list[Note], idmap: IdMap, scope: str | None = None):
+    def __init__(self, notes: list[Note], idmap: IdMap, scope: str | None = None, steps: list[Step] | None = None):
         self.notes = notes
         self.idmap = idmap
         self.scope = scope          # the session: referenceIds are learned per session
+        self._reach = _reach(steps or [])
         self.matched: dict[int, LiveNote] = {}
         self.given_up: set[int] = set()
         self.unexpected: list[tuple[LiveNote, int]] = []     # (note, step in flight when it came)
@@ -155,10 +176,13 @@ class Matcher:
         candidates = [i for i in self._by_kind.get(_kind(live.channel, live.message_type, live.notification_type,
                                                          live.state), []) if i not in self.matched]
         if live.resource_type in AGENT_RESOURCES:
-            # the agent's own state changes only on its own requests: never a note of a step not sent yet
-            # (an unrecorded login notification must not take the place of a later NotReady's). Calls and
-            # interactions may come early: another party's doing (a colleague's IM, a ring).
-            candidates = [i for i in candidates if self.notes[i].step <= step]
+            # The agent's own state changes only on its own requests: not a note recorded after steps the
+            # replay has not reached (an unrecorded login notification must not take the place of a later
+            # NotReady's). The recording may have sent the next state-changing request (and any GETs or
+            # subscribes before it) before this notification arrived, so the reach goes that far. Calls
+            # and interactions may come early: another party's doing (a colleague's IM, a ring).
+            reach = self._reach[step + 1] if step + 1 < len(self._reach) else step
+            candidates = [i for i in candidates if self.notes[i].step <= reach]
         note = self._choose(live, candidates)
         if note is None:
             self.unexpected.append((live, step))

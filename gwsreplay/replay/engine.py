@@ -100,7 +100,7 @@ class ReplayState:
     def __init__(self, plan: ReplayPlan | list[SessionPlan], idmap: IdMap | None = None):
         sessions = plan.sessions if isinstance(plan, ReplayPlan) else plan
         self.idmap = idmap or IdMap()
-        self.matchers = {s.id: Matcher(s.notes, self.idmap, s.id) for s in sessions}
+        self.matchers = {s.id: Matcher(s.notes, self.idmap, s.id, s.steps) for s in sessions}
         self.notes = {s.id: s.notes for s in sessions}
         # recorded phone number -> the session whose agent it is (to be learned live within this copy)
         self.phone_owner = {p: s.id for s in sessions for p in sorted(s.phones)}
