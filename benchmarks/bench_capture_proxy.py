@@ -260,6 +260,28 @@ def proc_cpu(pid: int) -> tuple[float, dict, dict[int, float]]:
     return cpu_seconds(pid), thread_cpu(pid), {c: cpu_seconds(c) for c in children(pid)}
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus`` (sched_setaffinity acts on one thread at a time)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            pass
+
+
+def pin_all(procs: dict[str, "Proc"]) -> str:
+    """--pin: each proxy's own process on CPU 0, everything else (upstream, load generator, the
+    writer process) on CPU 1: a proxy with a core of its own and a spare core for the rest, as on
+    a proxy host with cores to spare, instead of everything competing for both cores."""
+    for name in NAMES:
+        pin(procs[name].proc.pid, {0})
+        for child in children(procs[name].proc.pid):
+            pin(child, {1})
+    pin(procs["sim"].proc.pid, {1})
+    pin(os.getpid(), {1})
+    return "pinned: proxies on CPU 0; upstream, load generator and writer process on CPU 1"
+
+
 def order_of(r: int) -> tuple[str, ...]:
     """Round r's order: rotated by r, reversed every other round (each proxy in each position)."""
     k = r // 2 % len(NAMES)
@@ -349,6 +371,8 @@ def main() -> int:
     ap.add_argument("--latency-rounds", type=int, default=2)
     ap.add_argument("--agents", type=int, default=20)
     ap.add_argument("--long-polls", type=int, default=4)
+    ap.add_argument("--pin", action="store_true",
+                    help="each proxy on CPU 0, the rest (upstream, load, writer process) on CPU 1")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-proxy-"))
@@ -372,6 +396,8 @@ def main() -> int:
         print(f"upstream {upstream} (gwsreplay sim, {args.agents} agents); "
               + "; ".join(f"{LABELS[n]} :{ports[n]}" for n in NAMES)
               + f"; {os.cpu_count()} cores, load average {load0[0]:.1f} {load0[1]:.1f} {load0[2]:.1f}")
+        if args.pin:
+            print(pin_all(procs))
         fig = asyncio.run(run(args, procs, upstream))
     finally:
         for name in (*reversed(NAMES), "sim"):

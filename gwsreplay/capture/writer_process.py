@@ -201,7 +201,7 @@ class ProcessWriter:
             if (self._closed or self._no_child or self._buf_records >= self.max_queue
                     or (size and self._buf_bytes + size > self.max_queue_bytes)):
                 self._dropped_local += 1
-                self._refresh()
+                self.stats.dropped += 1          # (what _refresh() would compute, without its cost)
                 drop = True
             else:
                 self._buf.append(record)
