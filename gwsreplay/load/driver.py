@@ -212,6 +212,8 @@ class SessionRunner:
         try:
             answer = self._do(send)
         except BayeuxFailed as exc:
+            if self._cometd_closed():
+                return          # the run ended under this request (Locust stopped the user): no answer to judge
             answer = {"error": f"BayeuxFailed: {exc}"}
         except gevent.GreenletExit:
             raise
@@ -269,11 +271,15 @@ class SessionRunner:
         try:
             reply = call() or {}
         except BayeuxFailed as exc:
-            self.owner.reporter.measure("BAYEUX", name, (time.perf_counter() - started) * 1000, error=str(exc))
+            if not self._cometd_closed():     # cut by the end of the run is not a failure of the GWS
+                self.owner.reporter.measure("BAYEUX", name, (time.perf_counter() - started) * 1000, error=str(exc))
             raise
         error = None if reply.get("successful") or not reply else str(reply.get("error") or "refused")
         self.owner.reporter.measure("BAYEUX", name, (time.perf_counter() - started) * 1000, error=error)
         return reply
+
+    def _cometd_closed(self) -> bool:
+        return self.cometd is not None and self.cometd.closed
 
     def _control(self, name: str, path: str, body: Any) -> dict:
         if self.owner.control is None:
