@@ -190,8 +190,9 @@ def run_analysis(path: Path, table: bool):
     con = db.open_capture(path, cache_operations=False)
     results: dict[str, float] = {}
     if table:
-        timed("operations table: scan", lambda: con.execute("SELECT * FROM operations").to_arrow_table(),
-              results)
+        # what "a query costs what a table scan costs" means: one pass over the table, in DuckDB
+        timed("operations table: one scan (count, median)", lambda: con.execute(
+            "SELECT count(*), quantile_cont(completion_latency_ms, 0.5) FROM operations").fetchall(), results)
     else:
         timed("operations view, evaluated once", lambda: [opindex.compute_on_the_fly(con, "bench")] *
               con.execute("SELECT count(*) FROM operations").fetchone()[0], results)
