@@ -33,7 +33,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import os
+import pickle
 import signal
 import socket
 import statistics
@@ -47,6 +49,12 @@ from pathlib import Path
 
 import aiohttp
 import duckdb
+from mitmproxy.test import tflow
+
+from gwsreplay.capture.writer import CaptureWriter
+from gwsreplay.capture.writer_child import pack
+from gwsreplay.capture.writer_process import ProcessWriter
+from gwsreplay.proxy.capture import Capture
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -282,6 +290,46 @@ def pin_all(procs: dict[str, "Proc"]) -> str:
     return "pinned: proxies on CPU 0; upstream, load generator and writer process on CPU 1"
 
 
+def hook_cost(n: int = 20_000) -> dict[str, tuple[float, float]]:
+    """CPU µs per flow of the addon's request + response hooks (record built and submitted) on the
+    event loop, in this process over mitmproxy test flows, GC off; and for the process writer the
+    sender's pack + pickle per record. Nothing leaves the buffer (writers not started)."""
+    flows = []
+    for _ in range(n):
+        f = tflow.tflow(resp=True)
+        f.request.headers["Authorization"] = "Basic YWdlbnQxOnB3"
+        f.request.headers["Cookie"] = "JSESSIONID=abc"
+        f.response.content = b'{"statusCode":0,"user":{"userName":"agent1"}}'
+        flows.append(f)
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name, cls in (("thread", CaptureWriter), ("process", ProcessWriter)):
+            for f in flows:
+                f.metadata.clear()
+            cap = Capture()
+            cap.writer = w = cls(Path(d) / f"{name}.duckdb", max_queue=n + 10)
+            gc.disable()
+            try:
+                c0 = time.thread_time()
+                for f in flows:
+                    cap.request(f)
+                    cap.response(f)
+                hooks = (time.thread_time() - c0) / n * 1e6
+                send = 0.0
+                if name == "process":
+                    recs = list(w._buf)
+                    c0 = time.thread_time()
+                    for k in range(0, len(recs), 1000):
+                        pickle.dumps(("records", [pack(r) for r in recs[k:k + 1000]]), protocol=5)
+                    send = (time.thread_time() - c0) / len(recs) * 1e6
+            finally:
+                gc.enable()
+            w.start()
+            w.close()
+            out[name] = (hooks, send)
+    return out
+
+
 def order_of(r: int) -> tuple[str, ...]:
     """Round r's order: rotated by r, reversed every other round (each proxy in each position)."""
     k = r // 2 % len(NAMES)
@@ -387,6 +435,10 @@ def main() -> int:
              "process": [*addon, "--set", f"capture_db={dbs['process']}", "--set", "capture_writer=process"]}
     procs: dict[str, Proc] = {}
     load0 = os.getloadavg()
+    hc = hook_cost()
+    print("addon hooks on the event loop (request + response, record built and submitted; in-process, GC off): "
+          f"thread writer {hc['thread'][0]:.1f} us/flow, process writer {hc['process'][0]:.1f} us/flow "
+          f"+ its sender's pack and pickle {hc['process'][1]:.1f} us/record (another thread, same GIL)")
     try:
         procs["sim"] = start("sim", [str(BIN / "gwsreplay"), "sim", "--port", str(sim_port), "--agents",
                                      str(args.agents), "--answer-delay", "0.05"], sim_port, tmp / "sim.log")
