@@ -22,8 +22,9 @@ Guarantees (docs/schema.md, "The writer process"):
   close; the child drains, commits, builds the operations table, checkpoints and sends its
   final figures, which ``stats`` shows.
 * SIGKILL of the proxy: the child sees end-of-file on its pipe, commits every record it
-  had received and closes the file. Lost: at most what was still in the proxy's buffer
-  and the pipe (one sender interval, ``flush_interval / 4``, plus at most 64 KiB). When
+  had received and closes the file. Lost: what the proxy had not handed over (the last
+  sender interval, ``flush_interval / 4``, and the message being written; more only if
+  the child had fallen behind and the pipe was full, up to the buffer's limit). When
   nothing is pending the child releases the file at once (the state is then that of a
   SIGKILL of the thread writer: every batch committed, no final checkpoint).
 * The child dies (killed, crashed): the reader thread sees end-of-file without final
