@@ -319,7 +319,11 @@ class ProcessWriter:
                         self._refresh()
                     if control is not None:
                         self._buf.appendleft(control)
-                    self._child_gone(proc)
+                    # the reader thread sees the end of file once it has read the child's last
+                    # figures, counts the loss and starts a new child: wait for that
+                    deadline = time.monotonic() + 30.0
+                    while self._proc is proc and time.monotonic() < deadline:
+                        time.sleep(0.05)
                     continue
                 if not batch and control is None:
                     break
@@ -368,23 +372,25 @@ class ProcessWriter:
             self._last_heard = time.monotonic()
             kind = msg[0]
             if kind == "stats":
-                self._take_report(msg[1])
+                self._take_report(msg[1], proc)
             elif kind == "progress":
                 self._progress_pending = msg[1]
             elif kind == "flushed":
-                self._take_report(msg[2])
+                self._take_report(msg[2], proc)
                 ev = self._waiters.pop(msg[1], None)
                 if ev is not None:
                     ev.set()
             elif kind == "closed":
-                self._take_report(msg[1])
+                self._take_report(msg[1], proc)
                 proc.wait()
                 self._finished.set()
                 return
         self._child_gone(proc)
 
-    def _take_report(self, d: dict) -> None:
+    def _take_report(self, d: dict, proc: subprocess.Popen) -> None:
         with self._lock:
+            if proc is not self._proc:
+                return                   # a child already counted as gone
             self._cur = _Totals.from_child(d)
             self.stats.child = {k: v for k, v in d.items() if k not in ("forwarded_dropped", "forwarded_lost")}
             self._refresh()
