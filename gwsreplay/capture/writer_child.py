@@ -117,6 +117,8 @@ class _Child:
             self.writer.con.execute("SET enable_progress_bar = false")   # a long statement's bar on stderr
         except Exception:  # noqa: BLE001
             pass
+        # No event loop to hand the GIL to in this process: convert without the periodic sleep(0).
+        self.writer.YIELD_EVERY = 1 << 30
         w = self.writer.start()
         self.send(("ready", self.report()))
         while True:
