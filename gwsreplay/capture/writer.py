@@ -486,6 +486,15 @@ class CaptureWriter:
         self.stats.convert_s += time.monotonic() - t0
         return _Prepared(tables, staged, stage, oldest, t0, len(items), n_dropped, n_lost, late)
 
+    def note_losses(self, *, dropped: int, lost: int, why: str) -> None:
+        """Losses counted elsewhere (the proxy's side of a writer process): recorded in
+        ``capture_errors`` at the next commit, not counted again in this writer's figures."""
+        with self._loss_lock:
+            self._dropped_unreported += dropped
+            if lost:
+                self._lost_unreported += lost
+                self._lost_why = why[:500]
+
     def _lose(self, n: int, why: str, prep: "_Prepared | None" = None) -> None:
         """Count ``n`` records that will never be in the file; the next batch that commits
         records them (with any loss rows the failed batch carried)."""

@@ -130,7 +130,7 @@ class _Child:
                 for values in msg[1]:
                     w.submit(unpack(values))
             elif kind == "losses":
-                note_losses(w, dropped=msg[1], lost=msg[2], why=msg[3])
+                w.note_losses(dropped=msg[1], lost=msg[2], why=msg[3])
             elif kind == "flush":
                 w.flush()
                 self.send(("flushed", msg[1], self.report()))
@@ -149,17 +149,6 @@ class _Child:
         log.warning("gws capture: the proxy is gone; writing the %d record(s) it handed over", w.stats.pending)
         w.close(60.0)
         return 0
-
-
-def note_losses(w: CaptureWriter, *, dropped: int, lost: int, why: str) -> None:
-    """Records the proxy's side refused (``dropped``) or a dead writer process did not write
-    (``lost``): recorded in ``capture_errors`` at the child's next commit, as its own losses
-    would be, without being counted again in its figures (the proxy's side counts them)."""
-    with w._loss_lock:
-        w._dropped_unreported += dropped
-        if lost:
-            w._lost_unreported += lost
-            w._lost_why = why[:500]
 
 
 def main() -> int:
