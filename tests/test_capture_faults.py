@@ -6,8 +6,10 @@ import base64
 import gzip
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -421,3 +423,93 @@ def test_decompression_bombs_stay_under_the_memory_bound(encoding):
     body = make_body(bomb, [("Content-Encoding", encoding), ("Content-Type", "application/json")], False,
                      1024, Redactor())
     assert body.truncated and "decode limit" in (body.error or "")
+
+
+# --------------------------------------------------------------------------- a recorder stopped with a backlog
+
+BIG_ANSWER_MESSAGES = 15_000          # per long-poll answer: the writer needs seconds for six of them
+
+
+class BigAnswers:
+    """An upstream whose every long-poll answer is a large Bayeux batch (a desktop back from a break)."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        from aiohttp import web
+
+        self.port = free_port()
+        body = json.dumps([{"channel": "/meta/connect", "id": "5", "successful": True}]
+                          + [{**CALL, "id": str(i)} for i in range(BIG_ANSWER_MESSAGES)]).encode()
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        async def answer(request: web.Request) -> web.Response:
+            await request.read()
+            return web.Response(body=body, content_type="application/json")
+
+        async def main() -> None:
+            app = web.Application(client_max_size=1 << 20)
+            app.router.add_route("*", "/{tail:.*}", answer)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            started.set()
+
+        threading.Thread(target=lambda: (self.loop.run_until_complete(main()), self.loop.run_forever()),
+                         daemon=True).start()
+        assert started.wait(10)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_record_stopped_with_a_backlog_writes_it_all_before_exiting(tmp_path):
+    """SIGINT while the writer is seconds behind (six 15,000-message long-poll answers): the recorder
+    waits for the writer, says so, and the file holds every exchange and message (on a 64 MiB tmpfs
+    made by the test, as the disk-full test; the old recorder wrote 1 of 6 and said nothing)."""
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    upstream = BigAnswers()
+    port = free_port()
+    db = mnt / "backlog.duckdb"
+    cmd = [sys.executable, "-m", "gwsreplay", "record", "--upstream", f"http://127.0.0.1:{upstream.port}",
+           "--listen-port", str(port), "--db", str(db)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.1)
+        for _ in range(6):
+            status, _, answer = req(f"http://127.0.0.1:{port}/api/v2/notifications/connect", "POST",
+                                    [{"channel": "/meta/connect", "id": "5", "clientId": "c1"}], timeout=30)
+            assert status == 200 and len(json.loads(answer)) == BIG_ANSWER_MESSAGES + 1
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        upstream.close()
+    try:
+        assert proc.returncode == 0, out[-2000:]
+        assert "Traceback" not in out
+        assert "writing the last" in out             # there was a backlog when Ctrl-C came, and it was said
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            assert con.execute("SELECT count(*) FROM exchanges WHERE path LIKE '/api/v2/notifications%'").fetchone()[0] == 6
+            assert con.execute("SELECT count(*) FROM bayeux_messages WHERE direction = 's2c'").fetchone()[0] \
+                == 6 * (BIG_ANSWER_MESSAGES + 1)
+            assert con.execute("SELECT coalesce(sum(count), 0) FROM capture_errors "
+                               "WHERE kind IN ('dropped', 'batch_lost', 'abandoned')").fetchone()[0] == 0
+        finally:
+            con.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
