@@ -72,8 +72,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="bytes of each body kept")
     p.add_argument("--flush-ms", type=int, default=200, help="writer flush interval in milliseconds")
     p.add_argument("--writer", choices=("process", "thread"), default=None,
-                   help="where the capture writer runs: process (default; a child process, so decoding, "
-                        "classification and DuckDB do not take the proxy's GIL) or thread (in the proxy's process)")
+                   help="where the capture writer runs: thread (default; in the proxy's process) or process "
+                        "(a child process, so decoding, classification and DuckDB do not take the proxy's GIL)")
     p.add_argument("--body-size-limit", default=DEFAULT_BODY_SIZE_LIMIT, metavar="SIZE",
                    help="refuse bodies larger than this (k/m/g suffixes; the desktop gets a 502 and the refusal "
                         "is recorded in capture_errors); GWS bodies are small")

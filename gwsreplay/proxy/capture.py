@@ -11,8 +11,8 @@ Options (``--set name=value``):
     capture_redact             redact secrets (default true; false is the explicit opt-out)
     capture_redact_headers     extra headers whose values are replaced by keyed hashes
     capture_redact_json_paths  extra JSON paths (``$.a.b``, ``a[*].b``) or field names to mask
-    capture_writer             ``process`` (default: the writer runs in a child process, off mitmproxy's
-                               GIL) or ``thread`` (in this process); default from $GWSREPLAY_CAPTURE_WRITER
+    capture_writer             ``thread`` (default: the writer threads in this process) or ``process`` (a
+                               child process, off mitmproxy's GIL); default from $GWSREPLAY_CAPTURE_WRITER
 
 With mitmproxy's default ``connection_strategy=eager`` an unreachable upstream drops
 the desktop before its request is read; that is logged in ``capture_errors``. Add
@@ -73,8 +73,8 @@ class Capture:
                           "Extra header names whose values are stored as keyed hashes.")
         loader.add_option("capture_redact_json_paths", Sequence[str], [],
                           "Extra JSON paths ($.a.b, a[*].b) or field names to mask in bodies.")
-        default_writer = os.environ.get("GWSREPLAY_CAPTURE_WRITER", "process")
-        loader.add_option("capture_writer", str, default_writer if default_writer in WRITERS else "process",
+        default_writer = os.environ.get("GWSREPLAY_CAPTURE_WRITER", "thread")
+        loader.add_option("capture_writer", str, default_writer if default_writer in WRITERS else "thread",
                           "Where the capture writer runs: process (a child process, off mitmproxy's GIL) or "
                           "thread (in the proxy's process).", choices=sorted(WRITERS))
 
