@@ -213,7 +213,7 @@ class SessionRunner:
             answer = self._do(send)
         except BayeuxFailed as exc:
             if self._cometd_closed():
-                return          # the run ended under this request (Locust stopped the user): no answer to judge
+                return          # the run ended under it (Locust stopped the user): counted as CUT by _bayeux
             answer = {"error": f"BayeuxFailed: {exc}"}
         except gevent.GreenletExit:
             raise
@@ -271,8 +271,9 @@ class SessionRunner:
         try:
             reply = call() or {}
         except BayeuxFailed as exc:
-            if not self._cometd_closed():     # cut by the end of the run is not a failure of the GWS
-                self.owner.reporter.measure("BAYEUX", name, (time.perf_counter() - started) * 1000, error=str(exc))
+            # cut by the end of the run is not a failure of the GWS, but it is counted and shown (CUT rows)
+            kind, error = ("CUT", None) if self._cometd_closed() else ("BAYEUX", str(exc))
+            self.owner.reporter.measure(kind, name, (time.perf_counter() - started) * 1000, error=error)
             raise
         error = None if reply.get("successful") or not reply else str(reply.get("error") or "refused")
         self.owner.reporter.measure("BAYEUX", name, (time.perf_counter() - started) * 1000, error=error)

@@ -12,6 +12,7 @@ to Locust's statistics as request entries:
     NOTIFY    "/v2/me/calls CallStateChangeMessage"   each notification (time since its step was sent)
     BAYEUX    "/meta/handshake", ...            CometD meta requests
     SIM       "external: call ... -> ..."       the simulator's control API (injected calls)
+    CUT       "/meta/handshake", ...            CometD requests the end of the run cut short (not failures)
     DIVERGENCE  the kind                        each divergence, as a failure
 """
 
@@ -283,7 +284,7 @@ def summary(environment, end: RunEnd, kinds: dict[str, int]) -> dict:
     figures: dict[str, Any] = {"divergences": sum(kinds.values()), "divergences_by_kind": kinds,
                                "peak_copies": end.peak_users, "workers": len(end.parts),
                                "started_at": end.started_at, "ended_at": time.time()}
-    for kind in ("REST", "COMPLETE", "NOTIFY", "BAYEUX", "SIM"):
+    for kind in ("REST", "COMPLETE", "NOTIFY", "BAYEUX", "SIM", "CUT"):
         total = StatsEntry(environment.stats, kind, kind)
         for entry in environment.stats.entries.values():
             if entry.method == kind:
